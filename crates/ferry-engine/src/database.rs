@@ -1,0 +1,124 @@
+//! Opening the SQLCipher database and its schema.
+//!
+//! The tables (see `docs/ARCHITECTURE.md`):
+//! - `ops`: the op log, the source of truth. One row per op, keyed by op id.
+//! - `records`: derived from `ops` (the current winner and heads of each record); `repair`
+//!   rebuilds it from the log at any time.
+//! - `meta`: this device's identity, keys and counters.
+//! - `key_epochs`: the vault master key of each epoch.
+//! - `devices`: the devices of the vault known to this one.
+
+use crate::unlock::LocalKey;
+use crate::{Error, Result};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::path::Path;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA_V1: &str = "
+CREATE TABLE meta (
+    name  TEXT PRIMARY KEY NOT NULL,
+    value ANY NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE key_epochs (
+    epoch      INTEGER PRIMARY KEY NOT NULL,
+    master_key BLOB NOT NULL
+);
+
+CREATE TABLE devices (
+    device_id      BLOB PRIMARY KEY NOT NULL,
+    name           TEXT NOT NULL,
+    signing_public BLOB NOT NULL,
+    enrolled_ms    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE ops (
+    device     BLOB NOT NULL,
+    counter    INTEGER NOT NULL,
+    hlc        INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    kind       INTEGER NOT NULL,     -- 1 put, 2 delete
+    value      TEXT,                 -- compact JSON for a put
+    parents    BLOB NOT NULL,        -- concatenated 24-byte op ids
+    PRIMARY KEY (device, counter)
+) WITHOUT ROWID;
+CREATE INDEX ops_by_record ON ops (collection, key);
+
+CREATE TABLE records (
+    collection     TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    winner_device  BLOB NOT NULL,
+    winner_counter INTEGER NOT NULL,
+    winner_hlc     INTEGER NOT NULL,
+    deleted        INTEGER NOT NULL, -- the winner is a delete
+    heads          BLOB NOT NULL,    -- concatenated 24-byte op ids
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+";
+
+/// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
+pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal().as_str()))?;
+    // The first read decrypts page 1: a wrong key or a foreign file fails here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|_| Error::DatabaseKeyMismatch { path: path.to_owned() })?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA busy_timeout = 10000;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32768;",
+    )?;
+    Ok(conn)
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    match version {
+        0 => {
+            let tx = conn.transaction()?;
+            tx.execute_batch(SCHEMA_V1)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        newer => Err(Error::Corrupt(format!(
+            "the database has schema version {newer}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
+        ))),
+    }
+}
+
+/// Reads a `meta` value; a missing required entry is damage.
+pub(crate) fn meta_get<T: rusqlite::types::FromSql>(conn: &Connection, name: &str) -> Result<T> {
+    conn.prepare_cached("SELECT value FROM meta WHERE name = ?1")?
+        .query_row([name], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| Error::Corrupt(format!("missing `{name}` in meta")))
+}
+
+/// Writes a `meta` value.
+pub(crate) fn meta_set(conn: &Connection, name: &str, value: impl rusqlite::ToSql) -> Result<()> {
+    conn.prepare_cached("INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")?
+        .execute(params![name, value])?;
+    Ok(())
+}
+
+/// Converts an unsigned counter to SQLite's signed integer.
+pub(crate) fn to_sql_u64(value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| Error::Corrupt(format!("counter {value} exceeds the storable range")))
+}
+
+/// Reads an unsigned counter stored as SQLite's signed integer.
+pub(crate) fn from_sql_u64(value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative counter {value}")))
+}

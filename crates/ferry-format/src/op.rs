@@ -1,0 +1,143 @@
+//! Ops: the unit of change and of replication.
+//!
+//! The replicated state of a vault is the grow-only set of its ops; a record's value is a
+//! pure fold of the record's ops (see the engine's `merge` module and `docs/CONFLICTS.md`).
+
+use crate::{Collection, Hlc, OpId, RecordKey};
+
+/// Largest JSON value of one record, in bytes of its compact encoding. Larger payloads
+/// belong in blobs.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// A JSON value that ferry accepts: valid JSON, stored in compact form with object keys sorted,
+/// at most [`MAX_VALUE_BYTES`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct JsonValue(String);
+
+/// A value that is not acceptable JSON.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    /// Not JSON at all.
+    #[error("invalid JSON value: {0} (quote strings: '\"text\"', objects: '{{\"title\":\"hi\"}}')")]
+    Invalid(#[from] serde_json::Error),
+    /// Larger than [`MAX_VALUE_BYTES`].
+    #[error("JSON value is {len} bytes: the limit is {max} bytes; store large payloads as blobs", max = MAX_VALUE_BYTES)]
+    TooLarge {
+        /// The compact length.
+        len: usize,
+    },
+}
+
+impl JsonValue {
+    /// Parses and normalises JSON text.
+    ///
+    /// # Errors
+    /// [`ValueError`] when the text is not JSON or is too large.
+    pub fn parse(text: &str) -> Result<Self, ValueError> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        Self::from_value(&value)
+    }
+
+    /// Normalises a parsed JSON value.
+    ///
+    /// # Errors
+    /// [`ValueError::TooLarge`] when the compact encoding exceeds [`MAX_VALUE_BYTES`].
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, ValueError> {
+        let text = serde_json::to_string(value)?;
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(ValueError::TooLarge { len: text.len() });
+        }
+        Ok(Self(text))
+    }
+
+    /// Wraps text already normalised by this type (read back from local storage).
+    pub fn from_normalised(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The compact JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value as a `serde_json::Value`.
+    ///
+    /// # Errors
+    /// Only if the text was not produced by this type.
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+}
+
+/// What an op does to its record.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum OpKind {
+    /// Sets the record's whole value.
+    Put(JsonValue),
+    /// Deletes the record. A delete is an op like any other: a later put revives the record.
+    Delete,
+}
+
+impl OpKind {
+    /// A put of JSON text.
+    ///
+    /// # Errors
+    /// [`ValueError`] when the text is not acceptable JSON.
+    pub fn put_json(text: &str) -> Result<Self, ValueError> {
+        JsonValue::parse(text).map(Self::Put)
+    }
+
+    /// A short lowercase name for logs: `put`, `delete`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Put(_) => "put",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// One change to one record.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Op {
+    /// Who wrote it, and that device's counter.
+    pub id: OpId,
+    /// When, on the writer's hybrid logical clock.
+    pub hlc: Hlc,
+    /// The record's collection.
+    pub collection: Collection,
+    /// The record's key.
+    pub key: RecordKey,
+    /// What it does.
+    pub kind: OpKind,
+    /// The ops of the record versions the writer saw (its heads); empty for a fresh record.
+    pub parents: Vec<OpId>,
+}
+
+impl Op {
+    /// The order in which ops win under last-writer-wins: greatest `(hlc, device_id)` wins.
+    /// Two different ops never compare equal (a device never issues the same hlc twice).
+    pub fn lww_rank(&self) -> (Hlc, crate::DeviceId) {
+        (self.hlc, self.id.device)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_normalised_to_compact_sorted_form() {
+        let value = JsonValue::parse(r#"{ "b": 1,  "a": [true, null] }"#).unwrap();
+        assert_eq!(value.as_str(), r#"{"a":[true,null],"b":1}"#);
+        assert_eq!(JsonValue::parse("\"text\"").unwrap().as_str(), "\"text\"");
+    }
+
+    #[test]
+    fn bad_json_is_refused_with_guidance() {
+        let err = JsonValue::parse("{title: hi}").unwrap_err().to_string();
+        assert!(err.starts_with("invalid JSON value: key must be a string"), "{err}");
+        assert!(JsonValue::parse("hello").is_err());
+        let big = format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES));
+        assert!(matches!(JsonValue::parse(&big), Err(ValueError::TooLarge { .. })));
+    }
+}
