@@ -35,6 +35,9 @@ pub enum Error {
     /// A value given by the caller is not acceptable.
     #[error(transparent)]
     Value(#[from] ferry_format::ValueError),
+    /// A device name that is empty, too long or has control characters.
+    #[error("device name {0:?} is not usable: give 1 to 64 printable characters, e.g. --name laptop")]
+    InvalidDeviceName(String),
     /// The record to change does not exist (or is deleted).
     #[error("no record `{key}` in collection `{collection}`")]
     NoSuchRecord {
@@ -94,7 +97,7 @@ impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Name(_) | Self::Value(_) => ErrorClass::BadInput,
+            Self::Name(_) | Self::Value(_) | Self::InvalidDeviceName(_) => ErrorClass::BadInput,
             Self::NoSuchRecord { .. } => ErrorClass::NotFound,
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {
                 ErrorClass::Locked

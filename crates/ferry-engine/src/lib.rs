@@ -1,1 +1,63 @@
-//! placeholder
+//! The local side of ferry: one device's encrypted vault of records.
+//!
+//! A [`Vault`] is a SQLCipher database in the device's home directory. Apps put, get, list
+//! and delete JSON records; every change is an op appended to the op log, and the current
+//! value of each record is a deterministic fold of its ops (the `merge` module), kept in a
+//! derived table that [`Vault::repair`] can rebuild from the log at any time.
+//!
+//! ```
+//! use ferry_engine::{CreateOptions, Home, KdfCost, ListOptions, Passphrase, Unlock, Vault};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let home = Home::new(dir.path().join("laptop"));
+//! let unlock = Unlock { passphrase: Passphrase::new("correct horse"), kdf_cost: KdfCost::WorkFactor(10) };
+//! let created = Vault::create(&home, CreateOptions { device_name: "laptop".into(), unlock: unlock.clone() })?;
+//! println!("write this down: {}", created.recovery_phrase.to_words());
+//! let mut vault = created.vault;
+//!
+//! let changes = vault.watch();
+//! vault.put("notes", "n1", &serde_json::json!({"title": "hi"}))?;
+//! vault.write(|batch| {
+//!     batch.put_json("notes", "n2", r#"{"title":"second"}"#)?;
+//!     batch.delete("notes", "n1")
+//! })?;
+//!
+//! let vault = Vault::open(&home, &unlock)?;
+//! assert_eq!(vault.get("notes", "n2")?.unwrap().value.as_str(), r#"{"title":"second"}"#);
+//! assert!(vault.get("notes", "n1")?.is_none());
+//! assert_eq!(vault.list("notes", &ListOptions::default())?.len(), 1);
+//! assert_eq!(changes.try_iter().count(), 3);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Invariants:
+//! - **No key is written in plaintext**: the database key exists on disk only wrapped to the
+//!   passphrase; device and vault keys live only inside the encrypted database.
+//! - **The op log is the truth**: `records` holds nothing that cannot be recomputed from `ops`.
+//! - **The engine speaks no network protocol** and the database never leaves the device.
+
+mod database;
+mod error;
+mod home;
+mod identity;
+mod merge;
+mod oplog;
+mod random;
+mod read;
+mod repair;
+mod unlock;
+mod vault;
+mod watch;
+mod write;
+
+pub use error::{Error, ErrorClass, Result};
+pub use home::Home;
+pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
+pub use repair::RepairReport;
+pub use unlock::{KdfCost, Passphrase, Unlock};
+pub use vault::{CreateOptions, Created, DeviceInfo, Status, Vault};
+pub use watch::Change;
+pub use write::Writer;
+
+#[cfg(test)]
+mod tests;

@@ -60,7 +60,8 @@ impl Unlock {
     }
 }
 
-/// The random key of the local database.
+/// The random key of the local database (redacted in `Debug`).
+#[derive(Debug)]
 pub(crate) struct LocalKey(SecretBytes);
 
 impl LocalKey {

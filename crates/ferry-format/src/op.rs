@@ -114,10 +114,10 @@ pub struct Op {
 }
 
 impl Op {
-    /// The order in which ops win under last-writer-wins: greatest `(hlc, device_id)` wins.
-    /// Two different ops never compare equal (a device never issues the same hlc twice).
-    pub fn lww_rank(&self) -> (Hlc, crate::DeviceId) {
-        (self.hlc, self.id.device)
+    /// The order in which ops win under last-writer-wins: greatest `(hlc, device_id)` wins;
+    /// the counter makes the order total even if a faulty device repeats an hlc.
+    pub fn lww_rank(&self) -> (Hlc, crate::DeviceId, u64) {
+        (self.hlc, self.id.device, self.id.counter)
     }
 }
 

@@ -1,0 +1,288 @@
+//! Creating and opening a device's vault, and the handle apps hold.
+
+use crate::database::{self, from_sql_u64, meta_get, meta_set};
+use crate::home::{Home, sync_dir};
+use crate::identity::{self, DeviceKeys, VaultKeys, load_device_id};
+use crate::unlock::{LocalKey, Unlock};
+use crate::watch::Watchers;
+use crate::write::{Writer, now_ms};
+use crate::{Change, Error, Result, random};
+use ferry_format::{DeviceId, Fingerprint, OpId, RecoveryPhrase, VaultId};
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+/// How to create a vault on a new device.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// A name people recognise the device by ("laptop").
+    pub device_name: String,
+    /// The passphrase that will unlock this device's local database.
+    pub unlock: Unlock,
+}
+
+/// A freshly created vault and its recovery phrase.
+#[derive(Debug)]
+pub struct Created {
+    /// The open vault.
+    pub vault: Vault,
+    /// Shown to the user once and never stored: with every device lost, it is the only way back.
+    pub recovery_phrase: RecoveryPhrase,
+}
+
+/// One device's open vault: the local database of records and ops.
+///
+/// A `Vault` is one SQLite connection: use it from one thread at a time (it is `Send`), or open
+/// one per thread; several handles, in one process or several, may share a home safely.
+pub struct Vault {
+    pub(crate) conn: Connection,
+    home: Home,
+    device_id: DeviceId,
+    vault_id: VaultId,
+    watchers: Watchers,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault").field("home", &self.home.root()).field("device_id", &self.device_id).finish()
+    }
+}
+
+/// A summary of the local vault.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// The device home directory.
+    pub home: PathBuf,
+    /// The vault.
+    pub vault_id: String,
+    /// This device.
+    pub device_id: String,
+    /// This device's name.
+    pub device_name: String,
+    /// Fingerprint of this device's signing key.
+    pub device_fingerprint: String,
+    /// Fingerprint of the current vault key: equal on every device of the vault.
+    pub vault_key_fingerprint: String,
+    /// The current key epoch.
+    pub key_epoch: u32,
+    /// How this device unlocks its database.
+    pub unlock: &'static str,
+    /// When the vault was created on this device (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Collections with at least one record (live or deleted).
+    pub collections: u64,
+    /// Live records.
+    pub records: u64,
+    /// Deleted records (kept as the ops that deleted them).
+    pub deleted_records: u64,
+    /// Ops in the log, from every device.
+    pub ops: u64,
+    /// Ops written here that no store has yet.
+    pub unpublished_ops: u64,
+}
+
+/// A device of the vault, as this device knows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeviceInfo {
+    /// The device id.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// Fingerprint of its signing key.
+    pub fingerprint: String,
+    /// When it was enrolled (ms since the Unix epoch).
+    pub enrolled_ms: u64,
+    /// Whether it is the device running this code.
+    pub this_device: bool,
+}
+
+impl Vault {
+    /// Creates a new vault with this device as its first member.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyInitialized`] if the home holds a vault; I/O and database failures.
+    pub fn create(home: &Home, options: CreateOptions) -> Result<Created> {
+        let device_name = validate_device_name(&options.device_name)?;
+        if home.has_vault() {
+            return Err(Error::AlreadyInitialized { home: home.root().to_owned() });
+        }
+        home.create_dir()?;
+        let local_key = LocalKey::generate()?;
+        local_key.write_wrapped(&home.local_key_file(), &options.unlock)?;
+
+        // Build the database under a temporary name: a crash leaves no half-made vault.
+        let creating = home.root().join("vault.db.creating");
+        for stale in ["", "-wal", "-shm"] {
+            let path = PathBuf::from(format!("{}{stale}", creating.display()));
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
+            }
+        }
+        let recovery_phrase = RecoveryPhrase::from_entropy(random::bytes()?);
+        {
+            let mut conn = database::open(&creating, &local_key, true)?;
+            database::migrate(&mut conn)?;
+            let tx = conn.transaction()?;
+            let device_id = DeviceId::from_bytes(random::bytes()?);
+            let device_keys = DeviceKeys::generate()?;
+            let created_ms = database::to_sql_u64(now_ms())?;
+            meta_set(&tx, "device_id", &device_id.as_bytes()[..])?;
+            meta_set(&tx, "device_name", device_name)?;
+            meta_set(&tx, "created_ms", created_ms)?;
+            meta_set(&tx, "op_counter", 0)?;
+            meta_set(&tx, "hlc", 0)?;
+            meta_set(&tx, "published_counter", 0)?;
+            meta_set(&tx, "recovery_recipient", identity::recovery_identity(&recovery_phrase)?.to_public().to_string())?;
+            device_keys.save(&tx)?;
+            VaultKeys::generate()?.save(&tx)?;
+            tx.execute(
+                "INSERT INTO devices (device_id, name, signing_public, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![&device_id.as_bytes()[..], device_name, &device_keys.signing_public()[..], created_ms],
+            )?;
+            tx.commit()?;
+            conn.pragma_update(None, "journal_mode", "DELETE")?;
+        }
+        std::fs::rename(&creating, home.database()).map_err(Error::io("cannot create", home.database()))?;
+        sync_dir(home.root())?;
+        let vault = Self::open(home, &options.unlock)?;
+        Ok(Created { vault, recovery_phrase })
+    }
+
+    /// Opens this device's vault.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`], [`Error::WrongPassphrase`] (nothing is modified), damage, I/O.
+    pub fn open(home: &Home, unlock: &Unlock) -> Result<Self> {
+        if !home.has_vault() {
+            return Err(Error::NoVault { home: home.root().to_owned() });
+        }
+        let local_key = LocalKey::read_wrapped(&home.local_key_file(), home.root(), unlock)?;
+        let mut conn = database::open(&home.database(), &local_key, false)?;
+        database::migrate(&mut conn)?;
+        let device_id = load_device_id(&conn)?;
+        let vault_id = VaultKeys::load(&conn)?.vault_id;
+        Ok(Self { conn, home: home.clone(), device_id, vault_id, watchers: Watchers::default() })
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
+    /// The vault's id.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    /// Runs `f` in one transaction: every op it writes commits together, or none does.
+    /// Batching many writes in one call is much faster than one call each.
+    ///
+    /// # Errors
+    /// Whatever `f` returns, and database failures; on error nothing is written.
+    pub fn write<T>(&mut self, f: impl FnOnce(&mut Writer<'_>) -> Result<T>) -> Result<T> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut writer = Writer::begin(&tx, self.device_id)?;
+        let out = f(&mut writer)?;
+        let changes = writer.finish()?;
+        tx.commit()?;
+        self.watchers.notify(&changes);
+        Ok(out)
+    }
+
+    /// Sets a record's value (one transaction).
+    ///
+    /// # Errors
+    /// See [`Writer::put`].
+    pub fn put(&mut self, collection: &str, key: &str, value: &serde_json::Value) -> Result<OpId> {
+        self.write(|w| w.put(collection, key, value))
+    }
+
+    /// Sets a record's value from JSON text (one transaction).
+    ///
+    /// # Errors
+    /// See [`Writer::put_json`].
+    pub fn put_json(&mut self, collection: &str, key: &str, json: &str) -> Result<OpId> {
+        self.write(|w| w.put_json(collection, key, json))
+    }
+
+    /// Deletes a record (one transaction).
+    ///
+    /// # Errors
+    /// See [`Writer::delete`].
+    pub fn delete(&mut self, collection: &str, key: &str) -> Result<OpId> {
+        self.write(|w| w.delete(collection, key))
+    }
+
+    /// Subscribes to changes: every committed change from now on is sent to the receiver.
+    pub fn watch(&self) -> mpsc::Receiver<Change> {
+        self.watchers.subscribe()
+    }
+
+    /// A summary of the local vault.
+    ///
+    /// # Errors
+    /// Database failures or damage.
+    pub fn status(&self) -> Result<Status> {
+        let keys = VaultKeys::load(&self.conn)?;
+        let device_keys = DeviceKeys::load(&self.conn)?;
+        let (records, deleted_records, collections): (i64, i64, i64) = self.conn.query_row(
+            "SELECT count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted), count(DISTINCT collection) FROM records",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        let ops: i64 = self.conn.query_row("SELECT count(*) FROM ops", [], |row| row.get(0))?;
+        let published = from_sql_u64(meta_get(&self.conn, "published_counter")?)?;
+        let counter = from_sql_u64(meta_get(&self.conn, "op_counter")?)?;
+        Ok(Status {
+            home: self.home.root().to_owned(),
+            vault_id: self.vault_id.to_string(),
+            device_id: self.device_id.to_string(),
+            device_name: meta_get(&self.conn, "device_name")?,
+            device_fingerprint: device_keys.fingerprint().to_string(),
+            vault_key_fingerprint: keys.master_key.fingerprint().to_string(),
+            key_epoch: keys.epoch,
+            unlock: "passphrase",
+            created_ms: from_sql_u64(meta_get(&self.conn, "created_ms")?)?,
+            collections: from_sql_u64(collections)?,
+            records: from_sql_u64(records)?,
+            deleted_records: from_sql_u64(deleted_records)?,
+            ops: from_sql_u64(ops)?,
+            unpublished_ops: counter.saturating_sub(published),
+        })
+    }
+
+    /// The devices of the vault known here.
+    ///
+    /// # Errors
+    /// Database failures or damage.
+    pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        let mut stmt = self.conn.prepare("SELECT device_id, name, signing_public, enrolled_ms FROM devices ORDER BY enrolled_ms, device_id")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, i64>(3)?))
+        })?;
+        rows.map(|row| {
+            let (id, name, signing_public, enrolled_ms) = row?;
+            let device_id = DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+            let signing_public: [u8; 32] = signing_public
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt(format!("device registry: malformed key of {device_id}")))?;
+            Ok(DeviceInfo {
+                device_id: device_id.to_string(),
+                name,
+                fingerprint: Fingerprint::of_device_key(&signing_public).to_string(),
+                enrolled_ms: from_sql_u64(enrolled_ms)?,
+                this_device: device_id == self.device_id,
+            })
+        })
+        .collect()
+    }
+}
+
+fn validate_device_name(name: &str) -> Result<&str> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() || trimmed.len() > 64 || trimmed.chars().any(char::is_control) {
+        return Err(Error::InvalidDeviceName(name.to_owned()));
+    }
+    Ok(trimmed)
+}
