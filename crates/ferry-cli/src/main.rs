@@ -1,1 +1,23 @@
-fn main() {}
+//! The `ferry` command: argument parsing, prompts and output around the ferry library crates.
+//! **It holds no logic the libraries lack**: every command is a few calls into `ferry-engine`.
+
+mod cli;
+mod commands;
+mod exit;
+mod output;
+mod unlock;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::run(cli) {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::SUCCESS),
+        Err(err) => {
+            eprintln!("ferry: {err:#}");
+            ExitCode::from(exit::code_for(&err))
+        }
+    }
+}

@@ -108,8 +108,10 @@ pub(crate) fn meta_get<T: rusqlite::types::FromSql>(conn: &Connection, name: &st
 
 /// Writes a `meta` value.
 pub(crate) fn meta_set(conn: &Connection, name: &str, value: impl rusqlite::ToSql) -> Result<()> {
-    conn.prepare_cached("INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")?
-        .execute(params![name, value])?;
+    conn.prepare_cached(
+        "INSERT INTO meta (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![name, value])?;
     Ok(())
 }
 

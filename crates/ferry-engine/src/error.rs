@@ -6,7 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No vault exists in the home directory.
-    #[error("no ferry vault in {home}: run `ferry init` to create one, or point --home / FERRY_HOME at an existing device")]
+    #[error(
+        "no ferry vault in {home}: run `ferry init` to create one, or point --home / FERRY_HOME at an existing device"
+    )]
     NoVault {
         /// The device home directory that was searched.
         home: PathBuf,
@@ -24,7 +26,9 @@ pub enum Error {
         home: PathBuf,
     },
     /// The local key opened but the database does not accept it.
-    #[error("the local database {path} cannot be read with this device's key: it is damaged, or it belongs to another device home")]
+    #[error(
+        "the local database {path} cannot be read with this device's key: it is damaged, or it belongs to another device home"
+    )]
     DatabaseKeyMismatch {
         /// The database file.
         path: PathBuf,
@@ -64,7 +68,7 @@ pub enum Error {
     #[error("the local database is damaged: {0}; run `ferry repair`, or restore the device from its stores")]
     Corrupt(String),
     /// A filesystem operation failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("cannot create", "cannot read"…).
         action: &'static str,
@@ -74,7 +78,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// SQLite failed.
-    #[error("local database error: {0}")]
+    #[error("local database error")]
     Sqlite(#[from] rusqlite::Error),
 }
 

@@ -35,8 +35,10 @@ impl DeviceKeys {
 
     pub(crate) fn load(conn: &Connection) -> Result<Self> {
         let signing: Vec<u8> = meta_get(conn, "device_signing_key")?;
-        let signing: [u8; 32] =
-            signing.as_slice().try_into().map_err(|_| Error::Corrupt("device signing key has the wrong length".into()))?;
+        let signing: [u8; 32] = signing
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Corrupt("device signing key has the wrong length".into()))?;
         let agreement: String = meta_get(conn, "device_agreement_key")?;
         let agreement = agreement
             .parse::<age::x25519::Identity>()
@@ -66,7 +68,11 @@ pub(crate) struct VaultKeys {
 
 impl VaultKeys {
     pub(crate) fn generate() -> Result<Self> {
-        Ok(Self { vault_id: VaultId::from_bytes(random::bytes()?), epoch: 0, master_key: MasterKey::new(random::bytes()?) })
+        Ok(Self {
+            vault_id: VaultId::from_bytes(random::bytes()?),
+            epoch: 0,
+            master_key: MasterKey::new(random::bytes()?),
+        })
     }
 
     pub(crate) fn save(&self, conn: &Connection) -> Result<()> {
@@ -81,9 +87,11 @@ impl VaultKeys {
 
     pub(crate) fn load(conn: &Connection) -> Result<Self> {
         let vault_id: Vec<u8> = meta_get(conn, "vault_id")?;
-        let vault_id = VaultId::from_slice(&vault_id).ok_or_else(|| Error::Corrupt("vault id has the wrong length".into()))?;
+        let vault_id =
+            VaultId::from_slice(&vault_id).ok_or_else(|| Error::Corrupt("vault id has the wrong length".into()))?;
         let epoch: u32 = meta_get(conn, "key_epoch")?;
-        let key: Vec<u8> = conn.query_row("SELECT master_key FROM key_epochs WHERE epoch = ?1", [epoch], |row| row.get(0))?;
+        let key: Vec<u8> =
+            conn.query_row("SELECT master_key FROM key_epochs WHERE epoch = ?1", [epoch], |row| row.get(0))?;
         let key: [u8; 32] =
             key.as_slice().try_into().map_err(|_| Error::Corrupt("master key has the wrong length".into()))?;
         Ok(Self { vault_id, epoch, master_key: MasterKey::new(key) })

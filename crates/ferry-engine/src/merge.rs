@@ -78,10 +78,8 @@ pub(crate) fn absorb(state: Option<RecordState>, op: &OpMeta, named_by_existing:
         state.winner = Winner::of(op);
     }
     state.heads.retain(|head| !op.parents.contains(head));
-    if !named_by_existing {
-        if let Err(at) = state.heads.binary_search(&op.id) {
-            state.heads.insert(at, op.id);
-        }
+    if !named_by_existing && let Err(at) = state.heads.binary_search(&op.id) {
+        state.heads.insert(at, op.id);
     }
     state
 }
@@ -128,23 +126,26 @@ mod tests {
 
     /// Random histories: ops from 3 devices, each naming a random subset of earlier ops.
     fn history() -> impl Strategy<Value = Vec<OpMeta>> {
-        proptest::collection::vec((0u8..3, 0u64..50, any::<bool>(), proptest::collection::vec(any::<prop::sample::Index>(), 0..3)), 1..25)
-            .prop_map(|specs| {
-                let mut ops: Vec<OpMeta> = Vec::new();
-                let mut counters = [0u64; 3];
-                for (device, hlc, deleted, parent_picks) in specs {
-                    counters[device as usize] += 1;
-                    let mut parents: Vec<OpId> = if ops.is_empty() {
-                        vec![]
-                    } else {
-                        parent_picks.iter().map(|pick| ops[pick.index(ops.len())].id).collect()
-                    };
-                    parents.sort_unstable();
-                    parents.dedup();
-                    ops.push(OpMeta { deleted, ..op(device, counters[device as usize], hlc, &parents) });
-                }
-                ops
-            })
+        proptest::collection::vec(
+            (0u8..3, 0u64..50, any::<bool>(), proptest::collection::vec(any::<prop::sample::Index>(), 0..3)),
+            1..25,
+        )
+        .prop_map(|specs| {
+            let mut ops: Vec<OpMeta> = Vec::new();
+            let mut counters = [0u64; 3];
+            for (device, hlc, deleted, parent_picks) in specs {
+                counters[device as usize] += 1;
+                let mut parents: Vec<OpId> = if ops.is_empty() {
+                    vec![]
+                } else {
+                    parent_picks.iter().map(|pick| ops[pick.index(ops.len())].id).collect()
+                };
+                parents.sort_unstable();
+                parents.dedup();
+                ops.push(OpMeta { deleted, ..op(device, counters[device as usize], hlc, &parents) });
+            }
+            ops
+        })
     }
 
     proptest! {

@@ -50,13 +50,15 @@ pub struct ListOptions {
     pub limit: Option<usize>,
 }
 
-const RECORD_SELECT: &str = "SELECT r.collection, r.key, o.value, r.winner_device, r.winner_counter, r.winner_hlc, length(r.heads)
+const RECORD_SELECT: &str =
+    "SELECT r.collection, r.key, o.value, r.winner_device, r.winner_counter, r.winner_hlc, length(r.heads)
      FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter";
 
 fn record_from_row(row: &Row<'_>) -> Result<Record> {
     let device: Vec<u8> = row.get(3)?;
     let version = OpId {
-        device: DeviceId::from_slice(&device).ok_or_else(|| Error::Corrupt("record with a malformed device id".into()))?,
+        device: DeviceId::from_slice(&device)
+            .ok_or_else(|| Error::Corrupt("record with a malformed device id".into()))?,
         counter: from_sql_u64(row.get(4)?)?,
     };
     let value: Option<String> = row.get(2)?;
@@ -79,10 +81,11 @@ impl Vault {
     pub fn get(&self, collection: &str, key: &str) -> Result<Option<Record>> {
         let collection = Collection::new(collection)?;
         let key = RecordKey::new(key)?;
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "{RECORD_SELECT} WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted"
-        ))?;
-        let row = stmt.query_row(params![collection.as_str(), key.as_str()], |row| Ok(record_from_row(row))).optional()?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!("{RECORD_SELECT} WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted"))?;
+        let row =
+            stmt.query_row(params![collection.as_str(), key.as_str()], |row| Ok(record_from_row(row))).optional()?;
         row.transpose()
     }
 
@@ -109,7 +112,8 @@ impl Vault {
             "SELECT collection, count(*) FILTER (WHERE NOT deleted), count(*) FILTER (WHERE deleted)
              FROM records WHERE collection NOT LIKE '\\_%' ESCAPE '\\' GROUP BY collection ORDER BY collection",
         )?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)))?;
+        let rows =
+            stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)))?;
         rows.map(|row| {
             let (name, records, deleted) = row?;
             Ok(CollectionInfo { name, records: from_sql_u64(records)?, deleted: from_sql_u64(deleted)? })
@@ -140,9 +144,9 @@ impl Vault {
             Some((collection, key)) => {
                 let collection = Collection::new(collection)?;
                 let key = RecordKey::new(key)?;
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND key = ?2 {order}3"))?;
+                let mut stmt = self.conn.prepare_cached(&format!(
+                    "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND key = ?2 {order}3"
+                ))?;
                 stmt.query_map(params![collection.as_str(), key.as_str(), limit], |row| Ok(op_from_row(row)))?
                     .collect::<rusqlite::Result<_>>()?
             }
@@ -159,9 +163,9 @@ impl Vault {
     /// # Errors
     /// Database failures or damage.
     pub fn own_ops_after(&self, after: u64) -> Result<Vec<Op>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE device = ?1 AND counter > ?2 ORDER BY counter"))?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {OP_COLUMNS} FROM ops WHERE device = ?1 AND counter > ?2 ORDER BY counter"
+        ))?;
         let ops: Vec<Result<Op>> = stmt
             .query_map(params![&self.device_id().as_bytes()[..], to_sql_u64(after)?], |row| Ok(op_from_row(row)))?
             .collect::<rusqlite::Result<_>>()?;

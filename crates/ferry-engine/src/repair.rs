@@ -64,10 +64,10 @@ fn rebuild_into(conn: &Connection, table: &str) -> Result<(u64, u64)> {
         let op = op_from_row(row)?;
         ops += 1;
         let record = (op.collection.to_string(), op.key.to_string());
-        if current.as_ref() != Some(&record) {
-            if let Some(previous) = current.replace(record) {
-                flush(&previous, &mut group)?;
-            }
+        if current.as_ref() != Some(&record)
+            && let Some(previous) = current.replace(record)
+        {
+            flush(&previous, &mut group)?;
         }
         group.push(op_meta(&op));
     }

@@ -10,8 +10,7 @@ fn unlock(passphrase: &str) -> Unlock {
 
 fn new_vault(dir: &Path) -> (Home, Vault) {
     let home = Home::new(dir.join("device"));
-    let created =
-        Vault::create(&home, CreateOptions { device_name: "laptop".into(), unlock: unlock("pw") }).unwrap();
+    let created = Vault::create(&home, CreateOptions { device_name: "laptop".into(), unlock: unlock("pw") }).unwrap();
     (home, created.vault)
 }
 
@@ -46,10 +45,7 @@ fn put_get_delete_list() {
     assert_eq!(vault.get("notes", "n1").unwrap(), None);
     assert!(matches!(vault.delete("notes", "n1"), Err(Error::NoSuchRecord { .. })));
     assert!(matches!(vault.delete("notes", "never"), Err(Error::NoSuchRecord { .. })));
-    assert_eq!(
-        vault.collections().unwrap(),
-        vec![CollectionInfo { name: "notes".into(), records: 1, deleted: 1 }]
-    );
+    assert_eq!(vault.collections().unwrap(), vec![CollectionInfo { name: "notes".into(), records: 1, deleted: 1 }]);
 
     // A put revives a deleted record; its parent is the delete.
     let revived = vault.put("notes", "n1", &json!(1)).unwrap();
@@ -146,12 +142,13 @@ fn open_without_a_vault_says_so() {
 fn status_describes_the_device_and_counts() {
     let dir = tempfile::tempdir().unwrap();
     let (_home, mut vault) = new_vault(dir.path());
-    vault.write(|w| {
-        w.put_json("notes", "a", "1")?;
-        w.put_json("todos", "b", "2")?;
-        w.delete("notes", "a")
-    })
-    .unwrap();
+    vault
+        .write(|w| {
+            w.put_json("notes", "a", "1")?;
+            w.put_json("todos", "b", "2")?;
+            w.delete("notes", "a")
+        })
+        .unwrap();
     let status = vault.status().unwrap();
     assert_eq!(status.device_name, "laptop");
     assert_eq!(status.device_id, vault.device_id().to_string());

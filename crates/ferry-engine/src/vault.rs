@@ -132,7 +132,11 @@ impl Vault {
             meta_set(&tx, "op_counter", 0)?;
             meta_set(&tx, "hlc", 0)?;
             meta_set(&tx, "published_counter", 0)?;
-            meta_set(&tx, "recovery_recipient", identity::recovery_identity(&recovery_phrase)?.to_public().to_string())?;
+            meta_set(
+                &tx,
+                "recovery_recipient",
+                identity::recovery_identity(&recovery_phrase)?.to_public().to_string(),
+            )?;
             device_keys.save(&tx)?;
             VaultKeys::generate()?.save(&tx)?;
             tx.execute(
@@ -256,13 +260,16 @@ impl Vault {
     /// # Errors
     /// Database failures or damage.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
-        let mut stmt = self.conn.prepare("SELECT device_id, name, signing_public, enrolled_ms FROM devices ORDER BY enrolled_ms, device_id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, name, signing_public, enrolled_ms FROM devices ORDER BY enrolled_ms, device_id",
+        )?;
         let rows = stmt.query_map([], |row| {
             Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, i64>(3)?))
         })?;
         rows.map(|row| {
             let (id, name, signing_public, enrolled_ms) = row?;
-            let device_id = DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+            let device_id =
+                DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
             let signing_public: [u8; 32] = signing_public
                 .as_slice()
                 .try_into()

@@ -14,7 +14,9 @@ pub struct Hlc(u64);
 
 /// The clock cannot move: it has reached the largest representable time.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the hybrid logical clock is exhausted (it reached the year 10889); a remote device sent a clock value from the far future")]
+#[error(
+    "the hybrid logical clock is exhausted (it reached the year 10889); a remote device sent a clock value from the far future"
+)]
 pub struct HlcError;
 
 impl Hlc {
@@ -166,10 +168,7 @@ mod tests {
     }
 
     fn event() -> impl Strategy<Value = Event> {
-        prop_oneof![
-            (0u64..=1 << 50).prop_map(Event::Tick),
-            any::<u64>().prop_map(|v| Event::Observe(v >> 1)),
-        ]
+        prop_oneof![(0u64..=1 << 50).prop_map(Event::Tick), any::<u64>().prop_map(|v| Event::Observe(v >> 1)),]
     }
 
     proptest! {

@@ -120,7 +120,7 @@ impl OpId {
 
     /// Decodes [`OpId::encode_list`]; `None` if the length is not a multiple of an op id.
     pub fn decode_list(bytes: &[u8]) -> Option<Vec<OpId>> {
-        if bytes.len() % Self::ENCODED_LEN != 0 {
+        if !bytes.len().is_multiple_of(Self::ENCODED_LEN) {
             return None;
         }
         bytes.chunks_exact(Self::ENCODED_LEN).map(Self::from_bytes).collect()
@@ -139,10 +139,7 @@ impl FromStr for OpId {
     fn from_str(text: &str) -> Result<Self, IdError> {
         let bad = || IdError { what: "op id", expected: 32, text: text.to_owned() };
         let (device, counter) = text.split_once('.').ok_or_else(bad)?;
-        Ok(Self {
-            device: device.parse().map_err(|_| bad())?,
-            counter: counter.parse().map_err(|_| bad())?,
-        })
+        Ok(Self { device: device.parse().map_err(|_| bad())?, counter: counter.parse().map_err(|_| bad())? })
     }
 }
 

@@ -36,7 +36,9 @@ pub enum NameError {
         allowed: &'static str,
     },
     /// The collection name belongs to ferry itself.
-    #[error("collection name `{0}` is reserved: names starting with `_` belong to ferry (`_ferry` holds the vault's settings); choose a name starting with a letter or digit")]
+    #[error(
+        "collection name `{0}` is reserved: names starting with `_` belong to ferry (`_ferry` holds the vault's settings); choose a name starting with a letter or digit"
+    )]
     Reserved(String),
 }
 
@@ -162,7 +164,9 @@ mod tests {
         check_collection(".hidden", Err("collection name `.hidden` contains '.': start with a letter or digit"));
         check_collection(
             "_ferry",
-            Err("collection name `_ferry` is reserved: names starting with `_` belong to ferry (`_ferry` holds the vault's settings); choose a name starting with a letter or digit"),
+            Err(
+                "collection name `_ferry` is reserved: names starting with `_` belong to ferry (`_ferry` holds the vault's settings); choose a name starting with a letter or digit",
+            ),
         );
         assert!(Collection::any("_ferry").is_ok());
     }

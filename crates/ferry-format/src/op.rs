@@ -18,8 +18,8 @@ pub struct JsonValue(String);
 #[derive(Debug, thiserror::Error)]
 pub enum ValueError {
     /// Not JSON at all.
-    #[error("invalid JSON value: {0} (quote strings: '\"text\"', objects: '{{\"title\":\"hi\"}}')")]
-    Invalid(#[from] serde_json::Error),
+    #[error("invalid JSON value ({0}): quote strings ('\"text\"') and object keys ('{{\"title\":\"hi\"}}')")]
+    Invalid(String),
     /// Larger than [`MAX_VALUE_BYTES`].
     #[error("JSON value is {len} bytes: the limit is {max} bytes; store large payloads as blobs", max = MAX_VALUE_BYTES)]
     TooLarge {
@@ -34,7 +34,7 @@ impl JsonValue {
     /// # Errors
     /// [`ValueError`] when the text is not JSON or is too large.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        let value: serde_json::Value = serde_json::from_str(text)?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ValueError::Invalid(e.to_string()))?;
         Self::from_value(&value)
     }
 
@@ -43,7 +43,7 @@ impl JsonValue {
     /// # Errors
     /// [`ValueError::TooLarge`] when the compact encoding exceeds [`MAX_VALUE_BYTES`].
     pub fn from_value(value: &serde_json::Value) -> Result<Self, ValueError> {
-        let text = serde_json::to_string(value)?;
+        let text = serde_json::to_string(value).map_err(|e| ValueError::Invalid(e.to_string()))?;
         if text.len() > MAX_VALUE_BYTES {
             return Err(ValueError::TooLarge { len: text.len() });
         }
@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn bad_json_is_refused_with_guidance() {
         let err = JsonValue::parse("{title: hi}").unwrap_err().to_string();
-        assert!(err.starts_with("invalid JSON value: key must be a string"), "{err}");
+        assert!(err.starts_with("invalid JSON value (key must be a string at line 1 column 2)"), "{err}");
         assert!(JsonValue::parse("hello").is_err());
         let big = format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES));
         assert!(matches!(JsonValue::parse(&big), Err(ValueError::TooLarge { .. })));

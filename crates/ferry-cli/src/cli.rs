@@ -1,0 +1,126 @@
+//! The command line: every subcommand, flag and help text.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  failure (I/O, a damaged database, the operating system)
+  2  bad input: usage, invalid JSON, a bad or reserved name, an oversized key or value
+  3  not found: no such record or collection
+  4  locked: wrong or missing passphrase, a key that does not fit
+  5  setup: no vault in this home (run `ferry init`), or one already exists
+
+Environment:
+  FERRY_HOME                  the device home directory (like --home)
+  FERRY_PASSPHRASE_COMMAND    a command that prints the passphrase (like --passphrase-command)";
+
+/// ferry: your app's data on all your devices, end-to-end encrypted, through storage you own.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// This device's state directory [default: the user's data directory, e.g. ~/.local/share/ferry]
+    #[arg(long, global = true, env = "FERRY_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Run this shell command and use its output (first line) as the passphrase
+    #[arg(long, global = true, env = "FERRY_PASSPHRASE_COMMAND", value_name = "CMD")]
+    pub passphrase_command: Option<String>,
+
+    /// Read the passphrase from the environment variable named VAR
+    #[arg(long, global = true, value_name = "VAR", conflicts_with = "passphrase_command")]
+    pub key_from_env: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a vault with this device as its first member; prints the recovery phrase once
+    Init(InitArgs),
+    /// Set a record's value: ferry put notes n1 '{"title":"hi"}' (use - to read the JSON from stdin)
+    Put(PutArgs),
+    /// Print a record's value as JSON
+    Get(RecordArgs),
+    /// List a collection's records, newest first; without a collection, list the collections
+    Ls(LsArgs),
+    /// Delete a record (a later put revives it)
+    Rm(RecordArgs),
+    /// Show the op history, newest first: of the vault, or of one record
+    Log(LogArgs),
+    /// Show this device, the vault, key fingerprints and counts
+    Status(JsonArg),
+    /// Rebuild the current values from the op log (after damage, or to check)
+    Repair(JsonArg),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// A name to recognise this device by [default: the host name]
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// The collection, e.g. notes
+    pub collection: String,
+    /// The record's key, e.g. n1
+    pub key: String,
+    /// The value as JSON text, or - to read it from stdin
+    pub value: String,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The collection
+    pub collection: String,
+    /// The record's key
+    pub key: String,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// The collection to list
+    pub collection: Option<String>,
+    /// Show at most N records
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Only this collection's record (give the key too)
+    #[arg(requires = "key")]
+    pub collection: Option<String>,
+    /// The record's key
+    pub key: Option<String>,
+    /// Show at most N ops
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print machine-readable JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,44 @@
+//! One module per group of commands; `run` dispatches.
+
+mod init;
+mod inspect;
+mod records;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::unlock::{Purpose, unlock};
+use anyhow::{Context, Result, anyhow};
+use ferry_engine::{Home, Vault};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let global = &cli.global;
+    match cli.command {
+        Command::Init(args) => init::init(global, &args),
+        Command::Put(args) => records::put(&mut open(global)?, &args),
+        Command::Get(args) => records::get(&open(global)?, &args),
+        Command::Ls(args) => records::ls(&open(global)?, &args),
+        Command::Rm(args) => records::rm(&mut open(global)?, &args),
+        Command::Log(args) => inspect::log(&open(global)?, &args),
+        Command::Status(args) => inspect::status(&open(global)?, &args),
+        Command::Repair(args) => inspect::repair(&mut open(global)?, &args),
+    }
+}
+
+/// The device home: --home, FERRY_HOME, or the user's data directory.
+fn home(global: &GlobalArgs) -> Result<Home> {
+    if let Some(dir) = &global.home {
+        return Ok(Home::new(dir));
+    }
+    let dirs = directories::ProjectDirs::from("", "", "ferry")
+        .ok_or_else(|| anyhow!("cannot find a data directory for ferry (no HOME?): pass --home DIR"))?;
+    Ok(Home::new(dirs.data_dir()))
+}
+
+/// Opens this device's vault, asking for the passphrase only if a vault exists.
+fn open(global: &GlobalArgs) -> Result<Vault> {
+    let home = home(global)?;
+    if !home.has_vault() {
+        return Err(ferry_engine::Error::NoVault { home: home.root().to_owned() }.into());
+    }
+    let unlock = unlock(global, Purpose::Enter)?;
+    Vault::open(&home, &unlock).context("cannot open the vault")
+}

@@ -1,0 +1,123 @@
+//! `ferry put | get | ls | rm`: records.
+
+use crate::cli::{LsArgs, PutArgs, RecordArgs};
+use crate::exit::CliError;
+use crate::output;
+use anyhow::{Context, Result};
+use ferry_engine::{ErrorClass, HistoryFilter, ListOptions, Record, Vault};
+use std::io::{Read, Write};
+
+pub fn put(vault: &mut Vault, args: &PutArgs) -> Result<()> {
+    let value = if args.value == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("cannot read the value from stdin")?;
+        text
+    } else {
+        args.value.clone()
+    };
+    let op = vault.put_json(&args.collection, &args.key, &value)?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        return output::json(
+            &mut out,
+            &serde_json::json!({ "collection": args.collection, "key": args.key, "op": op.to_string() }),
+        );
+    }
+    writeln!(out, "put {}/{} (op {}.{})", args.collection, args.key, op.device.short(), op.counter)?;
+    Ok(())
+}
+
+pub fn get(vault: &Vault, args: &RecordArgs) -> Result<()> {
+    let record = vault.get(&args.collection, &args.key)?.ok_or_else(|| missing(vault, &args.collection, &args.key))?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        return output::json(&mut out, &record_json(&record)?);
+    }
+    writeln!(out, "{}", record.value.as_str())?;
+    Ok(())
+}
+
+pub fn rm(vault: &mut Vault, args: &RecordArgs) -> Result<()> {
+    if vault.get(&args.collection, &args.key)?.is_none() {
+        return Err(missing(vault, &args.collection, &args.key));
+    }
+    let op = vault.delete(&args.collection, &args.key)?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        return output::json(
+            &mut out,
+            &serde_json::json!({ "collection": args.collection, "key": args.key, "op": op.to_string() }),
+        );
+    }
+    writeln!(out, "deleted {}/{} (op {}.{})", args.collection, args.key, op.device.short(), op.counter)?;
+    Ok(())
+}
+
+pub fn ls(vault: &Vault, args: &LsArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let Some(collection) = &args.collection else {
+        let collections = vault.collections()?;
+        if args.json.json {
+            return output::json(&mut out, &collections);
+        }
+        let rows: Vec<Vec<String>> =
+            collections.iter().map(|c| vec![c.name.clone(), c.records.to_string(), c.deleted.to_string()]).collect();
+        return Ok(output::table(&mut out, &["COLLECTION", "RECORDS", "DELETED"], &rows)?);
+    };
+    if !vault.has_collection(collection)? {
+        return Err(unknown_collection(vault, collection));
+    }
+    let records = vault.list(collection, &ListOptions { limit: args.limit })?;
+    if args.json.json {
+        let list: Vec<serde_json::Value> = records.iter().map(record_json).collect::<Result<_>>()?;
+        return output::json(&mut out, &list);
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| vec![r.key.clone(), output::timestamp(r.hlc.wall_ms()), output::shorten(r.value.as_str(), 60)])
+        .collect();
+    Ok(output::table(&mut out, &["KEY", "UPDATED", "VALUE"], &rows)?)
+}
+
+fn record_json(record: &Record) -> Result<serde_json::Value> {
+    Ok(serde_json::json!({
+        "collection": record.collection,
+        "key": record.key,
+        "value": record.value.to_value()?,
+        "version": record.version.to_string(),
+        "updated": output::timestamp(record.hlc.wall_ms()),
+        "hlc": record.hlc.to_u64(),
+        "heads": record.heads,
+    }))
+}
+
+/// The error for a record that `get` or `rm` cannot find, saying why.
+fn missing(vault: &Vault, collection: &str, key: &str) -> anyhow::Error {
+    match vault.has_collection(collection) {
+        Ok(false) => unknown_collection(vault, collection),
+        Ok(true) => {
+            let filter = HistoryFilter { record: Some((collection.to_owned(), key.to_owned())), limit: Some(1) };
+            let message = match vault.history(&filter).ok().and_then(|ops| ops.into_iter().next()) {
+                Some(last) => format!(
+                    "record `{key}` in collection `{collection}` was deleted at {} (op {})",
+                    output::timestamp(last.hlc.wall_ms()),
+                    last.id
+                ),
+                None => format!("no record `{key}` in collection `{collection}`"),
+            };
+            CliError::new(ErrorClass::NotFound, message).into()
+        }
+        Err(err) => err.into(),
+    }
+}
+
+fn unknown_collection(vault: &Vault, collection: &str) -> anyhow::Error {
+    let known: Vec<String> =
+        vault.collections().map(|all| all.into_iter().map(|c| c.name).collect()).unwrap_or_default();
+    let hint = if known.is_empty() {
+        "the vault has no collections yet".to_owned()
+    } else {
+        format!("collections: {}", known.join(", "))
+    };
+    CliError::new(ErrorClass::NotFound, format!("no collection `{collection}` in this vault ({hint})")).into()
+}

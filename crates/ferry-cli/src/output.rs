@@ -1,0 +1,77 @@
+//! Formatting for people: times, shortened values, aligned tables.
+
+use std::io::{self, Write};
+
+/// An RFC 3339 UTC timestamp with milliseconds, from milliseconds since the Unix epoch.
+pub fn timestamp(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .map_or_else(|| format!("{ms}ms"), |t| format!("{t:.3}"))
+}
+
+/// The first `max` characters of `text`, with `…` when cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Prints rows as columns separated by two spaces; the last column is not padded.
+pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
+        let cells: Vec<&str> = cells.collect();
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                write!(out, "{cell}")?;
+            } else {
+                write!(out, "{cell:<width$}  ", width = widths[i])?;
+            }
+        }
+        writeln!(out)
+    };
+    line(&mut header.iter().copied())?;
+    for row in rows {
+        line(&mut row.iter().map(String::as_str))?;
+    }
+    Ok(())
+}
+
+/// Prints a value as pretty JSON.
+pub fn json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_cuts_on_character_boundaries() {
+        assert_eq!(shorten("héllo", 3), "hél…");
+        assert_eq!(shorten("hi", 3), "hi");
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_milliseconds() {
+        assert_eq!(timestamp(1_763_776_800_123), "2025-11-22T02:00:00.123Z");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let mut out = Vec::new();
+        table(&mut out, &["KEY", "VALUE"], &[vec!["n1".into(), "x".into()], vec!["long-key".into(), "y".into()]])
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "KEY       VALUE\nn1        x\nlong-key  y\n");
+    }
+}

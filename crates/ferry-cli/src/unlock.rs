@@ -1,0 +1,95 @@
+//! Where the passphrase comes from: an environment variable, a command, or a prompt.
+
+use crate::cli::GlobalArgs;
+use crate::exit::CliError;
+use anyhow::{Context, Result};
+use ferry_engine::{ErrorClass, KdfCost, Passphrase, Unlock};
+use std::io::IsTerminal;
+use std::process::{Command, Stdio};
+
+/// Whether a new passphrase is being chosen (asked twice) or an existing one entered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Choose,
+    Enter,
+}
+
+/// Builds the unlock settings from the command line.
+pub fn unlock(global: &GlobalArgs, purpose: Purpose) -> Result<Unlock> {
+    let passphrase = passphrase(global, purpose)?;
+    if passphrase.is_empty() {
+        return Err(CliError::new(
+            ErrorClass::Locked,
+            "the passphrase is empty: choose a passphrase with at least one character",
+        )
+        .into());
+    }
+    Ok(Unlock { passphrase: Passphrase::new(passphrase), kdf_cost: kdf_cost() })
+}
+
+fn passphrase(global: &GlobalArgs, purpose: Purpose) -> Result<String> {
+    if let Some(var) = &global.key_from_env {
+        return std::env::var(var).map_err(|_| {
+            CliError::new(
+                ErrorClass::Locked,
+                format!("--key-from-env {var}: the environment variable {var} is not set (or not UTF-8)"),
+            )
+            .into()
+        });
+    }
+    if let Some(command) = &global.passphrase_command {
+        return run_passphrase_command(command);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::new(
+            ErrorClass::Locked,
+            "ferry needs the vault passphrase and there is no terminal to ask: pass --passphrase-command CMD or --key-from-env VAR",
+        )
+        .into());
+    }
+    let first =
+        rpassword::prompt_password("Vault passphrase: ").context("cannot read the passphrase from the terminal")?;
+    if purpose == Purpose::Choose {
+        let again = rpassword::prompt_password("Repeat the passphrase: ")
+            .context("cannot read the passphrase from the terminal")?;
+        if again != first {
+            return Err(
+                CliError::new(ErrorClass::BadInput, "the passphrases differ: nothing was created; try again").into()
+            );
+        }
+    }
+    Ok(first)
+}
+
+/// Runs the user's passphrase command through the shell; its first output line is the passphrase.
+fn run_passphrase_command(command: &str) -> Result<String> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot run the passphrase command `{command}`"))?;
+    if !output.status.success() {
+        return Err(CliError::new(
+            ErrorClass::Locked,
+            format!("the passphrase command `{command}` failed ({}): nothing was changed", output.status),
+        )
+        .into());
+    }
+    let text = String::from_utf8(output.stdout).map_err(|_| {
+        CliError::new(ErrorClass::Locked, format!("the passphrase command `{command}` printed non-UTF-8 output"))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
+}
+
+/// The scrypt cost for new wrappings. Debug builds honour `FERRY_INSECURE_KDF_WORK_FACTOR` so
+/// the test suite can create many vaults quickly; release builds always calibrate.
+fn kdf_cost() -> KdfCost {
+    if cfg!(debug_assertions)
+        && let Some(log_n) = std::env::var("FERRY_INSECURE_KDF_WORK_FACTOR").ok().and_then(|v| v.parse().ok())
+    {
+        return KdfCost::WorkFactor(log_n);
+    }
+    KdfCost::Calibrated
+}
