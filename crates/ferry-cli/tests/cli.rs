@@ -1,6 +1,8 @@
 //! Drives the real `ferry` binary in temporary device homes. A failing check prints the
 //! command, its output and the home's files, so the failure explains itself.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
