@@ -228,3 +228,30 @@ fn watchers_see_committed_changes_only() {
     assert_eq!(seen[0], Change { collection: "notes".into(), key: "n1".into(), op: id, deleted: false });
     assert!(seen[1].deleted);
 }
+
+/// Every test vector of docs/FORMAT.md is recomputed here; the document must state exactly these.
+#[test]
+fn format_document_vectors_hold() {
+    use ferry_format::*;
+    let format = include_str!("../../../docs/FORMAT.md");
+    let mut check = |name: &str, computed: String| {
+        let line = format!("{name}: `{computed}`");
+        assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+    };
+    let entropy: [u8; 32] = std::array::from_fn(|i| i as u8);
+    let phrase = RecoveryPhrase::from_entropy(entropy);
+    check("recovery phrase", phrase.to_words());
+    check("recovery secret", hex::encode(phrase.recovery_secret().expose()));
+    check("recovery recipient", crate::identity::recovery_identity(&phrase).unwrap().to_public().to_string());
+    check("vault key fingerprint", MasterKey::new([0x42; 32]).fingerprint().to_string());
+    check("device key fingerprint", Fingerprint::of_device_key(&[0x07; 32]).to_string());
+    let id = OpId { device: DeviceId::from_bytes(std::array::from_fn(|i| 0xa0 + i as u8)), counter: 258 };
+    check("op id text", id.to_string());
+    check("op id bytes", hex::encode(id.to_bytes()));
+    let hlc = Hlc::new(1_763_776_800_123, 5).unwrap();
+    check("hlc", format!("{:#018x}", hlc.to_u64()));
+    check(
+        "normalised",
+        JsonValue::parse(r#"{ "title": "hi", "body": "…", "n": 1.50, "tags": ["b","a"] }"#).unwrap().as_str().to_owned(),
+    );
+}

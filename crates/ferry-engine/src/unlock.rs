@@ -34,14 +34,26 @@ impl fmt::Debug for Passphrase {
     }
 }
 
-/// How expensive the passphrase key derivation (scrypt) is.
+/// How expensive the passphrase key derivation (scrypt, r = 8) is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum KdfCost {
-    /// About one second on this machine (age's calibration). Use this.
+    /// `N = 2^17`: 128 MiB and a few hundred milliseconds per unlock. Every CLI command
+    /// unlocks, so age's own calibration (about 2^20 and over a second here, 1 GiB of memory)
+    /// would make each command slow; 2^17 is still eight times scrypt's interactive-login cost.
     #[default]
-    Calibrated,
-    /// scrypt with `N = 2^log_n`; values below 15 are only for tests.
+    Standard,
+    /// scrypt with `N = 2^log_n`; values below 17 are only for tests.
     WorkFactor(u8),
+}
+
+impl KdfCost {
+    /// The scrypt work factor `log2(N)`.
+    pub fn log_n(self) -> u8 {
+        match self {
+            Self::Standard => 17,
+            Self::WorkFactor(log_n) => log_n.clamp(1, 63),
+        }
+    }
 }
 
 /// How to unlock the local database.
@@ -54,9 +66,9 @@ pub struct Unlock {
 }
 
 impl Unlock {
-    /// Unlock with a passphrase at the calibrated cost.
+    /// Unlock with a passphrase at the standard cost.
     pub fn with_passphrase(passphrase: Passphrase) -> Self {
-        Self { passphrase, kdf_cost: KdfCost::Calibrated }
+        Self { passphrase, kdf_cost: KdfCost::Standard }
     }
 }
 
@@ -77,9 +89,7 @@ impl LocalKey {
     /// Wraps the key to the passphrase and writes it to `path`.
     pub(crate) fn write_wrapped(&self, path: &Path, unlock: &Unlock) -> Result<()> {
         let mut recipient = age::scrypt::Recipient::new(unlock.passphrase.secret());
-        if let KdfCost::WorkFactor(log_n) = unlock.kdf_cost {
-            recipient.set_work_factor(log_n.clamp(1, 63));
-        }
+        recipient.set_work_factor(unlock.kdf_cost.log_n());
         let wrapped = age::encrypt(&recipient, self.0.expose())
             .map_err(|e| Error::KeyFile { path: path.to_owned(), reason: format!("cannot encrypt: {e}") })?;
         write_atomically(path, &wrapped)
