@@ -68,7 +68,8 @@ fn raw_insert(dir: &std::path::Path, name: &str, schema: &str, rows: &[Row]) -> 
     for batch in rows.chunks(BATCH) {
         let tx = conn.transaction().unwrap();
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
             for row in batch {
                 stmt.execute([&row.key, &row.value]).unwrap();
             }
@@ -135,5 +136,9 @@ fn measure(label: &str, rows: &[Row]) {
     for (name, seconds) in [("raw plain", plain), ("raw keyed", keyed), ("ferry put", ferry)] {
         println!("{name:<12} {seconds:>12.2} {:>14.0} {:>16.2}", rate(seconds), seconds / ferry);
     }
-    println!("ratio to raw plain insert: {:.2}, to raw keyed insert: {:.2} (goal >= 0.50)", plain / ferry, keyed / ferry);
+    println!(
+        "ratio to raw plain insert: {:.2}, to raw keyed insert: {:.2} (goal >= 0.50)",
+        plain / ferry,
+        keyed / ferry
+    );
 }

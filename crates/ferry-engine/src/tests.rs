@@ -234,7 +234,7 @@ fn watchers_see_committed_changes_only() {
 fn format_document_vectors_hold() {
     use ferry_format::*;
     let format = include_str!("../../../docs/FORMAT.md");
-    let mut check = |name: &str, computed: String| {
+    let check = |name: &str, computed: String| {
         let line = format!("{name}: `{computed}`");
         assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
     };
@@ -252,6 +252,9 @@ fn format_document_vectors_hold() {
     check("hlc", format!("{:#018x}", hlc.to_u64()));
     check(
         "normalised",
-        JsonValue::parse(r#"{ "title": "hi", "body": "…", "n": 1.50, "tags": ["b","a"] }"#).unwrap().as_str().to_owned(),
+        JsonValue::parse(r#"{ "title": "hi", "body": "…", "n": 1.50, "tags": ["b","a"] }"#)
+            .unwrap()
+            .as_str()
+            .to_owned(),
     );
 }

@@ -32,7 +32,9 @@ mod hlc;
 mod id;
 mod keys;
 mod name;
+pub mod objects;
 mod op;
+pub mod seal;
 
 pub use hlc::{Hlc, HlcClock, HlcError};
 pub use id::{DeviceId, IdError, OpId, VaultId};

@@ -1,0 +1,297 @@
+//! The payloads inside sealed objects, and the public vault file. **This module and `seal`
+//! define every byte ferry writes to a store.**
+//!
+//! Payloads are CBOR (RFC 8949) maps with short text keys, via serde; unknown keys are ignored
+//! so later versions can add fields.
+
+use crate::{Collection, DeviceId, Hlc, JsonValue, Op, OpId, OpKind, RecordKey, VaultId};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+/// Encodes a payload as CBOR.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail, and our payload types always serialize.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+/// Decodes a CBOR payload.
+///
+/// # Errors
+/// A description of what is malformed.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    ciborium::from_reader(bytes).map_err(|e| e.to_string())
+}
+
+/// `ferry-vault.json`: the one plaintext object. Nothing in it is secret.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VaultFile {
+    /// Always `"ferry-vault"`.
+    pub format: String,
+    /// The store format version (1).
+    pub version: u32,
+    /// The vault's id, in hexadecimal.
+    pub vault_id: String,
+    /// When the vault was created (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+impl VaultFile {
+    /// The store format version this build writes.
+    pub const VERSION: u32 = 1;
+}
+
+/// An op id inside a payload: `[device id bytes, counter]`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireOpId(#[serde(with = "serde_bytes_16")] pub [u8; 16], pub u64);
+
+/// An op inside a segment. The writing device is the segment's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireOp {
+    /// Counter.
+    pub n: u64,
+    /// Hybrid logical clock.
+    pub t: u64,
+    /// Collection.
+    pub c: String,
+    /// Key.
+    pub k: String,
+    /// Kind: 1 put, 2 delete.
+    pub o: u8,
+    /// Value (JSON text) of a put.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<String>,
+    /// Parents.
+    #[serde(default)]
+    pub p: Vec<WireOpId>,
+}
+
+impl WireOp {
+    /// The wire form of an op.
+    pub fn from_op(op: &Op) -> Self {
+        let (kind, value) = match &op.kind {
+            OpKind::Put(value) => (1, Some(value.as_str().to_owned())),
+            OpKind::Delete => (2, None),
+        };
+        Self {
+            n: op.id.counter,
+            t: op.hlc.to_u64(),
+            c: op.collection.as_str().to_owned(),
+            k: op.key.as_str().to_owned(),
+            o: kind,
+            v: value,
+            p: op.parents.iter().map(|p| WireOpId(*p.device.as_bytes(), p.counter)).collect(),
+        }
+    }
+
+    /// Validates a wire op written by `device` into an op.
+    ///
+    /// # Errors
+    /// What is malformed: names, kind, or value.
+    pub fn into_op(self, device: DeviceId) -> Result<Op, String> {
+        let id = OpId { device, counter: self.n };
+        let kind = match (self.o, self.v) {
+            (1, Some(value)) => OpKind::Put(JsonValue::parse(&value).map_err(|e| format!("op {id}: {e}"))?),
+            (2, None) => OpKind::Delete,
+            (kind, _) => return Err(format!("op {id}: unknown kind {kind}")),
+        };
+        Ok(Op {
+            id,
+            hlc: Hlc::from_u64(self.t),
+            collection: Collection::any(&self.c).map_err(|e| format!("op {id}: {e}"))?,
+            key: RecordKey::new(&self.k).map_err(|e| format!("op {id}: {e}"))?,
+            kind,
+            parents: self.p.into_iter().map(|p| OpId { device: DeviceId::from_bytes(p.0), counter: p.1 }).collect(),
+        })
+    }
+}
+
+/// A segment: a batch of one device's ops, chained to the device's previous segment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SegmentPayload {
+    /// This segment's sequence number (1, 2, …), equal to the number in its name.
+    pub seq: u64,
+    /// BLAKE3 of the previous segment's sealed bytes; absent for segment 1.
+    #[serde(default, with = "serde_bytes_32_opt")]
+    pub prev: Option<[u8; 32]>,
+    /// The ops, in increasing counter order.
+    pub ops: Vec<WireOp>,
+}
+
+/// A device's HEAD: its last segment.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HeadPayload {
+    /// The last segment's sequence number.
+    pub seq: u64,
+    /// BLAKE3 of that segment's sealed bytes.
+    #[serde(with = "serde_bytes_32")]
+    pub hash: [u8; 32],
+}
+
+/// A device's enrollment record (payload of `devices/<device>.dev`; the subject's signing key
+/// is the object id, and the signer the header's device).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DevicePayload {
+    /// The enrolled device.
+    #[serde(with = "serde_bytes_16")]
+    pub device_id: [u8; 16],
+    /// Its name.
+    pub name: String,
+    /// Its age X25519 recipient (`age1…`), to which vault keys are wrapped.
+    pub recipient: String,
+    /// When it was enrolled (ms since the Unix epoch).
+    pub enrolled_ms: u64,
+    /// The vault's recovery recipient, so every device can wrap new key epochs to it.
+    pub recovery_recipient: String,
+}
+
+/// The list of a blob's chunks.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BlobManifest {
+    /// Total size in bytes.
+    pub size: u64,
+    /// Chunk ids, in order.
+    pub chunks: Vec<ByteArray32>,
+}
+
+/// 32 bytes encoded as a CBOR byte string.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ByteArray32(#[serde(with = "serde_bytes_32")] pub [u8; 32]);
+
+/// Store paths of every object (DESIGN §4).
+pub mod paths {
+    use crate::DeviceId;
+
+    /// The public vault file.
+    pub const VAULT_FILE: &str = "ferry-vault.json";
+    /// Prefix of device records.
+    pub const DEVICES: &str = "devices/";
+
+    /// A key slot: the epoch's master key wrapped to a device (`slot` = device id), the
+    /// passphrase or the recovery key.
+    pub fn key_slot(epoch: u32, slot: &str) -> String {
+        format!("keys/{epoch}/{slot}.age")
+    }
+
+    /// A device's enrollment record.
+    pub fn device_record(device: DeviceId) -> String {
+        format!("devices/{device}.dev")
+    }
+
+    /// Reads the device id from a name listed under [`DEVICES`]; `None` for other files.
+    pub fn parse_device_record(name: &str) -> Option<DeviceId> {
+        name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".dev")?.parse().ok()
+    }
+
+    /// A device's segment `seq`.
+    pub fn segment(device: DeviceId, seq: u64) -> String {
+        format!("log/{device}/{seq:016}.seg")
+    }
+
+    /// A device's HEAD.
+    pub fn head(device: DeviceId) -> String {
+        format!("log/{device}/HEAD")
+    }
+
+    /// A blob object (chunk or manifest).
+    pub fn blob(id: &[u8; 32]) -> String {
+        let hex = hex::encode(id);
+        format!("blobs/{}/{hex}", &hex[..2])
+    }
+}
+
+macro_rules! serde_fixed_bytes {
+    ($module:ident, $len:literal) => {
+        mod $module {
+            use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+            pub fn serialize<S: Serializer>(bytes: &[u8; $len], serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(bytes)
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; $len], D::Error> {
+                let bytes: ciborium::value::Value = Deserialize::deserialize(deserializer)?;
+                let bytes = bytes.into_bytes().map_err(|_| D::Error::custom("expected a byte string"))?;
+                bytes.try_into().map_err(|_| D::Error::custom(concat!("expected ", $len, " bytes")))
+            }
+        }
+    };
+}
+serde_fixed_bytes!(serde_bytes_16, 16);
+serde_fixed_bytes!(serde_bytes_32, 32);
+
+mod serde_bytes_32_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &Option<[u8; 32]>, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => serializer.serialize_bytes(bytes),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<[u8; 32]>, D::Error> {
+        let value: Option<ciborium::value::Value> = Deserialize::deserialize(deserializer)?;
+        value
+            .map(|v| {
+                let bytes = v.into_bytes().map_err(|_| D::Error::custom("expected a byte string"))?;
+                bytes.try_into().map_err(|_| D::Error::custom("expected 32 bytes"))
+            })
+            .transpose()
+    }
+}
+
+/// Checks that a vault file names the vault a device expects.
+pub fn vault_id_of(file: &VaultFile) -> Result<VaultId, String> {
+    if file.format != "ferry-vault" {
+        return Err(format!("not a ferry vault file (format {:?})", file.format));
+    }
+    if file.version > VaultFile::VERSION {
+        return Err(format!(
+            "store format version {} is newer than this ferry understands: upgrade ferry",
+            file.version
+        ));
+    }
+    file.vault_id.parse().map_err(|e: crate::IdError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_payload_roundtrips_and_validates_ops() {
+        let device = DeviceId::from_bytes([1; 16]);
+        let op = Op {
+            id: OpId { device, counter: 3 },
+            hlc: Hlc::from_u64(99),
+            collection: Collection::new("notes").unwrap(),
+            key: RecordKey::new("n1").unwrap(),
+            kind: OpKind::put_json(r#"{"a":1}"#).unwrap(),
+            parents: vec![OpId { device: DeviceId::from_bytes([2; 16]), counter: 1 }],
+        };
+        let payload = SegmentPayload { seq: 2, prev: Some([7; 32]), ops: vec![WireOp::from_op(&op)] };
+        let decoded: SegmentPayload = decode(&encode(&payload)).unwrap();
+        assert_eq!(decoded, payload);
+        assert_eq!(decoded.ops[0].clone().into_op(device).unwrap(), op);
+
+        let mut bad = WireOp::from_op(&op);
+        bad.v = Some("{not json".into());
+        assert!(bad.into_op(device).unwrap_err().contains("invalid JSON"));
+        let mut bad = WireOp::from_op(&op);
+        bad.k = String::new();
+        assert!(bad.into_op(device).is_err());
+        assert!(decode::<SegmentPayload>(b"\xff\x00garbage").is_err());
+    }
+
+    #[test]
+    fn paths_match_the_layout() {
+        let device = DeviceId::from_bytes([0xab; 16]);
+        assert_eq!(paths::segment(device, 12), "log/abababababababababababababababab/0000000000000012.seg");
+        assert_eq!(paths::head(device), "log/abababababababababababababababab/HEAD");
+        assert_eq!(paths::parse_device_record(&paths::device_record(device)), Some(device));
+        assert_eq!(paths::parse_device_record("devices/abab.revoked"), None);
+        assert_eq!(paths::blob(&[0x3c; 32]), format!("blobs/3c/{}", "3c".repeat(32)));
+        assert_eq!(paths::key_slot(0, "passphrase"), "keys/0/passphrase.age");
+    }
+}
