@@ -1,0 +1,122 @@
+//! Stores: where devices exchange sealed objects.
+//!
+//! A store is dumb: `(path) → bytes`, with create-if-absent for immutable objects and plain
+//! overwrite for the one mutable kind (a device's HEAD). **The store layer never sees
+//! plaintext and knows nothing of records, ops or merge**: everything it holds is sealed by
+//! `ferry-format` before it gets here. Crypto, request counting and fault injection are not
+//! backend concerns; counting and faults are decorators ([`CountingStore`], [`FaultyStore`])
+//! that wrap any store.
+//!
+//! ```
+//! use ferry_store::{Created, Fetched, MemoryStore, Store};
+//!
+//! let store = MemoryStore::default();
+//! assert_eq!(store.put_if_absent("log/a/1.seg", b"sealed")?, Created::New);
+//! assert_eq!(store.put_if_absent("log/a/1.seg", b"other")?, Created::Exists);
+//! let Fetched::Changed { etag, .. } = store.get_if_changed("log/a/1.seg", None)? else { unreachable!() };
+//! assert_eq!(store.get_if_changed("log/a/1.seg", etag.as_deref())?, Fetched::Unchanged);
+//! # Ok::<(), ferry_store::StoreError>(())
+//! ```
+
+mod decorators;
+mod error;
+mod folder;
+mod memory;
+mod url;
+
+pub use decorators::{CallCounts, CountingStore, FaultPlan, FaultyStore};
+pub use error::{StoreError, StoreErrorKind};
+pub use folder::FolderStore;
+pub use memory::MemoryStore;
+pub use url::{StoreUrl, open};
+
+/// The result of [`Store::put_if_absent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The object was written.
+    New,
+    /// An object already had that path; nothing was written.
+    Exists,
+}
+
+/// The result of [`Store::get_if_changed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The object still has the given etag.
+    Unchanged,
+    /// There is no such object.
+    Missing,
+    /// The object's bytes and its current etag (if the store has etags).
+    Changed {
+        /// The object.
+        bytes: Vec<u8>,
+        /// An opaque version tag for the next conditional read.
+        etag: Option<String>,
+    },
+}
+
+/// One place that holds a vault's objects. Object-safe: use it as `Arc<dyn Store>`.
+///
+/// Paths are relative, `/`-separated, made of ASCII letters, digits, `.`, `_` and `-`
+/// (see [`check_path`]); every implementation refuses others.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where the store is, for people: never includes credentials.
+    fn location(&self) -> String;
+
+    /// Reads an object; `None` if it does not exist.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Reads an object unless it still has `etag`: one request either way.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError>;
+
+    /// Writes an immutable object unless one exists at `path`. A reader never sees a partial
+    /// object.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError>;
+
+    /// Writes or replaces an object atomically (only a device's HEAD is ever replaced).
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError>;
+
+    /// The paths of the objects under `prefix` (a directory-like prefix ending in `/`), sorted.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes an object; deleting a missing object is not an error.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn delete(&self, path: &str) -> Result<(), StoreError>;
+}
+
+/// Checks that `path` is a store path ferry writes: relative, `/`-separated segments of ASCII
+/// letters, digits, `.`, `_`, `-`, none empty, `.` or `..`. A prefix may end with `/`.
+///
+/// # Errors
+/// [`StoreErrorKind::InvalidPath`].
+pub fn check_path(path: &str) -> Result<(), StoreError> {
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let valid = trimmed.is_empty()
+        || trimmed.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    if valid { Ok(()) } else { Err(StoreError::new(StoreErrorKind::InvalidPath, path, "not a ferry object path")) }
+}
+
+#[cfg(test)]
+mod contract_tests;

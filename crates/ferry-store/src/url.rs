@@ -1,0 +1,75 @@
+//! Store locations as users type them: `folder:/mnt/nas/ferry`.
+
+use crate::{FolderStore, Store, StoreError, StoreErrorKind};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A parsed store location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// A directory.
+    Folder(PathBuf),
+}
+
+impl StoreUrl {
+    /// Parses `folder:PATH` (a relative PATH is made absolute against the current directory, so
+    /// the stored location does not depend on where later commands run).
+    ///
+    /// # Errors
+    /// An unknown scheme or an empty path, with the accepted forms.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        let bad = |why: &str| {
+            StoreError::new(StoreErrorKind::InvalidPath, text, format!("{why}; a store is written folder:/path/to/dir"))
+        };
+        let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
+        match scheme {
+            "folder" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(bad("empty folder path"));
+                }
+                let path = PathBuf::from(path);
+                let path = if path.is_absolute() {
+                    path
+                } else {
+                    std::env::current_dir().map_err(|e| StoreError::from_io(text, &e))?.join(path)
+                };
+                Ok(Self::Folder(path))
+            }
+            "s3" => Err(bad("S3 stores are not supported by this build yet")),
+            other => Err(bad(&format!("unknown store scheme `{other}`"))),
+        }
+    }
+
+    /// The canonical text form.
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Folder(path) => format!("folder:{}", path.display()),
+        }
+    }
+}
+
+/// Opens the store at a location.
+///
+/// # Errors
+/// The location is malformed.
+pub fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        StoreUrl::Folder(path) => Arc::new(FolderStore::new(path)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_folder_urls() {
+        assert_eq!(StoreUrl::parse("folder:/mnt/nas").unwrap(), StoreUrl::Folder("/mnt/nas".into()));
+        assert_eq!(StoreUrl::parse("folder:///mnt/nas").unwrap(), StoreUrl::Folder("/mnt/nas".into()));
+        assert!(StoreUrl::parse("folder:rel").unwrap().to_text().ends_with("/rel"));
+        assert!(StoreUrl::parse("/mnt/nas").is_err());
+        assert!(StoreUrl::parse("folder:").is_err());
+        assert!(StoreUrl::parse("ftp://x").unwrap_err().to_string().contains("unknown store scheme"));
+    }
+}
