@@ -4,14 +4,17 @@ use crate::{Created, Fetched, Store, StoreError, check_path};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Each object's bytes and version (its etag).
+type Objects = BTreeMap<String, (Vec<u8>, u64)>;
+
 /// Objects in a shared map; clones share the same objects. Etags count versions.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    objects: Arc<Mutex<BTreeMap<String, (Vec<u8>, u64)>>>,
+    objects: Arc<Mutex<Objects>>,
 }
 
 impl MemoryStore {
-    fn objects(&self) -> MutexGuard<'_, BTreeMap<String, (Vec<u8>, u64)>> {
+    fn objects(&self) -> MutexGuard<'_, Objects> {
         self.objects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
