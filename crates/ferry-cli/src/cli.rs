@@ -10,7 +10,9 @@ Exit codes:
   2  bad input: usage, invalid JSON, a bad or reserved name, an oversized key or value
   3  not found: no such record or collection
   4  locked: wrong or missing passphrase, a key that does not fit
-  5  setup: no vault in this home (run `ferry init`), or one already exists
+  5  setup: no vault in this home (run `ferry init`), or one already exists; a store that is
+     missing or holds another vault
+  6  unavailable: a store cannot be reached now; the attempt is recorded, try again later
 
 Environment:
   FERRY_HOME                  the device home directory (like --home)

@@ -22,6 +22,7 @@ pub const BAD_INPUT: u8 = 2;
 pub const NOT_FOUND: u8 = 3;
 pub const LOCKED: u8 = 4;
 pub const SETUP: u8 = 5;
+pub const UNAVAILABLE: u8 = 6;
 
 /// The exit code of an error: the class of the first typed error in its chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -42,6 +43,7 @@ fn code_for_class(class: ErrorClass) -> u8 {
         ErrorClass::NotFound => NOT_FOUND,
         ErrorClass::Locked => LOCKED,
         ErrorClass::Setup => SETUP,
+        ErrorClass::Unavailable => UNAVAILABLE,
         ErrorClass::Other => FAILURE,
     }
 }

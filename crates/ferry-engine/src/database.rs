@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -59,6 +59,66 @@ CREATE TABLE records (
 ) WITHOUT ROWID;
 ";
 
+/// Version 2: replication. Own sealed segments (kept: a segment is sealed once, and a store added
+/// later gets the same bytes), stores and their progress, per-device import cursors, objects
+/// waiting to be published, and objects skipped with their reasons.
+const SCHEMA_V2: &str = "
+ALTER TABLE devices ADD COLUMN recipient TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN enrolled_by BLOB;
+
+CREATE TABLE own_segments (
+    seq          INTEGER PRIMARY KEY NOT NULL,
+    hash         BLOB NOT NULL,          -- BLAKE3 of the sealed bytes
+    last_counter INTEGER NOT NULL,       -- the last op counter it holds
+    op_count     INTEGER NOT NULL,
+    bytes        BLOB NOT NULL           -- the sealed segment, exactly as published
+);
+
+CREATE TABLE stores (
+    id              INTEGER PRIMARY KEY NOT NULL,
+    url             TEXT NOT NULL UNIQUE,
+    added_ms        INTEGER NOT NULL,
+    uploaded_seq    INTEGER NOT NULL DEFAULT 0,  -- own segments the store has, HEAD included
+    last_attempt_ms INTEGER,
+    last_success_ms INTEGER,
+    last_error      TEXT,
+    error_transient INTEGER NOT NULL DEFAULT 0,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    next_retry_ms   INTEGER
+);
+
+CREATE TABLE store_outbox (
+    store INTEGER NOT NULL,
+    path  TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (store, path)
+) WITHOUT ROWID;
+
+CREATE TABLE store_heads (
+    store  INTEGER NOT NULL,
+    device BLOB NOT NULL,
+    etag   TEXT NOT NULL,
+    PRIMARY KEY (store, device)
+) WITHOUT ROWID;
+
+CREATE TABLE cursors (
+    device BLOB PRIMARY KEY NOT NULL,
+    seq    INTEGER NOT NULL,
+    hash   BLOB NOT NULL,
+    ops    INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE skipped (
+    store  INTEGER NOT NULL,
+    path   TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (store, path)
+) WITHOUT ROWID;
+
+INSERT INTO meta (name, value) VALUES ('sealed_counter', 0), ('auto_resolved', 0) ON CONFLICT DO NOTHING;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -83,19 +143,23 @@ pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connecti
 /// Brings the schema to [`SCHEMA_VERSION`].
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    match version {
-        0 => {
-            let tx = conn.transaction()?;
-            tx.execute_batch(SCHEMA_V1)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
-            Ok(())
-        }
-        SCHEMA_VERSION => Ok(()),
-        newer => Err(Error::Corrupt(format!(
-            "the database has schema version {newer}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
-        ))),
+    if version > SCHEMA_VERSION {
+        return Err(Error::Corrupt(format!(
+            "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
+        )));
     }
+    let steps = [SCHEMA_V1, SCHEMA_V2];
+    let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for step in pending {
+        tx.execute_batch(step)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// Reads a `meta` value; a missing required entry is damage.

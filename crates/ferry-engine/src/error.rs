@@ -77,6 +77,70 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A store failed (unreachable, refusing, or missing).
+    #[error("store error")]
+    Store(#[source] ferry_store::StoreError),
+    /// `init` found a vault in the store already.
+    #[error(
+        "the store {location} already holds vault {vault_id}: join it with `ferry join {location}` instead of creating a new vault"
+    )]
+    StoreHasVault {
+        /// The store.
+        location: String,
+        /// The vault it holds.
+        vault_id: String,
+    },
+    /// `join` found no vault in the store.
+    #[error("no ferry vault in {location}: check the location, or create one with `ferry init --store {location}`")]
+    NoVaultInStore {
+        /// The store.
+        location: String,
+    },
+    /// The store holds another vault than this device's.
+    #[error(
+        "the store {location} holds vault {found}, but this device belongs to vault {ours}: nothing was written; check the store location"
+    )]
+    StoreVaultMismatch {
+        /// The store.
+        location: String,
+        /// The vault in the store.
+        found: String,
+        /// This device's vault.
+        ours: String,
+    },
+    /// The passphrase does not open the store's passphrase slot.
+    #[error(
+        "the passphrase does not open vault {vault_id} in {location}: nothing was written; use the passphrase of the device that created the vault"
+    )]
+    WrongStorePassphrase {
+        /// The store.
+        location: String,
+        /// The vault in the store.
+        vault_id: String,
+    },
+    /// The store has a different object where this device's own segment should be.
+    #[error(
+        "the store {location} holds a different {path} than this device wrote: another device is using this device's identity (a copied home directory?); stop using one of the copies"
+    )]
+    ForeignOwnObject {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+    },
+    /// An object of the store cannot be used, and the operation needs it.
+    #[error("{path} in {location}: {reason}")]
+    BadStoreObject {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// No store is configured with that id.
+    #[error("no store with id {0} on this device: see `ferry sync status`")]
+    UnknownStore(i64),
     /// SQLite failed.
     #[error("local database error")]
     Sqlite(#[from] rusqlite::Error),
@@ -93,6 +157,8 @@ pub enum ErrorClass {
     Locked,
     /// The device home is not in the state the command needs (missing or existing vault).
     Setup,
+    /// A store or peer cannot be reached now; trying again later may work.
+    Unavailable,
     /// Anything else: I/O, damage, the operating system.
     Other,
 }
@@ -106,7 +172,16 @@ impl Error {
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {
                 ErrorClass::Locked
             }
-            Self::NoVault { .. } | Self::AlreadyInitialized { .. } => ErrorClass::Setup,
+            Self::NoVault { .. }
+            | Self::AlreadyInitialized { .. }
+            | Self::StoreHasVault { .. }
+            | Self::NoVaultInStore { .. }
+            | Self::StoreVaultMismatch { .. }
+            | Self::UnknownStore(_) => ErrorClass::Setup,
+            Self::WrongStorePassphrase { .. } => ErrorClass::Locked,
+            Self::Store(e) if e.kind == ferry_store::StoreErrorKind::Missing => ErrorClass::Setup,
+            Self::Store(e) if e.is_transient() => ErrorClass::Unavailable,
+            Self::Store(_) | Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {
                 ErrorClass::Other
             }

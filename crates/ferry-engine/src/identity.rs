@@ -23,6 +23,14 @@ impl DeviceKeys {
         self.signing.verifying_key().to_bytes()
     }
 
+    pub(crate) fn recipient(&self) -> String {
+        self.agreement.to_public().to_string()
+    }
+
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     pub(crate) fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of_device_key(&self.signing_public())
     }

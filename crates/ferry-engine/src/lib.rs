@@ -45,6 +45,7 @@ mod oplog;
 mod random;
 mod read;
 mod repair;
+mod sync;
 mod unlock;
 mod vault;
 mod watch;
@@ -54,10 +55,16 @@ pub use error::{Error, ErrorClass, Result};
 pub use home::Home;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
+pub use sync::{
+    ConfiguredStore, DeviceCursor, Direction, JoinOptions, PullReport, PushReport, SkippedObject, StoreHandle,
+    StoreState, StoreStatus, SyncReport, SyncStatus,
+};
 pub use unlock::{KdfCost, Passphrase, Unlock};
 pub use vault::{CreateOptions, Created, DeviceInfo, Status, Vault};
 pub use watch::Change;
 pub use write::Writer;
 
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

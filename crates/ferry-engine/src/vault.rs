@@ -77,7 +77,7 @@ pub struct Status {
     pub deleted_records: u64,
     /// Ops in the log, from every device.
     pub ops: u64,
-    /// Ops written here that no store has yet.
+    /// Ops written here that not every store has yet (all of them while there is no store).
     pub unpublished_ops: u64,
 }
 
@@ -102,6 +102,19 @@ impl Vault {
     /// # Errors
     /// [`Error::AlreadyInitialized`] if the home holds a vault; I/O and database failures.
     pub fn create(home: &Home, options: CreateOptions) -> Result<Created> {
+        let recovery_phrase = RecoveryPhrase::from_entropy(random::bytes()?);
+        let recovery_recipient = identity::recovery_identity(&recovery_phrase)?.to_public().to_string();
+        let vault = Self::create_device(home, &options, &VaultKeys::generate()?, &recovery_recipient)?;
+        Ok(Created { vault, recovery_phrase })
+    }
+
+    /// Creates this device's local vault for a vault that exists (new, or joined from a store).
+    pub(crate) fn create_device(
+        home: &Home,
+        options: &CreateOptions,
+        vault_keys: &VaultKeys,
+        recovery_recipient: &str,
+    ) -> Result<Self> {
         let device_name = validate_device_name(&options.device_name)?;
         if home.has_vault() {
             return Err(Error::AlreadyInitialized { home: home.root().to_owned() });
@@ -118,7 +131,6 @@ impl Vault {
                 std::fs::remove_file(&path).map_err(Error::io("cannot remove", &path))?;
             }
         }
-        let recovery_phrase = RecoveryPhrase::from_entropy(random::bytes()?);
         {
             let mut conn = database::open(&creating, &local_key, true)?;
             database::migrate(&mut conn)?;
@@ -131,25 +143,26 @@ impl Vault {
             meta_set(&tx, "created_ms", created_ms)?;
             meta_set(&tx, "op_counter", 0)?;
             meta_set(&tx, "hlc", 0)?;
-            meta_set(&tx, "published_counter", 0)?;
-            meta_set(
-                &tx,
-                "recovery_recipient",
-                identity::recovery_identity(&recovery_phrase)?.to_public().to_string(),
-            )?;
+            meta_set(&tx, "recovery_recipient", recovery_recipient)?;
             device_keys.save(&tx)?;
-            VaultKeys::generate()?.save(&tx)?;
+            vault_keys.save(&tx)?;
             tx.execute(
-                "INSERT INTO devices (device_id, name, signing_public, enrolled_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![&device_id.as_bytes()[..], device_name, &device_keys.signing_public()[..], created_ms],
+                "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+                params![
+                    &device_id.as_bytes()[..],
+                    device_name,
+                    &device_keys.signing_public()[..],
+                    created_ms,
+                    device_keys.recipient()
+                ],
             )?;
             tx.commit()?;
             conn.pragma_update(None, "journal_mode", "DELETE")?;
         }
         std::fs::rename(&creating, home.database()).map_err(Error::io("cannot create", home.database()))?;
         sync_dir(home.root())?;
-        let vault = Self::open(home, &options.unlock)?;
-        Ok(Created { vault, recovery_phrase })
+        Self::open(home, &options.unlock)
     }
 
     /// Opens this device's vault.
@@ -217,6 +230,11 @@ impl Vault {
         self.write(|w| w.delete(collection, key))
     }
 
+    /// Announces committed changes to watchers.
+    pub(crate) fn notify(&self, changes: &[Change]) {
+        self.watchers.notify(changes);
+    }
+
     /// Subscribes to changes: every committed change from now on is sent to the receiver.
     pub fn watch(&self) -> mpsc::Receiver<Change> {
         self.watchers.subscribe()
@@ -235,8 +253,7 @@ impl Vault {
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )?;
         let ops: i64 = self.conn.query_row("SELECT count(*) FROM ops", [], |row| row.get(0))?;
-        let published = from_sql_u64(meta_get(&self.conn, "published_counter")?)?;
-        let counter = from_sql_u64(meta_get(&self.conn, "op_counter")?)?;
+        let unpublished_ops = self.unpublished_ops()?;
         Ok(Status {
             home: self.home.root().to_owned(),
             vault_id: self.vault_id.to_string(),
@@ -251,7 +268,7 @@ impl Vault {
             records: from_sql_u64(records)?,
             deleted_records: from_sql_u64(deleted_records)?,
             ops: from_sql_u64(ops)?,
-            unpublished_ops: counter.saturating_sub(published),
+            unpublished_ops,
         })
     }
 

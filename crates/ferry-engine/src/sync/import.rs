@@ -1,0 +1,64 @@
+//! Importing verified ops: insert into the log, fold into the derived state, absorb clocks.
+
+use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
+use crate::merge::{self};
+use crate::oplog::{insert_op, op_meta, record_state, write_record_state};
+use crate::{Change, Result};
+use ferry_format::{Hlc, HlcClock, Op, OpId};
+use rusqlite::Connection;
+
+/// What importing a batch changed.
+#[derive(Default)]
+pub(crate) struct Imported {
+    /// Ops new to this device.
+    pub(crate) new_ops: u64,
+    /// Changes to announce to watchers.
+    pub(crate) changes: Vec<Change>,
+}
+
+/// Imports ops (already verified) inside the caller's transaction. Idempotent: ops already in
+/// the log are skipped, so a batch may be delivered any number of times.
+pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
+    let mut clock = HlcClock::resume(Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
+    let mut auto_resolved: i64 = meta_get(conn, "auto_resolved")?;
+    let mut imported = Imported::default();
+    for op in ops {
+        clock.observe(op.hlc);
+        if !insert_op(conn, op)? {
+            continue;
+        }
+        imported.new_ops += 1;
+        let (collection, key) = (op.collection.as_str(), op.key.as_str());
+        let current = record_state(conn, collection, key)?;
+        let heads_before = current.as_ref().map_or(0, |state| state.heads.len());
+        let named = current.is_some() && named_by_existing(conn, collection, key, op.id)?;
+        let state = merge::absorb(current, &op_meta(op), named);
+        if heads_before == 1 && state.heads.len() > 1 {
+            auto_resolved += 1; // two writes that did not see each other, merged by the policy
+        }
+        write_record_state(conn, "records", collection, key, &state)?;
+        imported.changes.push(Change {
+            collection: collection.to_owned(),
+            key: key.to_owned(),
+            op: state.winner.id,
+            deleted: state.winner.deleted,
+        });
+    }
+    meta_set(conn, "hlc", to_sql_u64(clock.last().to_u64())?)?;
+    meta_set(conn, "auto_resolved", auto_resolved)?;
+    Ok(imported)
+}
+
+/// Whether an op of the record already names `id` as a parent (it arrived after its child).
+fn named_by_existing(conn: &Connection, collection: &str, key: &str, id: OpId) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT parents FROM ops WHERE collection = ?1 AND key = ?2")?;
+    let mut rows = stmt.query([collection, key])?;
+    let needle = id.to_bytes();
+    while let Some(row) = rows.next()? {
+        let parents: Vec<u8> = row.get(0)?;
+        if parents.chunks_exact(OpId::ENCODED_LEN).any(|parent| parent == needle) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

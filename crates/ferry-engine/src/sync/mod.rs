@@ -1,0 +1,70 @@
+//! Replication through stores: enrolling in a store, sealing and pushing this device's ops,
+//! pulling and importing everyone else's, and the status of it all.
+//!
+//! What goes where (DESIGN §4):
+//! - `enroll`: `ferry init --store` and `ferry join`: the vault file, key slots, device records.
+//! - `outbox`: sealing own ops into hash-chained segments, once; objects waiting for a store.
+//! - `push`: publishing the outbox and own segments, then the HEAD.
+//! - `pull`: reading HEADs (1 + D requests when nothing changed), verifying and importing.
+//! - `status`: per-store state, cursors, skipped objects with reasons.
+//!
+//! **Nothing here changes a record except through the op log and the fold**, and nothing reads
+//! an object that is not complete and verified.
+
+mod enroll;
+mod import;
+mod outbox;
+mod pull;
+mod push;
+mod registry;
+mod status;
+
+pub use enroll::JoinOptions;
+pub use pull::PullReport;
+pub use push::PushReport;
+pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};
+
+use crate::{Error, Result, Vault};
+use ferry_store::{Store, StoreError};
+
+/// A store this device syncs with: its id in the local database and an open handle.
+#[derive(Clone, Copy)]
+pub struct StoreHandle<'a> {
+    /// The local id of the store (see [`Vault::stores`]).
+    pub id: i64,
+    /// The open store.
+    pub store: &'a dyn Store,
+}
+
+impl std::fmt::Debug for StoreHandle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoreHandle({}, {})", self.id, self.store.location())
+    }
+}
+
+/// A store as configured on this device.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConfiguredStore {
+    /// The local id.
+    pub id: i64,
+    /// The location as the user gave it (never with credentials).
+    pub url: String,
+}
+
+impl Vault {
+    /// The stores this device syncs with.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn stores(&self) -> Result<Vec<ConfiguredStore>> {
+        let mut stmt = self.conn.prepare("SELECT id, url FROM stores ORDER BY id")?;
+        let rows = stmt.query_map([], |row| Ok(ConfiguredStore { id: row.get(0)?, url: row.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(err)
+    }
+}

@@ -1,0 +1,258 @@
+//! Pull: learn new devices, read each device's HEAD, fetch and verify the segments after the
+//! cursor, import them.
+//!
+//! Cost when nothing changed: one listing of `devices/` and one conditional read of each other
+//! device's HEAD: 1 + D requests, whatever the length of history. A bad object is skipped and
+//! recorded with its reason; it never stops the import of other devices' data.
+
+use super::StoreHandle;
+use super::import::import_ops;
+use super::registry::{Registry, open_device_record};
+use crate::database::{from_sql_u64, to_sql_u64};
+use crate::identity::VaultKeys;
+use crate::write::now_ms;
+use crate::{Error, Result, Vault};
+use ferry_format::objects::{HeadPayload, SegmentPayload, decode, paths};
+use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError};
+use ferry_format::{DeviceId, Op};
+use ferry_store::Fetched;
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+/// What a pull did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PullReport {
+    /// Devices newly learned from the store's registry.
+    pub new_devices: u64,
+    /// Segments verified and imported.
+    pub imported_segments: u64,
+    /// Ops new to this device.
+    pub imported_ops: u64,
+    /// Objects skipped this time, with reasons (also kept for `sync status`).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl Vault {
+    /// Fetches, verifies and imports what other devices published to the store.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses, or holds another vault; local failures. Bad objects
+    /// are not errors: they are skipped and reported.
+    pub fn pull(&mut self, handle: StoreHandle<'_>) -> Result<PullReport> {
+        let mut report = PullReport::default();
+        let keys = VaultKeys::load(&self.conn)?;
+        self.learn_devices(handle, &keys, &mut report)?;
+        let registry = Registry::load(&self.conn)?;
+        let mut devices: Vec<DeviceId> = registry.devices().filter(|d| *d != self.device_id()).collect();
+        devices.sort();
+        for device in devices {
+            self.pull_device(handle, &keys, &registry, device, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Reads `devices/` and registers every valid record not known yet.
+    fn learn_devices(&mut self, handle: StoreHandle<'_>, keys: &VaultKeys, report: &mut PullReport) -> Result<()> {
+        let listed = handle.store.list(paths::DEVICES)?;
+        let mut registry = Registry::load(&self.conn)?;
+        let unknown: Vec<(String, DeviceId)> = listed
+            .into_iter()
+            .filter_map(|path| Some((path.clone(), paths::parse_device_record(&path)?)))
+            .filter(|(_, device)| !registry.contains(*device))
+            .collect();
+        // A record may be signed by a device that is itself new: retry until no progress.
+        let mut pending = unknown;
+        loop {
+            let mut progressed = false;
+            let mut still = Vec::new();
+            for (path, device) in pending {
+                let Some(bytes) = handle.store.get(&path)? else { continue };
+                match open_device_record(&bytes, device, keys, &registry) {
+                    Ok(record) => {
+                        self.register_device(&record)?;
+                        self.forget_skip(handle.id, &path)?;
+                        registry = Registry::load(&self.conn)?;
+                        report.new_devices += 1;
+                        progressed = true;
+                    }
+                    Err(reason) => still.push((path, device, reason)),
+                }
+            }
+            if !progressed || still.is_empty() {
+                for (path, _, reason) in still {
+                    self.record_skip(handle.id, &path, &reason.to_string(), report)?;
+                }
+                return Ok(());
+            }
+            pending = still.into_iter().map(|(path, device, _)| (path, device)).collect();
+        }
+    }
+
+    fn pull_device(
+        &mut self,
+        handle: StoreHandle<'_>,
+        keys: &VaultKeys,
+        registry: &Registry,
+        device: DeviceId,
+        report: &mut PullReport,
+    ) -> Result<()> {
+        let head_path = paths::head(device);
+        let etag: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT etag FROM store_heads WHERE store = ?1 AND device = ?2",
+                params![handle.id, &device.as_bytes()[..]],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let (bytes, new_etag) = match handle.store.get_if_changed(&head_path, etag.as_deref())? {
+            Fetched::Unchanged | Fetched::Missing => return Ok(()),
+            Fetched::Changed { bytes, etag } => (bytes, etag),
+        };
+        let expected = Expected {
+            kind: ObjectKind::Head,
+            vault_id: keys.vault_id,
+            device_id: Some(device),
+            object_id: Some(ObjectId::HEAD),
+        };
+        let head = match open_object(&bytes, &expected, registry, keys)
+            .and_then(|plain| decode::<HeadPayload>(&plain).map_err(OpenError::Malformed))
+        {
+            Ok(head) => head,
+            Err(reason) => return self.record_skip(handle.id, &head_path, &reason.to_string(), report),
+        };
+        let (mut seq, mut hash) = self.cursor(device)?;
+        if head.seq < seq {
+            let reason = format!(
+                "rollback: the store's HEAD names segment {}, but segment {seq} was already imported",
+                head.seq
+            );
+            return self.record_skip(handle.id, &head_path, &reason, report);
+        }
+        if head.seq == seq && Some(head.hash) != hash {
+            let reason = format!("fork: the store's HEAD names a different segment {seq} than the one imported");
+            return self.record_skip(handle.id, &head_path, &reason, report);
+        }
+        while seq < head.seq {
+            let next = seq + 1;
+            let path = paths::segment(device, next);
+            let Some(bytes) = handle.store.get(&path)? else {
+                let reason =
+                    format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
+                return self.record_skip(handle.id, &path, &reason, report);
+            };
+            let expected = Expected {
+                kind: ObjectKind::Segment,
+                vault_id: keys.vault_id,
+                device_id: Some(device),
+                object_id: Some(ObjectId::segment(next)),
+            };
+            let segment = open_object(&bytes, &expected, registry, keys)
+                .and_then(|plain| decode::<SegmentPayload>(&plain).map_err(OpenError::Malformed))
+                .and_then(|payload| check_segment(payload, next, hash, device));
+            let ops = match segment {
+                Ok(ops) => ops,
+                Err(reason) => return self.record_skip(handle.id, &path, &reason.to_string(), report),
+            };
+            let segment_hash = *blake3::hash(&bytes).as_bytes();
+            if next == head.seq && segment_hash != head.hash {
+                let reason = "HEAD names another segment than the one stored (rollback or fork)";
+                return self.record_skip(handle.id, &path, reason, report);
+            }
+            let imported = {
+                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let imported = import_ops(&tx, &ops)?;
+                tx.execute(
+                    "INSERT INTO cursors (device, seq, hash, ops) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ops = ops + excluded.ops",
+                    params![&device.as_bytes()[..], to_sql_u64(next)?, &segment_hash[..], to_sql_u64(imported.new_ops)?],
+                )?;
+                tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
+                tx.commit()?;
+                imported
+            };
+            self.notify(&imported.changes);
+            report.imported_segments += 1;
+            report.imported_ops += imported.new_ops;
+            seq = next;
+            hash = Some(segment_hash);
+        }
+        self.forget_skip(handle.id, &head_path)?;
+        if let Some(etag) = new_etag {
+            self.conn.execute(
+                "INSERT INTO store_heads (store, device, etag) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, device) DO UPDATE SET etag = excluded.etag",
+                params![handle.id, &device.as_bytes()[..], etag],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The last segment imported from `device`: its seq (0 for none) and hash.
+    fn cursor(&self, device: DeviceId) -> Result<(u64, Option<[u8; 32]>)> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row("SELECT seq, hash FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        match row {
+            None => Ok((0, None)),
+            Some((seq, hash)) => {
+                let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| Error::Corrupt("cursor hash".into()))?;
+                Ok((from_sql_u64(seq)?, Some(hash)))
+            }
+        }
+    }
+
+    /// Records a skipped object and its reason; the pull goes on with other devices.
+    fn record_skip(&self, store: i64, path: &str, reason: &str, report: &mut PullReport) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO skipped (store, path, reason, at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (store, path) DO UPDATE SET reason = excluded.reason, at_ms = excluded.at_ms",
+            params![store, path, reason, to_sql_u64(now_ms())?],
+        )?;
+        report.skipped.push((path.to_owned(), reason.to_owned()));
+        Ok(())
+    }
+
+    fn forget_skip(&self, store: i64, path: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
+        Ok(())
+    }
+}
+
+fn open_object(bytes: &[u8], expected: &Expected, registry: &Registry, keys: &VaultKeys) -> Result<Vec<u8>, OpenError> {
+    let master = &keys.master_key;
+    seal::open(bytes, expected, |device| registry.key(device), |epoch| (epoch == keys.epoch).then_some(master))
+        .map(|(_, plain)| plain)
+}
+
+/// Checks a segment's place in its device's chain and validates its ops.
+fn check_segment(
+    payload: SegmentPayload,
+    seq: u64,
+    prev: Option<[u8; 32]>,
+    device: DeviceId,
+) -> Result<Vec<Op>, OpenError> {
+    if payload.seq != seq {
+        return Err(OpenError::Malformed(format!("segment says it is number {}, stored as {seq}", payload.seq)));
+    }
+    if payload.prev != prev {
+        return Err(OpenError::Malformed(format!(
+            "chain broken: segment {seq} does not follow the segment imported before it (rollback or fork)"
+        )));
+    }
+    let mut last_counter = 0;
+    payload
+        .ops
+        .into_iter()
+        .map(|wire| {
+            let op = wire.into_op(device).map_err(OpenError::Malformed)?;
+            if op.id.counter <= last_counter {
+                return Err(OpenError::Malformed(format!("op counters go backwards at {}", op.id)));
+            }
+            last_counter = op.id.counter;
+            Ok(op)
+        })
+        .collect()
+}

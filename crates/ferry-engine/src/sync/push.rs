@@ -1,0 +1,140 @@
+//! Push: publish queued objects, then own segments, then the HEAD that names the last one.
+//!
+//! Order matters for readers: a HEAD is written only after every segment it covers, so a
+//! reader that sees a HEAD finds its segments. A push killed at any point is finished by the
+//! next one: segments already in the store are found with identical bytes and kept.
+
+use super::StoreHandle;
+use super::enroll::read_vault_file;
+use crate::database::{from_sql_u64, to_sql_u64};
+use crate::identity::{DeviceKeys, VaultKeys};
+use crate::{Error, Result, Vault, random};
+use ferry_format::objects::{HeadPayload, encode, paths};
+use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
+use ferry_store::Created;
+use rusqlite::{OptionalExtension, params};
+
+/// What a push did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PushReport {
+    /// Segments sealed from new local ops.
+    pub sealed_segments: u64,
+    /// Segments written to the store.
+    pub uploaded_segments: u64,
+    /// Ops in those segments.
+    pub uploaded_ops: u64,
+    /// Other objects written (vault file, key slots, device records).
+    pub uploaded_objects: u64,
+    /// The store's HEAD for this device after the push (0: nothing published yet).
+    pub head_seq: u64,
+}
+
+impl Vault {
+    /// Seals new local ops and publishes everything the store lacks.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses ([`Error::Store`]); it holds another vault
+    /// ([`Error::StoreVaultMismatch`]) or a different object under this device's name
+    /// ([`Error::ForeignOwnObject`]); local failures. Whatever was published stays published.
+    pub fn push(&mut self, handle: StoreHandle<'_>) -> Result<PushReport> {
+        let mut report = PushReport { sealed_segments: self.seal_pending_ops()?, ..PushReport::default() };
+        report.uploaded_objects = self.flush_outbox(handle)?;
+
+        let uploaded: i64 = self
+            .conn
+            .query_row("SELECT uploaded_seq FROM stores WHERE id = ?1", [handle.id], |row| row.get(0))
+            .optional()?
+            .ok_or(Error::UnknownStore(handle.id))?;
+        let mut uploaded = from_sql_u64(uploaded)?;
+        let last_seq: u64 =
+            from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
+        report.head_seq = uploaded;
+        if last_seq <= uploaded {
+            return Ok(report);
+        }
+        if uploaded == 0 {
+            self.check_store_vault(handle)?;
+        }
+        let device = self.device_id();
+        while uploaded < last_seq {
+            let seq = uploaded + 1;
+            let (bytes, op_count): (Vec<u8>, i64) = self.conn.query_row(
+                "SELECT bytes, op_count FROM own_segments WHERE seq = ?1",
+                [to_sql_u64(seq)?],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            let path = paths::segment(device, seq);
+            self.put_immutable(handle, &path, &bytes)?;
+            report.uploaded_segments += 1;
+            report.uploaded_ops += from_sql_u64(op_count)?;
+            uploaded = seq;
+        }
+        let hash: Vec<u8> =
+            self.conn
+                .query_row("SELECT hash FROM own_segments WHERE seq = ?1", [to_sql_u64(last_seq)?], |row| row.get(0))?;
+        let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| Error::Corrupt("own segment hash".into()))?;
+        let keys = VaultKeys::load(&self.conn)?;
+        let device_keys = DeviceKeys::load(&self.conn)?;
+        let head = seal(
+            ObjectKind::Head,
+            keys.vault_id,
+            device,
+            ObjectId::HEAD,
+            random::bytes()?,
+            &SealKeys { epoch: keys.epoch, master_key: &keys.master_key, signing_key: device_keys.signing_key() },
+            &encode(&HeadPayload { seq: last_seq, hash }),
+        )
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        handle.store.put(&paths::head(device), &head)?;
+        self.conn
+            .execute("UPDATE stores SET uploaded_seq = ?1 WHERE id = ?2", params![to_sql_u64(last_seq)?, handle.id])?;
+        report.head_seq = last_seq;
+        Ok(report)
+    }
+
+    /// Publishes the objects queued for this store (enrollment); returns how many.
+    fn flush_outbox(&mut self, handle: StoreHandle<'_>) -> Result<u64> {
+        let queued: Vec<(String, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare("SELECT path, bytes FROM store_outbox WHERE store = ?1 ORDER BY path")?;
+            stmt.query_map([handle.id], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+        };
+        if queued.is_empty() {
+            return Ok(0);
+        }
+        self.check_store_vault(handle)?;
+        let mut published = 0;
+        // The vault file goes last: a store shows a vault only once its slots and records exist.
+        let (vault_file, others): (Vec<_>, Vec<_>) =
+            queued.into_iter().partition(|(path, _)| path == paths::VAULT_FILE);
+        for (path, bytes) in others.into_iter().chain(vault_file) {
+            if handle.store.put_if_absent(&path, &bytes)? == Created::New {
+                published += 1;
+            }
+            self.conn.execute("DELETE FROM store_outbox WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
+        }
+        Ok(published)
+    }
+
+    /// Refuses a store that holds another vault.
+    fn check_store_vault(&self, handle: StoreHandle<'_>) -> Result<()> {
+        match read_vault_file(handle.store)? {
+            Some(found) if found != self.vault_id() => Err(Error::StoreVaultMismatch {
+                location: handle.store.location(),
+                found: found.to_string(),
+                ours: self.vault_id().to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes an own immutable object; one already there must be byte-identical.
+    fn put_immutable(&self, handle: StoreHandle<'_>, path: &str, bytes: &[u8]) -> Result<()> {
+        if handle.store.put_if_absent(path, bytes)? == Created::Exists {
+            let existing = handle.store.get(path)?;
+            if existing.as_deref() != Some(bytes) {
+                return Err(Error::ForeignOwnObject { location: handle.store.location(), path: path.to_owned() });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,290 @@
+//! Sync attempts and the status of sync: per store, per device, and what was skipped.
+
+use super::{PullReport, PushReport, StoreHandle};
+use crate::database::{from_sql_u64, meta_get, to_sql_u64};
+use crate::write::now_ms;
+use crate::{Error, Result, Vault, random};
+use ferry_format::DeviceId;
+use rusqlite::params;
+
+/// Which way to sync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Publish local changes only.
+    Push,
+    /// Fetch others' changes only.
+    Pull,
+    /// Push, then pull.
+    Both,
+}
+
+/// What one sync with one store did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    /// The push, if one ran.
+    pub push: Option<PushReport>,
+    /// The pull, if one ran.
+    pub pull: Option<PullReport>,
+}
+
+/// The state of one store, as of the last attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreState {
+    /// Never synced yet.
+    NeverSynced,
+    /// The last sync worked and nothing local waits for it.
+    UpToDate,
+    /// The last sync worked, and local changes made since wait for the next.
+    Pending,
+    /// The last attempt could not reach the store; it will be retried.
+    Offline,
+    /// The last attempt failed in a way retrying will not fix (see the error).
+    Error,
+}
+
+/// One store's sync status.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStatus {
+    /// Local id.
+    pub id: i64,
+    /// Location (never with credentials).
+    pub url: String,
+    /// The state.
+    pub state: StoreState,
+    /// When the last attempt started (ms since the Unix epoch).
+    pub last_attempt_ms: Option<u64>,
+    /// When the last successful sync finished.
+    pub last_success_ms: Option<u64>,
+    /// The last attempt's error, if it failed.
+    pub last_error: Option<String>,
+    /// Consecutive failed attempts.
+    pub failures: u64,
+    /// When to try again after failures (backoff with jitter).
+    pub next_retry_ms: Option<u64>,
+    /// This device's last segment the store has.
+    pub uploaded_seq: u64,
+    /// Own segments sealed but not yet in this store.
+    pub pending_segments: u64,
+    /// Objects queued for this store (enrollment).
+    pub queued_objects: u64,
+}
+
+/// Import progress from one other device.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceCursor {
+    /// The device.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its last segment imported here (0: none).
+    pub imported_seq: u64,
+    /// Ops imported from it.
+    pub imported_ops: u64,
+}
+
+/// An object that could not be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SkippedObject {
+    /// The store it is in.
+    pub store: String,
+    /// Its path.
+    pub path: String,
+    /// Why it was skipped.
+    pub reason: String,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// Everything `ferry sync status` shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SyncStatus {
+    /// Each store.
+    pub stores: Vec<StoreStatus>,
+    /// Own ops that not every store has.
+    pub unpublished_ops: u64,
+    /// Import progress per other device.
+    pub devices: Vec<DeviceCursor>,
+    /// Objects skipped, with reasons.
+    pub skipped: Vec<SkippedObject>,
+    /// Concurrent writes merged automatically by the collection's policy, ever.
+    pub auto_resolved_conflicts: u64,
+    /// Records that now have more than one head (concurrent writes not yet superseded).
+    pub records_with_concurrent_heads: u64,
+}
+
+impl Vault {
+    /// Syncs with one store and records the attempt (for status and backoff).
+    ///
+    /// # Errors
+    /// As [`Vault::push`] and [`Vault::pull`]; the failure is also recorded.
+    pub fn sync(&mut self, handle: StoreHandle<'_>, direction: Direction) -> Result<SyncReport> {
+        let started = now_ms();
+        let outcome = (|| -> Result<SyncReport> {
+            let push = matches!(direction, Direction::Push | Direction::Both).then(|| self.push(handle)).transpose()?;
+            let pull = matches!(direction, Direction::Pull | Direction::Both).then(|| self.pull(handle)).transpose()?;
+            Ok(SyncReport { push, pull })
+        })();
+        self.record_attempt(handle.id, started, outcome.as_ref().err())?;
+        outcome
+    }
+
+    fn record_attempt(&self, store: i64, started_ms: u64, error: Option<&Error>) -> Result<()> {
+        let started = to_sql_u64(started_ms)?;
+        match error {
+            None => {
+                self.conn.execute(
+                    "UPDATE stores SET last_attempt_ms = ?1, last_success_ms = ?2, last_error = NULL,
+                     error_transient = 0, failures = 0, next_retry_ms = NULL WHERE id = ?3",
+                    params![started, to_sql_u64(now_ms())?, store],
+                )?;
+            }
+            Some(error) => {
+                let failures: i64 =
+                    self.conn.query_row("SELECT failures FROM stores WHERE id = ?1", [store], |row| row.get(0))?;
+                let failures = from_sql_u64(failures)? + 1;
+                let transient = matches!(error, Error::Store(e) if e.is_transient());
+                let next_retry = now_ms() + backoff_ms(failures)?;
+                self.conn.execute(
+                    "UPDATE stores SET last_attempt_ms = ?1, last_error = ?2, error_transient = ?3, failures = ?4,
+                     next_retry_ms = ?5 WHERE id = ?6",
+                    params![
+                        started,
+                        error_chain(error),
+                        transient,
+                        to_sql_u64(failures)?,
+                        to_sql_u64(next_retry)?,
+                        store
+                    ],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Own ops that not every store has (all of them while there is no store).
+    pub(crate) fn unpublished_ops(&self) -> Result<u64> {
+        let op_counter = from_sql_u64(meta_get(&self.conn, "op_counter")?)?;
+        let published: Option<i64> = self.conn.query_row(
+            "SELECT min(coalesce((SELECT last_counter FROM own_segments WHERE seq = s.uploaded_seq), 0)) FROM stores s",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(op_counter.saturating_sub(published.map(from_sql_u64).transpose()?.unwrap_or(0)))
+    }
+
+    /// The sync status of this device.
+    ///
+    /// # Errors
+    /// Database failures or damage.
+    pub fn sync_status(&self) -> Result<SyncStatus> {
+        let unpublished_ops = self.unpublished_ops()?;
+        let last_seq: i64 =
+            self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, url, last_attempt_ms, last_success_ms, last_error, error_transient, failures, next_retry_ms,
+                    uploaded_seq, (SELECT count(*) FROM store_outbox o WHERE o.store = s.id)
+             FROM stores s ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, bool>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+                row.get::<_, i64>(8)?,
+                row.get::<_, i64>(9)?,
+            ))
+        })?;
+        let optional = |value: Option<i64>| value.map(from_sql_u64).transpose();
+        let mut stores = Vec::new();
+        for row in rows {
+            let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued) = row?;
+            let pending_segments = from_sql_u64(last_seq.saturating_sub(uploaded))?;
+            let state = match (&error, success) {
+                (Some(_), _) if transient => StoreState::Offline,
+                (Some(_), _) => StoreState::Error,
+                (None, None) => StoreState::NeverSynced,
+                (None, Some(_)) if pending_segments > 0 || queued > 0 || unpublished_ops > 0 => StoreState::Pending,
+                (None, Some(_)) => StoreState::UpToDate,
+            };
+            stores.push(StoreStatus {
+                id,
+                url,
+                state,
+                last_attempt_ms: optional(attempt)?,
+                last_success_ms: optional(success)?,
+                last_error: error,
+                failures: from_sql_u64(failures)?,
+                next_retry_ms: optional(retry)?,
+                uploaded_seq: from_sql_u64(uploaded)?,
+                pending_segments,
+                queued_objects: from_sql_u64(queued)?,
+            });
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT d.device_id, d.name, coalesce(c.seq, 0), coalesce(c.ops, 0)
+             FROM devices d LEFT JOIN cursors c ON c.device = d.device_id WHERE d.device_id != ?1 ORDER BY d.name, d.device_id",
+        )?;
+        let rows = stmt.query_map([&self.device_id().as_bytes()[..]], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?, row.get::<_, i64>(3)?))
+        })?;
+        let mut devices = Vec::new();
+        for row in rows {
+            let (id, name, seq, ops) = row?;
+            let id = DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+            devices.push(DeviceCursor {
+                device_id: id.to_string(),
+                name,
+                imported_seq: from_sql_u64(seq)?,
+                imported_ops: from_sql_u64(ops)?,
+            });
+        }
+
+        let mut stmt = self.conn.prepare(
+            "SELECT s.url, k.path, k.reason, k.at_ms FROM skipped k JOIN stores s ON s.id = k.store ORDER BY k.at_ms, k.path",
+        )?;
+        let skipped = stmt
+            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get::<_, i64>(3)?)))?
+            .map(|row| {
+                let (store, path, reason, at) = row?;
+                Ok(SkippedObject { store, path, reason, at_ms: from_sql_u64(at)? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let concurrent: i64 =
+            self.conn.query_row("SELECT count(*) FROM records WHERE length(heads) > 24", [], |row| row.get(0))?;
+        Ok(SyncStatus {
+            stores,
+            unpublished_ops,
+            devices,
+            skipped,
+            auto_resolved_conflicts: from_sql_u64(meta_get(&self.conn, "auto_resolved")?)?,
+            records_with_concurrent_heads: from_sql_u64(concurrent)?,
+        })
+    }
+}
+
+/// Exponential backoff with jitter: 5 s doubling per failure up to an hour, times 0.5–1.5.
+fn backoff_ms(failures: u64) -> Result<u64> {
+    let base = 5_000u64.saturating_mul(1 << failures.saturating_sub(1).min(10)).min(3_600_000);
+    let jitter = u64::from(u16::from_le_bytes(random::bytes()?));
+    Ok(base / 2 + base * jitter / u64::from(u16::MAX))
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

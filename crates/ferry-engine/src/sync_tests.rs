@@ -1,0 +1,336 @@
+//! Replication tests: devices converging through stores, costs, crashes and hostile objects.
+
+use crate::*;
+use ferry_format::objects::paths;
+use ferry_store::{CountingStore, FaultPlan, FaultyStore, FolderStore, MemoryStore, Store};
+use serde_json::json;
+use std::path::Path;
+
+fn unlock() -> Unlock {
+    Unlock { passphrase: Passphrase::new("vault passphrase"), kdf_cost: KdfCost::WorkFactor(4) }
+}
+
+fn options(name: &str) -> CreateOptions {
+    CreateOptions { device_name: name.into(), unlock: unlock() }
+}
+
+fn first_device(dir: &Path, name: &str, store: &dyn Store) -> Vault {
+    Vault::create_for_store(&Home::new(dir.join(name)), options(name), "test:store", store).unwrap().vault
+}
+
+fn join(dir: &Path, name: &str, store: &dyn Store) -> Vault {
+    Vault::join(
+        &Home::new(dir.join(name)),
+        JoinOptions { device_name: name.into(), unlock: unlock() },
+        "test:store",
+        store,
+    )
+    .unwrap()
+}
+
+fn handle(store: &dyn Store) -> StoreHandle<'_> {
+    StoreHandle { id: 1, store }
+}
+
+fn sync(vault: &mut Vault, store: &dyn Store) -> SyncReport {
+    vault.sync(handle(store), Direction::Both).unwrap()
+}
+
+/// Every record of every collection with its value and heads, plus the op count.
+fn state(vault: &Vault) -> (Vec<(String, String, String, usize)>, u64) {
+    let mut all = Vec::new();
+    for collection in vault.collections().unwrap() {
+        for r in vault.list(&collection.name, &ListOptions::default()).unwrap() {
+            all.push((collection.name.clone(), r.key, r.value.as_str().to_owned(), r.heads));
+        }
+    }
+    all.sort();
+    (all, vault.status().unwrap().ops)
+}
+
+#[test]
+fn two_devices_converge_through_a_folder_with_offline_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("store")).unwrap();
+    let store = FolderStore::new(dir.path().join("store"));
+    let mut laptop = first_device(dir.path(), "laptop", &store);
+    laptop.put("notes", "n1", &json!({"title": "from laptop"})).unwrap();
+    sync(&mut laptop, &store);
+
+    let mut desktop = join(dir.path(), "desktop", &store);
+    sync(&mut desktop, &store);
+    assert_eq!(desktop.get("notes", "n1").unwrap().unwrap().value.as_str(), r#"{"title":"from laptop"}"#);
+    assert_eq!(desktop.vault_id(), laptop.vault_id());
+
+    // Offline edits on both, including the same record.
+    laptop.put("notes", "n2", &json!("laptop only")).unwrap();
+    laptop.put("notes", "n1", &json!("laptop edit")).unwrap();
+    desktop.put("todos", "t1", &json!("desktop only")).unwrap();
+    desktop.put("notes", "n1", &json!("desktop edit")).unwrap();
+    desktop.delete("notes", "n1").unwrap();
+    desktop.put("notes", "n1", &json!("desktop edit, later")).unwrap();
+
+    for _ in 0..2 {
+        sync(&mut laptop, &store);
+        sync(&mut desktop, &store);
+    }
+    assert_eq!(state(&laptop), state(&desktop));
+    let n1 = laptop.get("notes", "n1").unwrap().unwrap();
+    assert_eq!(n1.value.as_str(), r#""desktop edit, later""#, "the later write wins on both");
+    assert_eq!(n1.heads, 2, "the concurrent laptop edit is still a head");
+    let status = laptop.sync_status().unwrap();
+    assert_eq!(status.auto_resolved_conflicts, 1);
+    assert_eq!(status.unpublished_ops, 0);
+    assert_eq!(status.stores[0].state, StoreState::UpToDate);
+    assert_eq!(status.devices[0].name, "desktop");
+    assert!(status.skipped.is_empty(), "{:?}", status.skipped);
+
+    // A write that saw both heads supersedes them, everywhere.
+    laptop.put("notes", "n1", &json!("merged")).unwrap();
+    sync(&mut laptop, &store);
+    sync(&mut desktop, &store);
+    assert_eq!(desktop.get("notes", "n1").unwrap().unwrap().heads, 1);
+    assert_eq!(state(&laptop), state(&desktop));
+    assert_eq!(laptop.devices().unwrap().len(), 2);
+}
+
+#[test]
+fn three_devices_converge_whatever_the_sync_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let mut b = join(dir.path(), "b", &store);
+    let mut c = join(dir.path(), "c", &store);
+    for (i, vault) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
+        for n in 0..20 {
+            vault.put("shared", &format!("k{}", n % 7), &json!({"by": i, "n": n})).unwrap();
+            vault.put(&format!("own{i}"), &format!("k{n}"), &json!(n)).unwrap();
+        }
+        vault.delete("shared", "k3").unwrap();
+    }
+    sync(&mut c, &store);
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    sync(&mut c, &store);
+    sync(&mut a, &store);
+    assert_eq!(state(&a), state(&b));
+    assert_eq!(state(&b), state(&c));
+    assert_eq!(a.status().unwrap().ops, 3 * 41);
+}
+
+#[test]
+fn join_refuses_a_wrong_passphrase_and_writes_nothing_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let before = store.list("").unwrap();
+    let wrong = JoinOptions {
+        device_name: "b".into(),
+        unlock: Unlock { passphrase: Passphrase::new("not it"), kdf_cost: KdfCost::WorkFactor(4) },
+    };
+    let err = Vault::join(&Home::new(dir.path().join("b")), wrong, "test:store", &store).unwrap_err();
+    assert!(matches!(err, Error::WrongStorePassphrase { .. }), "{err:?}");
+    assert!(!dir.path().join("b").exists(), "no local state");
+    assert_eq!(store.list("").unwrap(), before, "no remote state");
+
+    let empty = MemoryStore::default();
+    let err = Vault::join(
+        &Home::new(dir.path().join("c")),
+        JoinOptions { device_name: "c".into(), unlock: unlock() },
+        "x",
+        &empty,
+    );
+    assert!(matches!(err, Err(Error::NoVaultInStore { .. })));
+    let err = Vault::create_for_store(&Home::new(dir.path().join("d")), options("d"), "x", &store).unwrap_err();
+    assert!(matches!(err, Error::StoreHasVault { .. }), "{err:?}");
+    assert!(!dir.path().join("d").exists());
+}
+
+#[test]
+fn a_device_of_another_vault_refuses_the_store_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let other_store = MemoryStore::default();
+    let mut stranger = first_device(dir.path(), "stranger", &other_store);
+    stranger.put("notes", "x", &json!(1)).unwrap();
+    let before = store.list("").unwrap();
+    let err = stranger.push(handle(&store)).unwrap_err();
+    assert!(matches!(err, Error::StoreVaultMismatch { .. }), "{err:?}");
+    assert_eq!(store.list("").unwrap(), before);
+}
+
+#[test]
+fn a_no_op_pull_costs_one_listing_and_one_read_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut devices = vec![first_device(dir.path(), "d0", &store)];
+    sync(&mut devices[0], &store);
+    for i in 1..10 {
+        devices.push(join(dir.path(), &format!("d{i}"), &store));
+    }
+    for (i, device) in devices.iter_mut().enumerate() {
+        for round in 0..5 {
+            device.put("c", &format!("{i}-{round}"), &json!(round)).unwrap();
+            device.push(handle(&store)).unwrap(); // one segment per round: history grows
+        }
+    }
+    let counting = CountingStore::new(store.clone());
+    let reader = &mut devices[0];
+    reader.pull(handle(&counting)).unwrap();
+    assert_eq!(reader.status().unwrap().ops, 50);
+    counting.reset();
+    let report = reader.pull(handle(&counting)).unwrap();
+    assert_eq!(report.imported_ops, 0);
+    let counts = counting.counts();
+    assert_eq!(counts.lists, 1);
+    assert_eq!(counts.reads, 9, "one conditional HEAD read per other device");
+    assert!(counts.total() <= 1 + 10);
+}
+
+/// Kills a push or pull at every store call in turn, then lets it finish: the result is always
+/// the same as an uninterrupted sync, with nothing duplicated.
+#[test]
+fn sync_killed_at_any_store_call_finishes_on_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = {
+        let store = MemoryStore::default();
+        let mut a = first_device(dir.path(), "ref-a", &store);
+        a.put("n", "1", &json!(1)).unwrap();
+        let report = a.sync(handle(&store), Direction::Both).unwrap();
+        assert!(report.push.unwrap().uploaded_objects > 0);
+        store.list("").unwrap().len()
+    };
+    for crash_at in 0..12 {
+        let store = MemoryStore::default();
+        let home = dir.path().join(format!("a{crash_at}"));
+        let mut a = Vault::create_for_store(&Home::new(&home), options("a"), "s", &store).unwrap().vault;
+        for i in 0..25 {
+            a.put("n", &i.to_string(), &json!(i)).unwrap();
+        }
+        let faulty = FaultyStore::new(store.clone(), FaultPlan::CrashAt(crash_at));
+        let crashed = a.sync(handle(&faulty), Direction::Both);
+        let status = a.sync_status().unwrap();
+        if crashed.is_err() {
+            assert_eq!(status.stores[0].state, StoreState::Offline, "crash at {crash_at}");
+            assert!(status.stores[0].next_retry_ms.is_some());
+        }
+        drop(a);
+        let mut a = Vault::open(&Home::new(&home), &unlock()).unwrap();
+        sync(&mut a, &store);
+        assert_eq!(store.list("").unwrap().len(), reference, "crash at {crash_at}: objects {:?}", store.list(""));
+        assert_eq!(a.sync_status().unwrap().unpublished_ops, 0);
+
+        // A second device pulls everything exactly once.
+        let mut b = join(dir.path(), &format!("b{crash_at}"), &store);
+        let faulty = FaultyStore::new(store.clone(), FaultPlan::CrashAt(crash_at));
+        let _ = b.sync(handle(&faulty), Direction::Both);
+        sync(&mut b, &store);
+        assert_eq!(b.status().unwrap().ops, 25, "crash at {crash_at}");
+        assert_eq!(b.list("n", &ListOptions::default()).unwrap().len(), 25);
+        assert_eq!(state(&b).0, state(&a).0);
+    }
+}
+
+#[test]
+fn hostile_or_damaged_objects_are_skipped_with_reasons_and_the_rest_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let mut b = join(dir.path(), "b", &store);
+    let mut c = join(dir.path(), "c", &store);
+    for (vault, name) in [(&mut a, "a"), (&mut b, "b"), (&mut c, "c")] {
+        vault.put("notes", name, &json!(name)).unwrap();
+        vault.push(handle(&store)).unwrap();
+    }
+    let other_store = MemoryStore::default();
+    let mut stranger = first_device(dir.path(), "stranger", &other_store);
+    stranger.put("notes", "x", &json!(1)).unwrap();
+    stranger.push(handle(&other_store)).unwrap();
+
+    let segment = |vault: &Vault| paths::segment(vault.device_id(), 1);
+    let a_segment = store.get(&segment(&a)).unwrap().unwrap();
+    // b's segment is bit-flipped; c's is replaced by a copy of a's (re-labelled).
+    let mut flipped = store.get(&segment(&b)).unwrap().unwrap();
+    flipped[150] ^= 1;
+    store.tamper(&segment(&b), flipped);
+    store.tamper(&segment(&c), a_segment.clone());
+
+    let mut reader = join(dir.path(), "reader", &store);
+    let report = reader.pull(handle(&store)).unwrap();
+    assert_eq!(report.imported_ops, 1, "a's op imports despite the others: {report:?}");
+    let reasons: Vec<String> =
+        reader.sync_status().unwrap().skipped.into_iter().map(|s| format!("{}: {}", s.path, s.reason)).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains(&b.device_id().to_string()) && r.contains("bad signature")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains(&c.device_id().to_string()) && r.contains("stored under device")),
+        "{reasons:?}"
+    );
+
+    // Truncated, unsigned, and replayed from another vault.
+    let mut truncated = a_segment.clone();
+    truncated.truncate(a_segment.len() / 2);
+    let mut unsigned = store.get(&segment(&c)).unwrap().unwrap();
+    let len = unsigned.len();
+    unsigned[len - 64..].fill(0);
+    let foreign = other_store.get(&segment(&stranger)).unwrap().unwrap();
+    for (bytes, expect) in [(truncated, "truncated"), (unsigned, "bad signature"), (foreign, "another vault")] {
+        let mut victim = join(dir.path(), &format!("v{}", expect.len() + bytes.len()), &store);
+        store.tamper(&segment(&a), bytes);
+        let report = victim.pull(handle(&store)).unwrap();
+        assert_eq!(report.imported_ops, 0);
+        let skipped = victim.sync_status().unwrap().skipped;
+        assert!(skipped.iter().any(|s| s.path == segment(&a) && s.reason.contains(expect)), "{expect}: {skipped:?}");
+    }
+    // Restored objects import on the next pull, and their skip records go away.
+    store.tamper(&segment(&a), a_segment);
+    let mut healed = join(dir.path(), "healed", &store);
+    healed.pull(handle(&store)).unwrap();
+    assert_eq!(healed.get("notes", "a").unwrap().unwrap().value.as_str(), "\"a\"");
+}
+
+#[test]
+fn a_missing_segment_is_a_reported_gap_not_a_silent_hole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    for i in 0..3 {
+        a.put("n", &i.to_string(), &json!(i)).unwrap();
+        a.push(handle(&store)).unwrap();
+    }
+    let withheld_path = paths::segment(a.device_id(), 2);
+    let withheld = store.get(&withheld_path).unwrap().unwrap();
+    store.delete(&withheld_path).unwrap();
+    let mut b = join(dir.path(), "b", &store);
+    let report = b.pull(handle(&store)).unwrap();
+    assert_eq!(report.imported_ops, 1, "segment 1 only; 3 must wait for 2");
+    assert!(report.skipped.iter().any(|(path, reason)| path == &withheld_path && reason.contains("gap in chain")));
+    store.put(&withheld_path, &withheld).unwrap();
+    b.pull(handle(&store)).unwrap();
+    assert_eq!(b.status().unwrap().ops, 3);
+    assert!(b.sync_status().unwrap().skipped.is_empty());
+}
+
+#[test]
+fn watchers_see_imported_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let mut b = join(dir.path(), "b", &store);
+    let changes = b.watch();
+    a.put("notes", "n1", &json!(1)).unwrap();
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    let seen: Vec<Change> = changes.try_iter().collect();
+    assert_eq!(seen.len(), 1);
+    assert_eq!((seen[0].collection.as_str(), seen[0].key.as_str()), ("notes", "n1"));
+}
