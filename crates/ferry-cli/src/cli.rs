@@ -48,6 +48,10 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create a vault with this device as its first member; prints the recovery phrase once
     Init(InitArgs),
+    /// Join the vault in a store as a new device (unlocks with the vault passphrase)
+    Join(JoinArgs),
+    /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
+    Sync(SyncArgs),
     /// Set a record's value: ferry put notes n1 '{"title":"hi"}' (use - to read the JSON from stdin)
     Put(PutArgs),
     /// Print a record's value as JSON
@@ -69,8 +73,40 @@ pub struct InitArgs {
     /// A name to recognise this device by [default: the host name]
     #[arg(long)]
     pub name: Option<String>,
+    /// Put the new vault in this store, e.g. folder:/mnt/nas/ferry (it must hold no vault yet)
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
     #[command(flatten)]
     pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// The store that holds the vault, e.g. folder:/mnt/nas/ferry
+    pub store: String,
+    /// A name to recognise this device by [default: the host name]
+    #[arg(long)]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    pub action: Option<SyncAction>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncAction {
+    /// Seal and publish local changes only
+    Push(JsonArg),
+    /// Fetch, verify and import others' changes only
+    Pull(JsonArg),
+    /// Per store: state, last sync, pending ops, skipped objects with reasons; per device: cursors
+    Status(JsonArg),
 }
 
 #[derive(Debug, Args)]

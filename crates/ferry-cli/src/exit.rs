@@ -33,6 +33,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<ferry_engine::Error>() {
             return code_for_class(e.class());
         }
+        if let Some(e) = cause.downcast_ref::<ferry_store::StoreError>() {
+            return code_for_class(ErrorClass::of_store_error(e.kind));
+        }
     }
     FAILURE
 }

@@ -3,102 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod common;
+
 use assert_cmd::Command;
-use std::path::{Path, PathBuf};
-
-struct Device {
-    _dir: tempfile::TempDir,
-    home: PathBuf,
-    passphrase: String,
-}
-
-struct Run {
-    args: Vec<String>,
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Device {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        Self { _dir: dir, home, passphrase: "correct horse battery".into() }
-    }
-
-    fn initialised() -> Self {
-        let device = Self::new();
-        device.ok(&["init", "--name", "laptop"]);
-        device
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("ferry").unwrap();
-        cmd.args(args)
-            .env("FERRY_HOME", &self.home)
-            .env("FERRY_TEST_PASSPHRASE", &self.passphrase)
-            .env("FERRY_INSECURE_KDF_WORK_FACTOR", "10")
-            .env_remove("FERRY_PASSPHRASE_COMMAND")
-            .arg("--key-from-env")
-            .arg("FERRY_TEST_PASSPHRASE");
-        cmd
-    }
-
-    fn run_with(&self, mut cmd: Command, args: &[&str]) -> Run {
-        let output = cmd.output().unwrap();
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(self.command(args), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let run = self.run(args);
-        run.expect_code(0, &self.home);
-        run.stdout
-    }
-
-    /// Runs a command that must fail with `code`; returns its error message.
-    fn fails(&self, args: &[&str], code: i32) -> String {
-        let run = self.run(args);
-        run.expect_code(code, &self.home);
-        assert!(run.stderr.starts_with("ferry: "), "errors are one line prefixed `ferry: `: {:?}", run.stderr);
-        assert_eq!(run.stderr.trim_end().lines().count(), 1, "one-line error expected: {:?}", run.stderr);
-        run.stderr
-    }
-
-    fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut files: Vec<_> = std::fs::read_dir(&self.home)
-            .map(|dir| dir.map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect())
-            .unwrap_or_default();
-        files.sort();
-        files
-    }
-}
-
-impl Run {
-    fn expect_code(&self, code: i32, home: &Path) {
-        if self.code != code {
-            let listing: Vec<String> = std::fs::read_dir(home)
-                .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
-                .unwrap_or_default();
-            panic!(
-                "`ferry {}` exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}\n--- files in {}: {listing:?}",
-                self.args.join(" "),
-                self.code,
-                self.stdout,
-                self.stderr,
-                home.display()
-            );
-        }
-    }
-}
+use common::Device;
 
 #[test]
 fn init_prints_the_recovery_phrase_once_and_stores_it_nowhere() {

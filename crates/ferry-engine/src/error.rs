@@ -163,6 +163,19 @@ pub enum ErrorClass {
     Other,
 }
 
+impl ErrorClass {
+    /// The class of a store failure.
+    pub fn of_store_error(kind: ferry_store::StoreErrorKind) -> Self {
+        use ferry_store::StoreErrorKind as Kind;
+        match kind {
+            Kind::Unavailable => Self::Unavailable,
+            Kind::Missing => Self::Setup,
+            Kind::InvalidPath => Self::BadInput,
+            Kind::Denied | Kind::Other => Self::Other,
+        }
+    }
+}
+
 impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
@@ -179,9 +192,8 @@ impl Error {
             | Self::StoreVaultMismatch { .. }
             | Self::UnknownStore(_) => ErrorClass::Setup,
             Self::WrongStorePassphrase { .. } => ErrorClass::Locked,
-            Self::Store(e) if e.kind == ferry_store::StoreErrorKind::Missing => ErrorClass::Setup,
-            Self::Store(e) if e.is_transient() => ErrorClass::Unavailable,
-            Self::Store(_) | Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
+            Self::Store(e) => ErrorClass::of_store_error(e.kind),
+            Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {
                 ErrorClass::Other
             }

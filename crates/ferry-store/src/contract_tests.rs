@@ -60,8 +60,11 @@ fn folder_store_ignores_foreign_files_and_reports_a_missing_root() {
     assert_eq!(store.list("devices/").unwrap(), ["devices/a.dev"]);
 
     let unmounted = FolderStore::new(dir.path().join("not-mounted"));
-    assert_eq!(unmounted.get("ferry-vault.json").unwrap_err().kind, StoreErrorKind::Missing);
-    assert_eq!(unmounted.list("devices/").unwrap_err().kind, StoreErrorKind::Missing);
+    assert_eq!(unmounted.get("ferry-vault.json").unwrap_err().kind, StoreErrorKind::Unavailable);
+    assert_eq!(unmounted.list("devices/").unwrap_err().kind, StoreErrorKind::Unavailable);
+    assert_eq!(unmounted.put_if_absent("log/a/1.seg", b"x").unwrap_err().kind, StoreErrorKind::Unavailable);
+    assert_eq!(unmounted.put("log/a/HEAD", b"x").unwrap_err().kind, StoreErrorKind::Unavailable);
+    assert!(!dir.path().join("not-mounted").exists(), "writes must not create the missing root");
 }
 
 #[test]

@@ -20,8 +20,8 @@ pub struct FolderStore {
 }
 
 impl FolderStore {
-    /// A store at `root`. The directory is created on first write; reads of a missing root
-    /// report [`StoreErrorKind::Missing`] (an unmounted disk must not look like an empty store).
+    /// A store at `root`, which must exist (see `prepare`). Reads and writes of a missing root report [`StoreErrorKind::Unavailable`]: an
+    /// unmounted disk must not look like an empty store.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
@@ -35,10 +35,11 @@ impl FolderStore {
         if self.root.is_dir() {
             Ok(())
         } else {
+            // Most often an unmounted disk or share: worth retrying, never to be taken as empty.
             Err(StoreError::new(
-                StoreErrorKind::Missing,
+                StoreErrorKind::Unavailable,
                 self.root.display().to_string(),
-                "the store folder does not exist (is the disk mounted?)",
+                "the store folder does not exist (is the disk or share mounted?)",
             ))
         }
     }
@@ -124,6 +125,7 @@ impl Store for FolderStore {
         if file.exists() {
             return Ok(Created::Exists);
         }
+        self.check_root()?;
         create_parent(path, &file)?;
         let tmp = self.temp_file(bytes)?;
         let linked = fs::hard_link(&tmp, &file);
@@ -142,6 +144,7 @@ impl Store for FolderStore {
 
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let file = self.file(path)?;
+        self.check_root()?;
         create_parent(path, &file)?;
         let tmp = self.temp_file(bytes)?;
         fs::rename(&tmp, &file).map_err(|e| {

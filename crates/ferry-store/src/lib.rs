@@ -28,7 +28,7 @@ pub use decorators::{CallCounts, CountingStore, FaultPlan, FaultyStore};
 pub use error::{StoreError, StoreErrorKind};
 pub use folder::FolderStore;
 pub use memory::MemoryStore;
-pub use url::{StoreUrl, open};
+pub use url::{StoreUrl, open, prepare};
 
 /// The result of [`Store::put_if_absent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -49,6 +49,31 @@ impl StoreUrl {
     }
 }
 
+/// Makes sure a new store's location exists: a folder store's directory is created if its
+/// parent exists (a missing parent is more likely an unmounted disk than a wish for new
+/// directories).
+///
+/// # Errors
+/// The parent is missing, or the directory cannot be created.
+pub fn prepare(url: &StoreUrl) -> Result<(), StoreError> {
+    match url {
+        StoreUrl::Folder(path) if path.is_dir() => Ok(()),
+        StoreUrl::Folder(path) => {
+            let text = path.display().to_string();
+            match path.parent() {
+                Some(parent) if parent.is_dir() => {
+                    std::fs::create_dir(path).map_err(|e| StoreError::from_io(&text, &e))
+                }
+                _ => Err(StoreError::new(
+                    StoreErrorKind::Missing,
+                    text,
+                    "its parent directory does not exist (is the disk mounted?)",
+                )),
+            }
+        }
+    }
+}
+
 /// Opens the store at a location.
 ///
 /// # Errors

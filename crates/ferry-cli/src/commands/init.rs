@@ -1,11 +1,11 @@
-//! `ferry init`: a new vault, this device its first member.
+//! `ferry init`: a new vault, this device its first member, optionally in a store.
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::exit::CliError;
 use crate::output;
 use crate::unlock::{Purpose, unlock};
-use anyhow::Result;
-use ferry_engine::{CreateOptions, ErrorClass, Vault};
+use anyhow::{Context, Result};
+use ferry_engine::{CreateOptions, Direction, Vault};
+use ferry_store::StoreUrl;
 use std::io::Write;
 
 pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
@@ -13,18 +13,36 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
     if home.has_vault() {
         return Err(ferry_engine::Error::AlreadyInitialized { home: home.root().to_owned() }.into());
     }
-    let device_name = match &args.name {
-        Some(name) => name.clone(),
-        None => host_name().ok_or_else(|| {
-            CliError::new(ErrorClass::BadInput, "cannot tell this machine's host name: pass --name NAME")
-        })?,
+    let device_name = super::device_name(args.name.as_deref())?;
+    let store = args.store.as_deref().map(StoreUrl::parse).transpose()?;
+    if let Some(url) = &store {
+        ferry_store::prepare(url).with_context(|| format!("cannot use the store {}", url.to_text()))?;
+    }
+    let options = CreateOptions { device_name, unlock: unlock(global, Purpose::Choose)? };
+    let (mut vault, recovery_phrase) = match &store {
+        None => {
+            let created = Vault::create(&home, options)?;
+            (created.vault, created.recovery_phrase)
+        }
+        Some(url) => {
+            let opened = ferry_store::open(url)?;
+            let created = Vault::create_for_store(&home, options, &url.to_text(), opened.as_ref())?;
+            (created.vault, created.recovery_phrase)
+        }
     };
-    let unlock = unlock(global, Purpose::Choose)?;
-    let created = Vault::create(&home, CreateOptions { device_name, unlock })?;
-    let status = created.vault.status()?;
-    let words = created.recovery_phrase.to_words();
+    // Publish the vault to its store now; if that fails, the next `ferry sync` finishes it.
+    let publish_error = match &store {
+        Some(_) => super::sync::sync_all(&mut vault, Direction::Push)?.into_iter().find_map(|outcome| outcome.error),
+        None => None,
+    };
+    let status = vault.status()?;
+    let words = recovery_phrase.to_words();
 
     let mut out = std::io::stdout().lock();
+    if let Some(err) = &publish_error {
+        eprintln!("ferry: warning: the vault was created, but the store could not be prepared yet: {err}");
+        eprintln!("ferry: run `ferry sync` to finish; until then other devices cannot join");
+    }
     if args.json.json {
         return output::json(
             &mut out,
@@ -34,6 +52,8 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
                 "device_name": status.device_name,
                 "vault_key_fingerprint": status.vault_key_fingerprint,
                 "home": status.home,
+                "store": store.as_ref().map(StoreUrl::to_text),
+                "store_ready": store.is_some() && publish_error.is_none(),
                 "recovery_phrase": words,
             }),
         );
@@ -44,6 +64,9 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         status.vault_id, status.device_name, status.device_id
     )?;
     writeln!(out, "Vault key fingerprint: {}", status.vault_key_fingerprint)?;
+    if let Some(url) = &store {
+        writeln!(out, "Store: {}", url.to_text())?;
+    }
     writeln!(out, "Home: {}", status.home.display())?;
     writeln!(out)?;
     writeln!(out, "================ RECOVERY PHRASE: WRITE IT DOWN NOW ================")?;
@@ -56,13 +79,4 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
     writeln!(out, "This phrase is shown ONCE and stored nowhere. If you lose every device")?;
     writeln!(out, "AND this phrase, your data is gone for good: nobody can recover it.")?;
     Ok(())
-}
-
-fn host_name() -> Option<String> {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
 }

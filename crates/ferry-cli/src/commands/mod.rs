@@ -3,16 +3,20 @@
 mod init;
 mod inspect;
 mod records;
+mod sync;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::exit::CliError;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result, anyhow};
-use ferry_engine::{Home, Vault};
+use ferry_engine::{ErrorClass, Home, Vault};
 
 pub fn run(cli: Cli) -> Result<()> {
     let global = &cli.global;
     match cli.command {
         Command::Init(args) => init::init(global, &args),
+        Command::Join(args) => sync::join(global, &args),
+        Command::Sync(args) => sync::sync(&mut open(global)?, &args),
         Command::Put(args) => records::put(&mut open(global)?, &args),
         Command::Get(args) => records::get(&open(global)?, &args),
         Command::Ls(args) => records::ls(&open(global)?, &args),
@@ -41,4 +45,20 @@ fn open(global: &GlobalArgs) -> Result<Vault> {
     }
     let unlock = unlock(global, Purpose::Enter)?;
     Vault::open(&home, &unlock).context("cannot open the vault")
+}
+
+/// The device's name: given, or the host name.
+fn device_name(given: Option<&str>) -> Result<String> {
+    if let Some(name) = given {
+        return Ok(name.to_owned());
+    }
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| {
+            CliError::new(ErrorClass::BadInput, "cannot tell this machine's host name: pass --name NAME").into()
+        })
 }

@@ -1,0 +1,228 @@
+//! `ferry join` and `ferry sync [push | pull | status]`.
+
+use crate::cli::{GlobalArgs, JoinArgs, JsonArg, SyncAction, SyncArgs};
+use crate::output;
+use crate::unlock::{Purpose, unlock};
+use anyhow::{Context, Result};
+use ferry_engine::{Direction, JoinOptions, StoreHandle, SyncReport, Vault};
+use ferry_store::StoreUrl;
+use std::io::Write;
+
+/// The outcome of syncing with one store.
+pub struct Outcome {
+    pub url: String,
+    pub report: Option<SyncReport>,
+    pub error: Option<String>,
+    error_value: Option<ferry_engine::Error>,
+}
+
+/// Syncs with every configured store, each attempt recorded; one store's failure does not stop
+/// the others.
+pub fn sync_all(vault: &mut Vault, direction: Direction) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for configured in vault.stores()? {
+        let url =
+            StoreUrl::parse(&configured.url).with_context(|| format!("store {} is misconfigured", configured.url))?;
+        let store = ferry_store::open(&url)?;
+        let result = vault.sync(StoreHandle { id: configured.id, store: store.as_ref() }, direction);
+        let (report, error_value) = match result {
+            Ok(report) => (Some(report), None),
+            Err(err) => (None, Some(err)),
+        };
+        let error = error_value.as_ref().map(|e| chain(e));
+        outcomes.push(Outcome { url: configured.url, report, error, error_value });
+    }
+    Ok(outcomes)
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
+    let home = super::home(global)?;
+    if home.has_vault() {
+        return Err(ferry_engine::Error::AlreadyInitialized { home: home.root().to_owned() }.into());
+    }
+    let device_name = super::device_name(args.name.as_deref())?;
+    let url = StoreUrl::parse(&args.store)?;
+    let store = ferry_store::open(&url)?;
+    let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)? };
+    let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
+        .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
+    let outcomes = sync_all(&mut vault, Direction::Both)?;
+    let status = vault.status()?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        output::json(
+            &mut out,
+            &serde_json::json!({
+                "vault_id": status.vault_id,
+                "device_id": status.device_id,
+                "device_name": status.device_name,
+                "vault_key_fingerprint": status.vault_key_fingerprint,
+                "store": url.to_text(),
+                "records": status.records,
+                "ops": status.ops,
+            }),
+        )?;
+    } else {
+        writeln!(out, "Joined vault {} as \"{}\" ({}).", status.vault_id, status.device_name, status.device_id)?;
+        writeln!(
+            out,
+            "Vault key fingerprint: {} (the same on every device of the vault)",
+            status.vault_key_fingerprint
+        )?;
+        print_outcomes(&mut out, &outcomes)?;
+    }
+    fail_on_errors(outcomes)
+}
+
+pub fn sync(vault: &mut Vault, args: &SyncArgs) -> Result<()> {
+    let (direction, json) = match &args.action {
+        None => (Direction::Both, args.json.json),
+        Some(SyncAction::Push(JsonArg { json })) => (Direction::Push, *json || args.json.json),
+        Some(SyncAction::Pull(JsonArg { json })) => (Direction::Pull, *json || args.json.json),
+        Some(SyncAction::Status(JsonArg { json })) => return status(vault, *json || args.json.json),
+    };
+    if vault.stores()?.is_empty() {
+        return Err(crate::exit::CliError::new(
+            ferry_engine::ErrorClass::Setup,
+            "this device has no store: create the vault with `ferry init --store STORE`, or join one with `ferry join STORE`",
+        )
+        .into());
+    }
+    let outcomes = sync_all(vault, direction)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| serde_json::json!({ "store": o.url, "report": o.report, "error": o.error }))
+            .collect();
+        output::json(&mut out, &list)?;
+    } else {
+        print_outcomes(&mut out, &outcomes)?;
+    }
+    fail_on_errors(outcomes)
+}
+
+fn print_outcomes(out: &mut impl Write, outcomes: &[Outcome]) -> Result<()> {
+    for outcome in outcomes {
+        let Some(report) = &outcome.report else {
+            writeln!(out, "{}: failed: {}", outcome.url, outcome.error.as_deref().unwrap_or("unknown error"))?;
+            continue;
+        };
+        let mut parts = Vec::new();
+        if let Some(push) = &report.push {
+            parts.push(format!(
+                "pushed {} in {}",
+                count(push.uploaded_ops, "op"),
+                count(push.uploaded_segments, "segment")
+            ));
+        }
+        if let Some(pull) = &report.pull {
+            parts.push(format!(
+                "pulled {} in {}",
+                count(pull.imported_ops, "op"),
+                count(pull.imported_segments, "segment")
+            ));
+            if pull.new_devices > 0 {
+                parts.push(format!("learned {}", count(pull.new_devices, "device")));
+            }
+            if !pull.skipped.is_empty() {
+                parts.push(format!("skipped {} (see `ferry sync status`)", count(pull.skipped.len() as u64, "object")));
+            }
+        }
+        writeln!(out, "{}: {}", outcome.url, parts.join(", "))?;
+    }
+    Ok(())
+}
+
+/// "1 op", "2 ops".
+fn count(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
+/// Turns the first failed store into the command's error (and exit code).
+fn fail_on_errors(outcomes: Vec<Outcome>) -> Result<()> {
+    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
+    match outcomes.into_iter().find_map(|o| o.error_value.map(|e| (o.url, e))) {
+        None => Ok(()),
+        Some((url, err)) => {
+            let context =
+                if failed > 1 { format!("{failed} stores failed; the first, {url}") } else { format!("store {url}") };
+            Err(anyhow::Error::new(err).context(context))
+        }
+    }
+}
+
+fn status(vault: &Vault, json: bool) -> Result<()> {
+    let status = vault.sync_status()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        return output::json(&mut out, &status);
+    }
+    if status.stores.is_empty() {
+        writeln!(out, "no stores: this device syncs with nothing (ferry init --store / ferry join)")?;
+    }
+    for store in &status.stores {
+        let state = serde_json::to_value(store.state)?.as_str().unwrap_or_default().to_owned();
+        writeln!(out, "store {}  {state}", store.url)?;
+        let when = |ms: Option<u64>| ms.map_or_else(|| "never".to_owned(), output::timestamp);
+        writeln!(out, "  last sync: {}   last attempt: {}", when(store.last_success_ms), when(store.last_attempt_ms))?;
+        if let Some(error) = &store.last_error {
+            writeln!(out, "  last error: {error}")?;
+            writeln!(out, "  failures in a row: {}, next retry after {}", store.failures, when(store.next_retry_ms))?;
+        }
+        writeln!(
+            out,
+            "  this device's published segments: {} ({} waiting, {} other objects queued)",
+            store.uploaded_seq, store.pending_segments, store.queued_objects
+        )?;
+    }
+    writeln!(out, "pending local ops: {}", status.unpublished_ops)?;
+    if !status.devices.is_empty() {
+        writeln!(out, "other devices:")?;
+        let rows: Vec<Vec<String>> = status
+            .devices
+            .iter()
+            .map(|d| {
+                vec![
+                    format!("  {}", d.name),
+                    d.device_id[..8].to_owned(),
+                    d.imported_seq.to_string(),
+                    d.imported_ops.to_string(),
+                ]
+            })
+            .collect();
+        output::table(&mut out, &["  DEVICE", "ID", "SEGMENTS", "OPS IMPORTED"], &rows)?;
+    }
+    writeln!(
+        out,
+        "conflicts: {} concurrent writes resolved automatically; {} records have concurrent heads now",
+        status.auto_resolved_conflicts, status.records_with_concurrent_heads
+    )?;
+    if status.skipped.is_empty() {
+        writeln!(out, "skipped objects: none")?;
+    } else {
+        writeln!(out, "skipped objects ({}):", status.skipped.len())?;
+        for skipped in &status.skipped {
+            writeln!(
+                out,
+                "  {} {}: {} ({})",
+                skipped.store,
+                skipped.path,
+                skipped.reason,
+                output::timestamp(skipped.at_ms)
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The test harness shared by the CLI tests: a device is a temporary home driven through the
+//! real binary. A failing check prints the command, its output and the home's files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)] // test code: a panic is the failure report
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+pub struct Device {
+    _dir: tempfile::TempDir,
+    pub home: PathBuf,
+    pub passphrase: String,
+}
+
+pub struct Run {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Device {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        Self { _dir: dir, home, passphrase: "correct horse battery".into() }
+    }
+
+    pub fn initialised() -> Self {
+        let device = Self::new();
+        device.ok(&["init", "--name", "laptop"]);
+        device
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("ferry").unwrap();
+        cmd.args(args)
+            .env("FERRY_HOME", &self.home)
+            .env("FERRY_TEST_PASSPHRASE", &self.passphrase)
+            .env("FERRY_INSECURE_KDF_WORK_FACTOR", "10")
+            .env_remove("FERRY_PASSPHRASE_COMMAND")
+            .arg("--key-from-env")
+            .arg("FERRY_TEST_PASSPHRASE");
+        cmd
+    }
+
+    pub fn run_with(&self, mut cmd: Command, args: &[&str]) -> Run {
+        let output = cmd.output().unwrap();
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.command(args), args)
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        run.expect_code(0, &self.home);
+        run.stdout
+    }
+
+    /// Runs a command that must fail with `code`; returns its error message.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let run = self.run(args);
+        run.expect_code(code, &self.home);
+        assert!(run.stderr.starts_with("ferry: "), "errors are one line prefixed `ferry: `: {:?}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "one-line error expected: {:?}", run.stderr);
+        run.stderr
+    }
+
+    pub fn files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(&self.home)
+            .map(|dir| dir.map(|e| e.unwrap().path()).map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+}
+
+impl Run {
+    pub fn expect_code(&self, code: i32, home: &Path) {
+        if self.code != code {
+            let listing: Vec<String> = std::fs::read_dir(home)
+                .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            panic!(
+                "`ferry {}` exited {} (expected {code})\n--- stdout\n{}\n--- stderr\n{}\n--- files in {}: {listing:?}",
+                self.args.join(" "),
+                self.code,
+                self.stdout,
+                self.stderr,
+                home.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Devices syncing through a folder store, driven through the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use common::Device;
+
+struct Store {
+    dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn url(&self) -> String {
+        format!("folder:{}", self.dir.path().join("ferry").display())
+    }
+
+    fn files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        let mut pending = vec![self.dir.path().to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    files.push(path.strip_prefix(self.dir.path()).unwrap().display().to_string());
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn two_devices_converge_through_a_folder_store() {
+    let store = Store::new();
+    let laptop = Device::new();
+    let out = laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    assert!(out.contains("Store: folder:"), "{out}");
+    assert!(store.files().iter().any(|f| f.ends_with("ferry-vault.json")), "{:?}", store.files());
+    laptop.ok(&["put", "notes", "n1", r#"{"title":"from laptop"}"#]);
+    assert!(laptop.ok(&["sync"]).contains("pushed 1 op in 1 segment"));
+
+    let desktop = Device::new();
+    let out = desktop.ok(&["join", &store.url(), "--name", "desktop"]);
+    assert!(out.contains("pulled 1 op"), "{out}");
+    assert_eq!(desktop.ok(&["get", "notes", "n1"]), "{\"title\":\"from laptop\"}\n");
+
+    // Offline edits on both, the same record on both.
+    laptop.ok(&["put", "notes", "n1", r#""laptop edit""#]);
+    desktop.ok(&["put", "notes", "n1", r#""desktop edit""#]);
+    desktop.ok(&["put", "todos", "t1", "true"]);
+    laptop.ok(&["sync", "push"]);
+    desktop.ok(&["sync"]);
+    laptop.ok(&["sync", "pull"]);
+    for collection in ["notes", "todos"] {
+        assert_eq!(laptop.ok(&["ls", collection, "--json"]), desktop.ok(&["ls", collection, "--json"]));
+    }
+    assert_eq!(laptop.ok(&["get", "notes", "n1"]), desktop.ok(&["get", "notes", "n1"]));
+
+    let status = json(&laptop.ok(&["sync", "status", "--json"]));
+    assert_eq!(status["stores"][0]["state"], "up-to-date");
+    assert_eq!(status["unpublished_ops"], 0);
+    assert_eq!(status["devices"][0]["name"], "desktop");
+    assert_eq!(status["auto_resolved_conflicts"], 1);
+    let text = laptop.ok(&["sync", "status"]);
+    assert!(
+        text.contains("up-to-date") && text.contains("desktop") && text.contains("skipped objects: none"),
+        "{text}"
+    );
+    let local = json(&laptop.ok(&["status", "--json"]));
+    assert_eq!(local["vault_key_fingerprint"], json(&desktop.ok(&["status", "--json"]))["vault_key_fingerprint"]);
+}
+
+#[test]
+fn join_with_a_wrong_passphrase_writes_nothing_anywhere() {
+    let store = Store::new();
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    let before = store.files();
+    let mut desktop = Device::new();
+    desktop.passphrase = "not the vault passphrase".into();
+    let err = desktop.fails(&["join", &store.url(), "--name", "desktop"], 4);
+    assert!(err.contains("does not open vault"), "{err}");
+    assert!(!desktop.home.exists(), "no local state may be left");
+    assert_eq!(store.files(), before, "no remote state may be written");
+}
+
+#[test]
+fn store_mistakes_get_clear_errors() {
+    let store = Store::new();
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+
+    let second = Device::new();
+    let err = second.fails(&["init", "--name", "x", "--store", &store.url()], 5);
+    assert!(err.contains("already holds vault") && err.contains("ferry join"), "{err}");
+    assert!(!second.home.exists());
+
+    let empty = Store::new();
+    std::fs::create_dir(empty.dir.path().join("ferry")).unwrap();
+    let err = second.fails(&["join", &empty.url(), "--name", "x"], 5);
+    assert!(err.contains("no ferry vault in"), "{err}");
+    let err = second.fails(&["join", "nonsense", "--name", "x"], 2);
+    assert!(err.contains("folder:/path/to/dir"), "{err}");
+    let err = second.fails(&["init", "--store", "folder:/definitely/not/mounted/here"], 5);
+    assert!(err.contains("is the disk mounted"), "{err}");
+
+    let alone = Device::initialised();
+    let err = alone.fails(&["sync"], 5);
+    assert!(err.contains("no store"), "{err}");
+}
+
+#[test]
+fn an_unreachable_store_is_recorded_and_retried_later() {
+    let store = Store::new();
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    laptop.ok(&["put", "notes", "n1", "1"]);
+    let root = store.dir.path().join("ferry");
+    let unmounted = store.dir.path().join("elsewhere");
+    std::fs::rename(&root, &unmounted).unwrap();
+
+    let err = laptop.fails(&["sync"], 6);
+    assert!(err.contains("is the disk or share mounted"), "{err}");
+    assert_eq!(laptop.ok(&["get", "notes", "n1"]), "1\n", "local work goes on");
+    let status = json(&laptop.ok(&["sync", "status", "--json"]));
+    assert_eq!(status["stores"][0]["state"], "offline");
+    assert_eq!(status["stores"][0]["failures"], 1);
+    assert!(status["stores"][0]["next_retry_ms"].as_u64().is_some());
+    assert_eq!(status["unpublished_ops"], 1);
+    assert!(!root.exists(), "a missing store must not be re-created by a sync");
+
+    std::fs::rename(&unmounted, &root).unwrap();
+    laptop.ok(&["sync"]);
+    let status = json(&laptop.ok(&["sync", "status", "--json"]));
+    assert_eq!(status["stores"][0]["state"], "up-to-date");
+    assert_eq!(status["unpublished_ops"], 0);
+}
