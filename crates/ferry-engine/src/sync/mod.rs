@@ -12,7 +12,7 @@
 //! an object that is not complete and verified.
 
 mod enroll;
-mod import;
+pub(crate) mod import;
 mod outbox;
 mod pull;
 mod push;
