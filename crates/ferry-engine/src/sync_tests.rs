@@ -354,8 +354,11 @@ mod delivery_order {
                 counters[device as usize] += 1;
                 let key = RecordKey::new(&format!("k{record}")).unwrap();
                 let earlier: Vec<OpId> = ops.iter().filter(|op| op.key == key).map(|op| op.id).collect();
-                let mut parents: Vec<OpId> =
-                    if earlier.is_empty() { vec![] } else { picks.iter().map(|p| earlier[p.index(earlier.len())]).collect() };
+                let mut parents: Vec<OpId> = if earlier.is_empty() {
+                    vec![]
+                } else {
+                    picks.iter().map(|p| earlier[p.index(earlier.len())]).collect()
+                };
                 parents.sort_unstable();
                 parents.dedup();
                 let counter = counters[device as usize];
@@ -407,7 +410,11 @@ mod delivery_order {
             })
     }
 
-    fn replica_state(segments: &[Vec<Op>], dir: &Path, name: &str) -> (Vec<(String, String, usize)>, Vec<Vec<u8>>, u64) {
+    fn replica_state(
+        segments: &[Vec<Op>],
+        dir: &Path,
+        name: &str,
+    ) -> (Vec<(String, String, usize)>, Vec<Vec<u8>>, u64) {
         let home = Home::new(dir.join(name));
         let mut vault = Vault::create(&home, options(name)).unwrap().vault;
         for segment in segments {

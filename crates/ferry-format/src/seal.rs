@@ -456,3 +456,56 @@ mod tests {
         assert_eq!(check(&[b'x'; 300], &expected()), Err(OpenError::NotFerry));
     }
 }
+/// The sealed-object vectors of docs/FORMAT.md, recomputed: the document must state exactly these.
+#[cfg(test)]
+mod format_vectors {
+    use super::*;
+    use crate::objects::{SegmentPayload, WireOp, encode};
+
+    #[test]
+    fn format_document_states_the_sealed_segment_vector() {
+        let format = include_str!("../../../docs/FORMAT.md");
+        let check = |name: &str, computed: String| {
+            let line = format!("{name}: `{computed}`");
+            assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+        };
+        let master = MasterKey::new([0x42; 32]);
+        let signing = SigningKey::from_bytes(&[0x07; 32]);
+        let vault = VaultId::from_bytes([0x11; 16]);
+        let device = DeviceId::from_bytes([0x22; 16]);
+        let op = crate::Op {
+            id: crate::OpId { device, counter: 1 },
+            hlc: crate::Hlc::new(1_763_776_800_123, 0).unwrap(),
+            collection: crate::Collection::new("notes").unwrap(),
+            key: crate::RecordKey::new("n1").unwrap(),
+            kind: crate::OpKind::put_json(r#"{"title":"hi"}"#).unwrap(),
+            parents: vec![],
+        };
+        let payload = encode(&SegmentPayload { seq: 1, prev: None, ops: vec![WireOp::from_op(&op)] });
+        check("segment payload", hex::encode(&payload));
+        let header = Header {
+            kind: ObjectKind::Segment,
+            vault_id: vault,
+            device_id: device,
+            epoch: 0,
+            object_id: ObjectId::segment(1),
+            nonce: [0x33; 24],
+        };
+        check("object key", hex::encode(object_key(&master, &header.to_bytes())));
+        check("signing public key", hex::encode(signing.verifying_key().to_bytes()));
+        let keys = SealKeys { epoch: 0, master_key: &master, signing_key: &signing };
+        let sealed =
+            seal(ObjectKind::Segment, vault, device, ObjectId::segment(1), [0x33; 24], &keys, &payload).unwrap();
+        check("sealed segment", hex::encode(&sealed));
+        check("segment hash", blake3::hash(&sealed).to_hex().to_string());
+        let expected = Expected {
+            kind: ObjectKind::Segment,
+            vault_id: vault,
+            device_id: Some(device),
+            object_id: Some(ObjectId::segment(1)),
+        };
+        let verifying = signing.verifying_key();
+        let (_, opened) = open(&sealed, &expected, |_| Some(verifying), |_| Some(&master)).unwrap();
+        assert_eq!(opened, payload);
+    }
+}
