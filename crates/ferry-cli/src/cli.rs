@@ -52,6 +52,9 @@ pub enum Command {
     Join(JoinArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
+    /// Large payloads: store a file as a blob (put), or write a blob out (get)
+    #[command(subcommand)]
+    Blob(BlobAction),
     /// Set a record's value: ferry put notes n1 '{"title":"hi"}' (use - to read the JSON from stdin)
     Put(PutArgs),
     /// Print a record's value as JSON
@@ -97,6 +100,24 @@ pub struct SyncArgs {
     pub action: Option<SyncAction>,
     #[command(flatten)]
     pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BlobAction {
+    /// Store FILE (or - for stdin) as a blob; prints its id, to put in a record. Sync publishes it
+    Put {
+        /// The file to store
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Write blob ID to OUT (or - for stdout), fetching it from the stores if needed
+    Get {
+        /// The blob id printed by `ferry blob put`
+        id: String,
+        /// Where to write it (written in full and verified before it appears)
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

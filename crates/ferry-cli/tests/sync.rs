@@ -147,3 +147,29 @@ fn an_unreachable_store_is_recorded_and_retried_later() {
     assert_eq!(status["stores"][0]["state"], "up-to-date");
     assert_eq!(status["unpublished_ops"], 0);
 }
+
+#[test]
+fn blobs_travel_with_sync_and_are_written_only_when_verified() {
+    let store = Store::new();
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.bin");
+    let bytes: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&photo, &bytes).unwrap();
+    let id = laptop.ok(&["blob", "put", photo.to_str().unwrap()]).trim().to_owned();
+    assert_eq!(id.len(), 64, "{id}");
+    laptop.ok(&["put", "notes", "n1", &format!(r#"{{"attachment":"{id}"}}"#)]);
+    laptop.ok(&["sync"]);
+
+    let desktop = Device::new();
+    desktop.ok(&["join", &store.url(), "--name", "desktop"]);
+    let copy = dir.path().join("copy.bin");
+    desktop.ok(&["blob", "get", &id, copy.to_str().unwrap()]);
+    assert!(std::fs::read(&copy).unwrap() == bytes, "the blob must come back byte for byte");
+
+    let err = desktop.fails(&["blob", "get", &"0".repeat(64), dir.path().join("x").to_str().unwrap()], 3);
+    assert!(err.contains("not on this device nor in any store"), "{err}");
+    assert!(!dir.path().join("x").exists() && !dir.path().join("x.ferry-partial").exists());
+    assert!(desktop.fails(&["blob", "get", "nope", "x"], 2).contains("not a blob id"));
+}

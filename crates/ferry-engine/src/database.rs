@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -119,6 +119,23 @@ CREATE TABLE skipped (
 INSERT INTO meta (name, value) VALUES ('sealed_counter', 0), ('auto_resolved', 0) ON CONFLICT DO NOTHING;
 ";
 
+/// Version 3: blobs. Sealed blob objects (chunks and manifests) live in `<home>/blobs/`; this
+/// table lists them, and `store_blobs` which stores have each.
+const SCHEMA_V3: &str = "
+CREATE TABLE blob_objects (
+    id       BLOB PRIMARY KEY NOT NULL,  -- 32-byte keyed hash
+    kind     INTEGER NOT NULL,           -- 3 chunk, 4 manifest
+    size     INTEGER NOT NULL,           -- plaintext bytes (a manifest: the whole blob)
+    added_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE store_blobs (
+    store INTEGER NOT NULL,
+    id    BLOB NOT NULL,
+    PRIMARY KEY (store, id)
+) WITHOUT ROWID;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -148,7 +165,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

@@ -138,6 +138,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Not a blob id.
+    #[error("`{0}` is not a blob id: expected 64 hexadecimal characters, as printed by `ferry blob put`")]
+    InvalidBlobId(String),
+    /// Neither this device nor any store has the blob.
+    #[error("blob {0} is not on this device nor in any store: the device that added it has not pushed it yet")]
+    BlobNotFound(String),
     /// No store is configured with that id.
     #[error("no store with id {0} on this device: see `ferry sync status`")]
     UnknownStore(i64),
@@ -180,8 +186,10 @@ impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Name(_) | Self::Value(_) | Self::InvalidDeviceName(_) => ErrorClass::BadInput,
-            Self::NoSuchRecord { .. } => ErrorClass::NotFound,
+            Self::Name(_) | Self::Value(_) | Self::InvalidDeviceName(_) | Self::InvalidBlobId(_) => {
+                ErrorClass::BadInput
+            }
+            Self::NoSuchRecord { .. } | Self::BlobNotFound(_) => ErrorClass::NotFound,
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {
                 ErrorClass::Locked
             }

@@ -3,6 +3,7 @@
 //! ```text
 //! <home>/vault.db        SQLCipher database: records, op log, device keys (all encrypted)
 //! <home>/local-key.age   the database key, age-encrypted to the passphrase (scrypt)
+//! <home>/blobs/xx/<id>   sealed blob chunks and manifests (encrypted like in a store)
 //! ```
 //! Nothing in the home is ever copied to a store.
 
@@ -36,6 +37,11 @@ impl Home {
     /// The passphrase-wrapped database key.
     pub fn local_key_file(&self) -> PathBuf {
         self.root.join("local-key.age")
+    }
+
+    /// Sealed blob objects this device holds.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs")
     }
 
     /// Whether a vault has been created here.

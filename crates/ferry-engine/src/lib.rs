@@ -36,6 +36,7 @@
 //! - **The op log is the truth**: `records` holds nothing that cannot be recomputed from `ops`.
 //! - **The engine speaks no network protocol** and the database never leaves the device.
 
+mod blob;
 mod database;
 mod error;
 mod home;
@@ -51,6 +52,7 @@ mod vault;
 mod watch;
 mod write;
 
+pub use blob::{BlobId, BlobInfo, CHUNK_SIZE};
 pub use error::{Error, ErrorClass, Result};
 pub use home::Home;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};

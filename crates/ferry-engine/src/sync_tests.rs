@@ -410,11 +410,10 @@ mod delivery_order {
             })
     }
 
-    fn replica_state(
-        segments: &[Vec<Op>],
-        dir: &Path,
-        name: &str,
-    ) -> (Vec<(String, String, usize)>, Vec<Vec<u8>>, u64) {
+    /// Live records (key, value, heads), every derived row as text, and the op count.
+    type ReplicaState = (Vec<(String, String, usize)>, Vec<Vec<u8>>, u64);
+
+    fn replica_state(segments: &[Vec<Op>], dir: &Path, name: &str) -> ReplicaState {
         let home = Home::new(dir.join(name));
         let mut vault = Vault::create(&home, options(name)).unwrap().vault;
         for segment in segments {
@@ -456,5 +455,79 @@ mod delivery_order {
             let unique: std::collections::HashSet<OpId> = first.iter().flatten().map(|op| op.id).collect();
             prop_assert_eq!(a.2, unique.len() as u64, "no op is lost or duplicated");
         }
+    }
+}
+
+mod blobs {
+    use super::*;
+
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        let mut state = u64::from(seed) + 1;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                (state >> 33) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blobs_are_chunked_deduplicated_and_travel_through_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::default();
+        let mut a = first_device(dir.path(), "a", &store);
+        let data = content(CHUNK_SIZE * 2 + 12_345, 1);
+        let info = a.put_blob(data.as_slice()).unwrap();
+        assert_eq!((info.size, info.chunks, info.new_chunks), (data.len() as u64, 3, 3));
+        let again = a.put_blob(data.as_slice()).unwrap();
+        assert_eq!((again.id.as_str(), again.new_chunks), (info.id.as_str(), 0), "same content, same id, nothing new");
+        // A blob sharing its first two chunks stores only its own tail.
+        let mut variant = data[..CHUNK_SIZE * 2].to_vec();
+        variant.extend_from_slice(b"different tail");
+        assert_eq!(a.put_blob(variant.as_slice()).unwrap().new_chunks, 1);
+        let empty = a.put_blob(&b""[..]).unwrap();
+        assert_eq!((empty.size, empty.chunks), (0, 0));
+
+        let report = a.push(handle(&store)).unwrap();
+        assert!(report.uploaded_objects >= 4 + 3, "{report:?}");
+        for object in store.list("blobs/").unwrap() {
+            let bytes = store.get(&object).unwrap().unwrap();
+            assert!(!bytes.windows(64).any(|w| data.windows(64).next() == Some(w)), "plaintext in {object}");
+        }
+
+        let b = join(dir.path(), "b", &store);
+        let mut b = b;
+        sync(&mut b, &store);
+        let id: BlobId = info.id.parse().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(b.get_blob(&id, &[handle(&store)], &mut out).unwrap(), data.len() as u64);
+        assert_eq!(out, data);
+        // Now cached locally: no store needed.
+        let mut again = Vec::new();
+        b.get_blob(&id, &[], &mut again).unwrap();
+        assert_eq!(again, data);
+        let mut nothing = Vec::new();
+        assert_eq!(b.get_blob(&empty.id.parse().unwrap(), &[handle(&store)], &mut nothing).unwrap(), 0);
+    }
+
+    #[test]
+    fn damaged_or_unknown_blobs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MemoryStore::default();
+        let mut a = first_device(dir.path(), "a", &store);
+        let info = a.put_blob(content(1000, 2).as_slice()).unwrap();
+        a.push(handle(&store)).unwrap();
+        let mut b = join(dir.path(), "b", &store);
+        sync(&mut b, &store);
+        let chunk = store.list("blobs/").unwrap().into_iter().find(|p| !p.ends_with(&info.id)).unwrap();
+        let mut bytes = store.get(&chunk).unwrap().unwrap();
+        bytes[120] ^= 1;
+        store.tamper(&chunk, bytes);
+        let err = b.get_blob(&info.id.parse().unwrap(), &[handle(&store)], Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::BadStoreObject { .. }), "{err:?}");
+        let unknown: BlobId = "ab".repeat(32).parse().unwrap();
+        let err = b.get_blob(&unknown, &[handle(&store)], Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::BlobNotFound(_)), "{err:?}");
+        assert!(matches!("xyz".parse::<BlobId>(), Err(Error::InvalidBlobId(_))));
     }
 }

@@ -36,7 +36,7 @@ pub struct Created {
 /// one per thread; several handles, in one process or several, may share a home safely.
 pub struct Vault {
     pub(crate) conn: Connection,
-    home: Home,
+    pub(crate) home: Home,
     device_id: DeviceId,
     vault_id: VaultId,
     watchers: Watchers,

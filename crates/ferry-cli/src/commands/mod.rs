@@ -1,5 +1,6 @@
 //! One module per group of commands; `run` dispatches.
 
+mod blob;
 mod init;
 mod inspect;
 mod records;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(args) => init::init(global, &args),
         Command::Join(args) => sync::join(global, &args),
         Command::Sync(args) => sync::sync(&mut open(global)?, &args),
+        Command::Blob(action) => blob::blob(&mut open(global)?, &action),
         Command::Put(args) => records::put(&mut open(global)?, &args),
         Command::Get(args) => records::get(&open(global)?, &args),
         Command::Ls(args) => records::ls(&open(global)?, &args),

@@ -16,7 +16,7 @@ pub(crate) mod import;
 mod outbox;
 mod pull;
 mod push;
-mod registry;
+pub(crate) mod registry;
 mod status;
 
 pub use enroll::JoinOptions;

@@ -23,7 +23,7 @@ pub struct PushReport {
     pub uploaded_segments: u64,
     /// Ops in those segments.
     pub uploaded_ops: u64,
-    /// Other objects written (vault file, key slots, device records).
+    /// Other objects written (vault file, key slots, device records, blob chunks and manifests).
     pub uploaded_objects: u64,
     /// The store's HEAD for this device after the push (0: nothing published yet).
     pub head_seq: u64,
@@ -38,8 +38,6 @@ impl Vault {
     /// ([`Error::ForeignOwnObject`]); local failures. Whatever was published stays published.
     pub fn push(&mut self, handle: StoreHandle<'_>) -> Result<PushReport> {
         let mut report = PushReport { sealed_segments: self.seal_pending_ops()?, ..PushReport::default() };
-        report.uploaded_objects = self.flush_outbox(handle)?;
-
         let uploaded: i64 = self
             .conn
             .query_row("SELECT uploaded_seq FROM stores WHERE id = ?1", [handle.id], |row| row.get(0))
@@ -49,11 +47,14 @@ impl Vault {
         let last_seq: u64 =
             from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
         report.head_seq = uploaded;
+        if uploaded == 0 && self.has_anything_for(handle.id, last_seq)? {
+            // Until this device's first segment is there, make sure the store is this vault's.
+            self.check_store_vault(handle)?;
+        }
+        // Blobs before the segments whose records may name them.
+        report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
         if last_seq <= uploaded {
             return Ok(report);
-        }
-        if uploaded == 0 {
-            self.check_store_vault(handle)?;
         }
         let device = self.device_id();
         while uploaded < last_seq {
@@ -98,10 +99,6 @@ impl Vault {
             let mut stmt = self.conn.prepare("SELECT path, bytes FROM store_outbox WHERE store = ?1 ORDER BY path")?;
             stmt.query_map([handle.id], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<rusqlite::Result<_>>()?
         };
-        if queued.is_empty() {
-            return Ok(0);
-        }
-        self.check_store_vault(handle)?;
         let mut published = 0;
         // The vault file goes last: a store shows a vault only once its slots and records exist.
         let (vault_file, others): (Vec<_>, Vec<_>) =
@@ -113,6 +110,18 @@ impl Vault {
             self.conn.execute("DELETE FROM store_outbox WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
         }
         Ok(published)
+    }
+
+    /// Whether anything waits for this store: queued objects, blobs or segments.
+    fn has_anything_for(&self, store: i64, last_seq: u64) -> Result<bool> {
+        let waiting: bool = self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM store_outbox WHERE store = ?1)
+                 OR EXISTS (SELECT 1 FROM blob_objects b WHERE NOT EXISTS
+                              (SELECT 1 FROM store_blobs s WHERE s.store = ?1 AND s.id = b.id))",
+            [store],
+            |row| row.get(0),
+        )?;
+        Ok(waiting || last_seq > 0)
     }
 
     /// Refuses a store that holds another vault.
