@@ -1,0 +1,198 @@
+//! Replication throughput against physical limits, measured in the same run:
+//!
+//! 1. seal: `ferry_format::seal` (zstd, XChaCha20-Poly1305, HKDF, Ed25519) of real segment
+//!    payloads, against raw XChaCha20-Poly1305 of the same payload bytes, and against raw zstd +
+//!    XChaCha20-Poly1305 (the same work minus key derivation and signature);
+//! 2. pull + import: a device pulls N records (~200 B JSON, pseudo-random keys) that another
+//!    device pushed to a folder store, against one raw INSERT per row into a plain SQLCipher
+//!    table with the same pragmas;
+//! 3. peak RSS of the pulling process (a child process, so nothing else counts).
+//!
+//! Run: `cargo bench -p ferry-engine --bench sync [-- --records N]` (default 1,000,000;
+//! `--quick`: 20,000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on failure
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, KdfCost, Passphrase, StoreHandle, Unlock, Vault};
+use ferry_format::objects::{SegmentPayload, WireOp, encode};
+use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
+use ferry_format::{Collection, DeviceId, Hlc, MasterKey, Op, OpId, OpKind, RecordKey, VaultId};
+use ferry_store::FolderStore;
+use std::path::Path;
+use std::time::Instant;
+
+const BATCH: usize = 10_000;
+
+fn unlock() -> Unlock {
+    Unlock { passphrase: Passphrase::new("bench"), kdf_cost: KdfCost::WorkFactor(10) }
+}
+
+fn key(i: usize) -> String {
+    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 29;
+    format!("{x:016x}")
+}
+
+fn value(i: usize) -> String {
+    format!(r#"{{"body":"{}","n":{i},"tags":["bench","ferry"],"title":"note {i}"}}"#, "lorem ipsum dolor sit amet ".repeat(5))
+}
+
+/// Median of `runs` timings of `f`, in seconds.
+fn median(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+fn bench_seal() {
+    let device = DeviceId::from_bytes([2; 16]);
+    let ops: Vec<WireOp> = (0..BATCH)
+        .map(|i| {
+            WireOp::from_op(&Op {
+                id: OpId { device, counter: i as u64 + 1 },
+                hlc: Hlc::from_u64(1 << 40 | i as u64),
+                collection: Collection::new("notes").unwrap(),
+                key: RecordKey::new(&key(i)).unwrap(),
+                kind: OpKind::put_json(&value(i)).unwrap(),
+                parents: vec![],
+            })
+        })
+        .collect();
+    let payload = encode(&SegmentPayload { seq: 1, prev: None, ops });
+    let master = MasterKey::new([7; 32]);
+    let signing = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let keys = SealKeys { epoch: 0, master_key: &master, signing_key: &signing };
+    let cipher = XChaCha20Poly1305::new(&[7u8; 32].into());
+    let nonce = XNonce::from([3u8; 24]);
+    let runs = 9;
+    let mut sealed_len = 0;
+    let ferry = median(runs, || {
+        let sealed = seal(ObjectKind::Segment, VaultId::from_bytes([1; 16]), device, ObjectId::segment(1), [3; 24], &keys, &payload).unwrap();
+        sealed_len = sealed.len();
+    });
+    let aead = median(runs, || {
+        cipher.encrypt(&nonce, Payload { msg: &payload, aad: b"header" }).unwrap();
+    });
+    let zstd_aead = median(runs, || {
+        let compressed = zstd::bulk::compress(&payload, 1).unwrap();
+        cipher.encrypt(&nonce, Payload { msg: &compressed, aad: b"header" }).unwrap();
+    });
+    let mib = payload.len() as f64 / (1024.0 * 1024.0);
+    println!("seal: one segment of {BATCH} ops, {mib:.1} MiB of CBOR payload (sealed: {:.1} MiB), median of {runs}", sealed_len as f64 / 1048576.0);
+    println!("{:<28} {:>10} {:>12} {:>14}", "", "ms", "MiB/s", "ferry / this");
+    for (name, seconds) in [("raw XChaCha20-Poly1305", aead), ("raw zstd + XChaCha20-Poly1305", zstd_aead), ("ferry seal", ferry)] {
+        println!("{name:<28} {:>10.1} {:>12.0} {:>14.2}", seconds * 1e3, mib / seconds, seconds / ferry);
+    }
+    println!("ratio to raw AEAD: {:.2} (goal >= 0.70); to raw zstd + AEAD: {:.2}", aead / ferry, zstd_aead / ferry);
+}
+
+fn raw_insert(dir: &Path, count: usize) -> f64 {
+    let mut conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
+    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", "ab".repeat(32))).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;
+         CREATE TABLE kv (collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);",
+    )
+    .unwrap();
+    let start = Instant::now();
+    for batch in (0..count).collect::<Vec<_>>().chunks(BATCH) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
+            for &i in batch {
+                stmt.execute([key(i), value(i)]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// The pulling side, in its own process: joins and pulls, then prints its time and peak RSS.
+fn pull_child(home: &Path, store: &Path) {
+    let store = FolderStore::new(store);
+    let start = Instant::now();
+    let mut vault = Vault::join(&Home::new(home), JoinOptions { device_name: "reader".into(), unlock: unlock() }, "bench", &store).unwrap();
+    let report = vault.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
+    println!("CHILD {seconds} {peak_kib} {}", report.pull.unwrap().imported_ops);
+}
+
+fn bench_pull(count: usize) {
+    let dir = tempfile::tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let store_dir = dir.path().join("store");
+    std::fs::create_dir(&store_dir).unwrap();
+    let store = FolderStore::new(&store_dir);
+    let home = Home::new(dir.path().join("writer"));
+    let mut writer = Vault::create_for_store(&home, CreateOptions { device_name: "writer".into(), unlock: unlock() }, "bench", &store).unwrap().vault;
+    let indices: Vec<usize> = (0..count).collect();
+    for batch in indices.chunks(BATCH) {
+        writer
+            .write(|w| {
+                for &i in batch {
+                    w.put_json("notes", &key(i), &value(i))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    let push_start = Instant::now();
+    let pushed = writer.sync(StoreHandle { id: 1, store: &store }, Direction::Push).unwrap().push.unwrap();
+    let push_seconds = push_start.elapsed().as_secs_f64();
+    let store_bytes: u64 = walk(&store_dir);
+
+    let raw = raw_insert(dir.path(), count);
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--pull-child", dir.path().join("reader").to_str().unwrap(), store_dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.starts_with("CHILD ")).unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (pull_seconds, peak_kib, imported): (f64, u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    assert_eq!(imported, count as u64);
+
+    println!("\npull + import: {count} records of ~200 B JSON, pseudo-random keys, from a folder store");
+    println!("  push (seal + write {} segments, {:.1} MiB in the store): {push_seconds:.2} s", pushed.uploaded_segments, store_bytes as f64 / 1048576.0);
+    println!("{:<32} {:>10} {:>14} {:>14}", "", "seconds", "records/s", "ferry / this");
+    for (name, seconds) in [("raw insert (plain table)", raw), ("ferry join + pull + import", pull_seconds)] {
+        println!("{name:<32} {seconds:>10.2} {:>14.0} {:>14.2}", count as f64 / seconds, seconds / pull_seconds);
+    }
+    println!("ratio to raw insert: {:.2} (goal >= 0.50)", raw / pull_seconds);
+    println!("peak RSS of the pulling process: {:.0} MiB (goal <= 200 MiB)", peak_kib as f64 / 1024.0);
+}
+
+fn walk(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--pull-child") {
+        return pull_child(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+    }
+    let count = if args.iter().any(|a| a == "--quick") {
+        20_000
+    } else {
+        args.iter().position(|a| a == "--records").and_then(|i| args.get(i + 1)).map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
+    };
+    bench_seal();
+    bench_pull(count);
+}
