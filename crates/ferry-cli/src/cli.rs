@@ -16,7 +16,8 @@ Exit codes:
 
 Environment:
   FERRY_HOME                  the device home directory (like --home)
-  FERRY_PASSPHRASE_COMMAND    a command that prints the passphrase (like --passphrase-command)";
+  FERRY_PASSPHRASE_COMMAND    a command that prints the passphrase (like --passphrase-command)
+  FERRY_NO_KEYCHAIN           set to 1 to never use the OS keychain (like --no-keychain)";
 
 /// ferry: your app's data on all your devices, end-to-end encrypted, through storage you own.
 #[derive(Debug, Parser)]
@@ -42,6 +43,10 @@ pub struct GlobalArgs {
     /// Read the passphrase from the environment variable named VAR
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "passphrase_command")]
     pub key_from_env: Option<String>,
+
+    /// Never use the OS keychain: always unlock with the passphrase, and keep no key there
+    #[arg(long, global = true, env = "FERRY_NO_KEYCHAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_keychain: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -200,3 +200,34 @@ fn help_documents_the_exit_codes() {
         assert!(out.contains(line), "{line} missing from --help:\n{out}");
     }
 }
+
+/// With an OS keychain (a Secret Service in CI, which `.ci/run` starts), the device key is kept
+/// there at init and commands need no passphrase; `--no-keychain` goes back to the passphrase.
+#[test]
+fn the_os_keychain_unlocks_without_a_passphrase() {
+    let device = Device::new();
+    let mut cmd = device.command(&["init", "--name", "laptop", "--json"]);
+    cmd.env_remove("FERRY_NO_KEYCHAIN");
+    let run = device.run_with(cmd, &["init"]);
+    run.expect_code(0, &device.home);
+    let init: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    if init["key_in_keychain"] != true {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide an OS keychain (a Secret Service): {}", run.stderr);
+        eprintln!("SKIPPED: no OS keychain on this machine (no Secret Service); the keychain path is untested here");
+        return;
+    }
+    // No passphrase source and no terminal: the keychain alone opens the vault.
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.args(["status", "--json"]).env("FERRY_HOME", &device.home).env_remove("FERRY_NO_KEYCHAIN").write_stdin("");
+    let run = device.run_with(cmd, &["status"]);
+    run.expect_code(0, &device.home);
+    let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(status["unlocked_with"], "keychain");
+    // --no-keychain needs the passphrase again.
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.args(["status", "--no-keychain"]).env("FERRY_HOME", &device.home).write_stdin("");
+    device.run_with(cmd, &["status", "--no-keychain"]).expect_code(4, &device.home);
+    let status: serde_json::Value = serde_json::from_str(&device.ok(&["status", "--json"])).unwrap();
+    assert_eq!(status["unlocked_with"], "passphrase");
+    assert_eq!(status["key_in_keychain"], true);
+}

@@ -36,7 +36,10 @@ fn key(i: usize) -> String {
 }
 
 fn value(i: usize) -> String {
-    format!(r#"{{"body":"{}","n":{i},"tags":["bench","ferry"],"title":"note {i}"}}"#, "lorem ipsum dolor sit amet ".repeat(5))
+    format!(
+        r#"{{"body":"{}","n":{i},"tags":["bench","ferry"],"title":"note {i}"}}"#,
+        "lorem ipsum dolor sit amet ".repeat(5)
+    )
 }
 
 /// Median of `runs` timings of `f`, in seconds.
@@ -75,7 +78,16 @@ fn bench_seal() {
     let runs = 9;
     let mut sealed_len = 0;
     let ferry = median(runs, || {
-        let sealed = seal(ObjectKind::Segment, VaultId::from_bytes([1; 16]), device, ObjectId::segment(1), [3; 24], &keys, &payload).unwrap();
+        let sealed = seal(
+            ObjectKind::Segment,
+            VaultId::from_bytes([1; 16]),
+            device,
+            ObjectId::segment(1),
+            [3; 24],
+            &keys,
+            &payload,
+        )
+        .unwrap();
         sealed_len = sealed.len();
     });
     let aead = median(runs, || {
@@ -86,9 +98,14 @@ fn bench_seal() {
         cipher.encrypt(&nonce, Payload { msg: &compressed, aad: b"header" }).unwrap();
     });
     let mib = payload.len() as f64 / (1024.0 * 1024.0);
-    println!("seal: one segment of {BATCH} ops, {mib:.1} MiB of CBOR payload (sealed: {:.1} MiB), median of {runs}", sealed_len as f64 / 1048576.0);
+    println!(
+        "seal: one segment of {BATCH} ops, {mib:.1} MiB of CBOR payload (sealed: {:.1} MiB), median of {runs}",
+        sealed_len as f64 / 1048576.0
+    );
     println!("{:<28} {:>10} {:>12} {:>14}", "", "ms", "MiB/s", "ferry / this");
-    for (name, seconds) in [("raw XChaCha20-Poly1305", aead), ("raw zstd + XChaCha20-Poly1305", zstd_aead), ("ferry seal", ferry)] {
+    for (name, seconds) in
+        [("raw XChaCha20-Poly1305", aead), ("raw zstd + XChaCha20-Poly1305", zstd_aead), ("ferry seal", ferry)]
+    {
         println!("{name:<28} {:>10.1} {:>12.0} {:>14.2}", seconds * 1e3, mib / seconds, seconds / ferry);
     }
     println!("ratio to raw AEAD: {:.2} (goal >= 0.70); to raw zstd + AEAD: {:.2}", aead / ferry, zstd_aead / ferry);
@@ -106,7 +123,8 @@ fn raw_insert(dir: &Path, count: usize) -> f64 {
     for batch in (0..count).collect::<Vec<_>>().chunks(BATCH) {
         let tx = conn.transaction().unwrap();
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
             for &i in batch {
                 stmt.execute([key(i), value(i)]).unwrap();
             }
@@ -120,11 +138,14 @@ fn raw_insert(dir: &Path, count: usize) -> f64 {
 fn pull_child(home: &Path, store: &Path) {
     let store = FolderStore::new(store);
     let start = Instant::now();
-    let mut vault = Vault::join(&Home::new(home), JoinOptions { device_name: "reader".into(), unlock: unlock() }, "bench", &store).unwrap();
+    let mut vault =
+        Vault::join(&Home::new(home), JoinOptions { device_name: "reader".into(), unlock: unlock() }, "bench", &store)
+            .unwrap();
     let report = vault.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
     let seconds = start.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak_kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
+    let peak_kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
     println!("CHILD {seconds} {peak_kib} {}", report.pull.unwrap().imported_ops);
 }
 
@@ -134,7 +155,14 @@ fn bench_pull(count: usize) {
     std::fs::create_dir(&store_dir).unwrap();
     let store = FolderStore::new(&store_dir);
     let home = Home::new(dir.path().join("writer"));
-    let mut writer = Vault::create_for_store(&home, CreateOptions { device_name: "writer".into(), unlock: unlock() }, "bench", &store).unwrap().vault;
+    let mut writer = Vault::create_for_store(
+        &home,
+        CreateOptions { device_name: "writer".into(), unlock: unlock() },
+        "bench",
+        &store,
+    )
+    .unwrap()
+    .vault;
     let indices: Vec<usize> = (0..count).collect();
     for batch in indices.chunks(BATCH) {
         writer
@@ -157,13 +185,21 @@ fn bench_pull(count: usize) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().find(|l| l.starts_with("CHILD ")).unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("CHILD "))
+        .unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
     let fields: Vec<&str> = line.split_whitespace().collect();
-    let (pull_seconds, peak_kib, imported): (f64, u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    let (pull_seconds, peak_kib, imported): (f64, u64, u64) =
+        (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
     assert_eq!(imported, count as u64);
 
     println!("\npull + import: {count} records of ~200 B JSON, pseudo-random keys, from a folder store");
-    println!("  push (seal + write {} segments, {:.1} MiB in the store): {push_seconds:.2} s", pushed.uploaded_segments, store_bytes as f64 / 1048576.0);
+    println!(
+        "  push (seal + write {} segments, {:.1} MiB in the store): {push_seconds:.2} s",
+        pushed.uploaded_segments,
+        store_bytes as f64 / 1048576.0
+    );
     println!("{:<32} {:>10} {:>14} {:>14}", "", "seconds", "records/s", "ferry / this");
     for (name, seconds) in [("raw insert (plain table)", raw), ("ferry join + pull + import", pull_seconds)] {
         println!("{name:<32} {seconds:>10.2} {:>14.0} {:>14.2}", count as f64 / seconds, seconds / pull_seconds);
@@ -191,7 +227,10 @@ fn main() {
     let count = if args.iter().any(|a| a == "--quick") {
         20_000
     } else {
-        args.iter().position(|a| a == "--records").and_then(|i| args.get(i + 1)).map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
+        args.iter()
+            .position(|a| a == "--records")
+            .and_then(|i| args.get(i + 1))
+            .map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
     };
     bench_seal();
     bench_pull(count);

@@ -138,6 +138,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The OS keychain cannot be used.
+    #[error("the OS keychain is not available ({0}); the passphrase unlocks this device instead")]
+    KeychainUnavailable(String),
     /// Not a blob id.
     #[error("`{0}` is not a blob id: expected 64 hexadecimal characters, as printed by `ferry blob put`")]
     InvalidBlobId(String),
@@ -199,7 +202,7 @@ impl Error {
             | Self::NoVaultInStore { .. }
             | Self::StoreVaultMismatch { .. }
             | Self::UnknownStore(_) => ErrorClass::Setup,
-            Self::WrongStorePassphrase { .. } => ErrorClass::Locked,
+            Self::WrongStorePassphrase { .. } | Self::KeychainUnavailable(_) => ErrorClass::Locked,
             Self::Store(e) => ErrorClass::of_store_error(e.kind),
             Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {

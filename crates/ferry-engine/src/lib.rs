@@ -41,6 +41,7 @@ mod database;
 mod error;
 mod home;
 mod identity;
+mod keychain;
 mod merge;
 mod oplog;
 mod random;
@@ -62,7 +63,7 @@ pub use sync::{
     StoreState, StoreStatus, SyncReport, SyncStatus,
 };
 pub use unlock::{KdfCost, Passphrase, Unlock};
-pub use vault::{CreateOptions, Created, DeviceInfo, Status, Vault};
+pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault};
 pub use watch::Change;
 pub use write::Writer;
 

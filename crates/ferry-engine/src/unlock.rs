@@ -81,6 +81,14 @@ impl LocalKey {
         Ok(Self(SecretBytes::new(crate::random::bytes()?)))
     }
 
+    pub(crate) fn from_slice(bytes: &[u8]) -> Option<Self> {
+        Some(Self(SecretBytes::new(bytes.try_into().ok()?)))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        self.0.expose()
+    }
+
     /// The SQLCipher raw-key literal `x'…'` (raw keys skip SQLCipher's own passphrase KDF).
     pub(crate) fn sqlcipher_literal(&self) -> zeroize::Zeroizing<String> {
         zeroize::Zeroizing::new(format!("\"x'{}'\"", hex::encode(self.0.expose())))

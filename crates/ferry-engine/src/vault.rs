@@ -37,6 +37,8 @@ pub struct Created {
 pub struct Vault {
     pub(crate) conn: Connection,
     pub(crate) home: Home,
+    local_key: LocalKey,
+    unlocked_with: UnlockedWith,
     device_id: DeviceId,
     vault_id: VaultId,
     watchers: Watchers,
@@ -46,6 +48,16 @@ impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault").field("home", &self.home.root()).field("device_id", &self.device_id).finish()
     }
+}
+
+/// How a vault was unlocked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnlockedWith {
+    /// The passphrase opened `local-key.age`.
+    Passphrase,
+    /// The OS keychain held the key.
+    Keychain,
 }
 
 /// A summary of the local vault.
@@ -65,8 +77,12 @@ pub struct Status {
     pub vault_key_fingerprint: String,
     /// The current key epoch.
     pub key_epoch: u32,
-    /// How this device unlocks its database.
-    pub unlock: &'static str,
+    /// How this vault was unlocked now.
+    pub unlocked_with: UnlockedWith,
+    /// Whether the OS keychain holds this device's key (commands need no passphrase).
+    pub key_in_keychain: bool,
+    /// The OS keychain's state for this device, in words.
+    pub keychain: String,
     /// When the vault was created on this device (ms since the Unix epoch).
     pub created_ms: u64,
     /// Collections with at least one record (live or deleted).
@@ -174,11 +190,61 @@ impl Vault {
             return Err(Error::NoVault { home: home.root().to_owned() });
         }
         let local_key = LocalKey::read_wrapped(&home.local_key_file(), home.root(), unlock)?;
+        Self::open_with_key(home, local_key, UnlockedWith::Passphrase)
+    }
+
+    /// Opens this device's vault with the key kept in the OS keychain, if there is one.
+    /// `Ok(None)` when the keychain is unavailable or holds no (working) key for this home:
+    /// then open with the passphrase.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`]; damage, I/O.
+    pub fn open_from_keychain(home: &Home) -> Result<Option<Self>> {
+        if !home.has_vault() {
+            return Err(Error::NoVault { home: home.root().to_owned() });
+        }
+        match crate::keychain::lookup(home) {
+            crate::keychain::Lookup::Found(key) => match Self::open_with_key(home, key, UnlockedWith::Keychain) {
+                Ok(vault) => Ok(Some(vault)),
+                // A stale entry (the home was re-created): the passphrase decides.
+                Err(Error::DatabaseKeyMismatch { .. }) => Ok(None),
+                Err(err) => Err(err),
+            },
+            crate::keychain::Lookup::Missing | crate::keychain::Lookup::Unavailable(_) => Ok(None),
+        }
+    }
+
+    fn open_with_key(home: &Home, local_key: LocalKey, unlocked_with: UnlockedWith) -> Result<Self> {
         let mut conn = database::open(&home.database(), &local_key, false)?;
         database::migrate(&mut conn)?;
         let device_id = load_device_id(&conn)?;
         let vault_id = VaultKeys::load(&conn)?.vault_id;
-        Ok(Self { conn, home: home.clone(), device_id, vault_id, watchers: Watchers::default() })
+        Ok(Self {
+            conn,
+            home: home.clone(),
+            local_key,
+            unlocked_with,
+            device_id,
+            vault_id,
+            watchers: Watchers::default(),
+        })
+    }
+
+    /// Keeps this device's database key in the OS keychain, so it opens without the passphrase
+    /// ([`Vault::open_from_keychain`]). The passphrase keeps working.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`] when there is no usable keychain.
+    pub fn remember_in_keychain(&self) -> Result<()> {
+        crate::keychain::store(&self.home, &self.local_key)
+    }
+
+    /// Removes this device's key from the OS keychain: the passphrase is needed again.
+    ///
+    /// # Errors
+    /// [`Error::KeychainUnavailable`] when the keychain cannot be reached.
+    pub fn forget_keychain(&self) -> Result<()> {
+        crate::keychain::forget(&self.home)
     }
 
     /// This device's id.
@@ -254,6 +320,7 @@ impl Vault {
         )?;
         let ops: i64 = self.conn.query_row("SELECT count(*) FROM ops", [], |row| row.get(0))?;
         let unpublished_ops = self.unpublished_ops()?;
+        let keychain = crate::keychain::lookup(&self.home);
         Ok(Status {
             home: self.home.root().to_owned(),
             vault_id: self.vault_id.to_string(),
@@ -262,7 +329,13 @@ impl Vault {
             device_fingerprint: device_keys.fingerprint().to_string(),
             vault_key_fingerprint: keys.master_key.fingerprint().to_string(),
             key_epoch: keys.epoch,
-            unlock: "passphrase",
+            unlocked_with: self.unlocked_with,
+            key_in_keychain: matches!(keychain, crate::keychain::Lookup::Found(_)),
+            keychain: match keychain {
+                crate::keychain::Lookup::Found(_) => "holds this device's key".to_owned(),
+                crate::keychain::Lookup::Missing => "available, without this device's key".to_owned(),
+                crate::keychain::Lookup::Unavailable(reason) => format!("unavailable: {reason}"),
+            },
             created_ms: from_sql_u64(meta_get(&self.conn, "created_ms")?)?,
             collections: from_sql_u64(collections)?,
             records: from_sql_u64(records)?,

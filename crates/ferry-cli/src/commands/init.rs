@@ -35,6 +35,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         Some(_) => super::sync::sync_all(&mut vault, Direction::Push)?.into_iter().find_map(|outcome| outcome.error),
         None => None,
     };
+    let keychain = super::offer_keychain(global, &vault);
     let status = vault.status()?;
     let words = recovery_phrase.to_words();
 
@@ -54,6 +55,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
                 "home": status.home,
                 "store": store.as_ref().map(StoreUrl::to_text),
                 "store_ready": store.is_some() && publish_error.is_none(),
+                "key_in_keychain": status.key_in_keychain,
                 "recovery_phrase": words,
             }),
         );
@@ -68,6 +70,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         writeln!(out, "Store: {}", url.to_text())?;
     }
     writeln!(out, "Home: {}", status.home.display())?;
+    writeln!(out, "{keychain}")?;
     writeln!(out)?;
     writeln!(out, "================ RECOVERY PHRASE: WRITE IT DOWN NOW ================")?;
     for (row, chunk) in words.split(' ').collect::<Vec<_>>().chunks(6).enumerate() {

@@ -39,14 +39,32 @@ fn home(global: &GlobalArgs) -> Result<Home> {
     Ok(Home::new(dirs.data_dir()))
 }
 
-/// Opens this device's vault, asking for the passphrase only if a vault exists.
+/// Opens this device's vault: with the key in the OS keychain if it is there, else with the
+/// passphrase (asked only once a vault is known to exist).
 fn open(global: &GlobalArgs) -> Result<Vault> {
     let home = home(global)?;
     if !home.has_vault() {
         return Err(ferry_engine::Error::NoVault { home: home.root().to_owned() }.into());
     }
+    if !global.no_keychain
+        && let Some(vault) = Vault::open_from_keychain(&home)?
+    {
+        return Ok(vault);
+    }
     let unlock = unlock(global, Purpose::Enter)?;
     Vault::open(&home, &unlock).context("cannot open the vault")
+}
+
+/// After init or join: keeps the device key in the OS keychain unless told not to, and says
+/// what that means for the user.
+fn offer_keychain(global: &GlobalArgs, vault: &Vault) -> String {
+    if global.no_keychain {
+        return "Keychain: not used (--no-keychain): commands ask for the passphrase.".to_owned();
+    }
+    match vault.remember_in_keychain() {
+        Ok(()) => "Keychain: this device's key is in the OS keychain; commands here need no passphrase.".to_owned(),
+        Err(err) => format!("Keychain: {err}."),
+    }
 }
 
 /// The device's name: given, or the host name.

@@ -57,6 +57,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)? };
     let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
+    let keychain = super::offer_keychain(global, &vault);
     let outcomes = sync_all(&mut vault, Direction::Both)?;
     let status = vault.status()?;
     let mut out = std::io::stdout().lock();
@@ -70,6 +71,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
                 "vault_key_fingerprint": status.vault_key_fingerprint,
                 "store": url.to_text(),
                 "records": status.records,
+                "key_in_keychain": status.key_in_keychain,
                 "ops": status.ops,
             }),
         )?;
@@ -80,6 +82,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
             "Vault key fingerprint: {} (the same on every device of the vault)",
             status.vault_key_fingerprint
         )?;
+        writeln!(out, "{keychain}")?;
         print_outcomes(&mut out, &outcomes)?;
     }
     fail_on_errors(outcomes)

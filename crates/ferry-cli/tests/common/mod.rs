@@ -38,6 +38,7 @@ impl Device {
             .env("FERRY_HOME", &self.home)
             .env("FERRY_TEST_PASSPHRASE", &self.passphrase)
             .env("FERRY_INSECURE_KDF_WORK_FACTOR", "10")
+            .env("FERRY_NO_KEYCHAIN", "1")
             .env_remove("FERRY_PASSPHRASE_COMMAND")
             .arg("--key-from-env")
             .arg("FERRY_TEST_PASSPHRASE");
