@@ -8,8 +8,8 @@
 //!    table with the same pragmas;
 //! 3. peak RSS of the pulling process (a child process, so nothing else counts).
 //!
-//! Run: `cargo bench -p ferry-engine --bench sync [-- --records N]` (default 1,000,000;
-//! `--quick`: 20,000).
+//! Run: `cargo bench -p ferry-engine --bench sync [-- --records N] [--time-ordered-keys]`
+//! (default 1,000,000 records with pseudo-random keys; `--quick`: 20,000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on failure
 
@@ -29,7 +29,12 @@ fn unlock() -> Unlock {
     Unlock { passphrase: Passphrase::new("bench"), kdf_cost: KdfCost::WorkFactor(10) }
 }
 
+/// Pseudo-random keys (UUIDv4-like), or time-ordered ones (ULID-like) with `--time-ordered-keys`.
 fn key(i: usize) -> String {
+    static ORDERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ORDERED.get_or_init(|| std::env::args().any(|a| a == "--time-ordered-keys")) {
+        return format!("{i:016x}");
+    }
     let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     format!("{x:016x}")
@@ -194,7 +199,8 @@ fn bench_pull(count: usize) {
         (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
     assert_eq!(imported, count as u64);
 
-    println!("\npull + import: {count} records of ~200 B JSON, pseudo-random keys, from a folder store");
+    let order = if std::env::args().any(|a| a == "--time-ordered-keys") { "time-ordered" } else { "pseudo-random" };
+    println!("\npull + import: {count} records of ~200 B JSON, {order} keys, from a folder store");
     println!(
         "  push (seal + write {} segments, {:.1} MiB in the store): {push_seconds:.2} s",
         pushed.uploaded_segments,

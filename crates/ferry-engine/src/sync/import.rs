@@ -22,16 +22,25 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     let mut clock = HlcClock::resume(Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
     let mut auto_resolved: i64 = meta_get(conn, "auto_resolved")?;
     let mut imported = Imported::default();
+    // Pass 1: append the new ops to the log, in the order they come (by device and counter).
+    let mut new_ops: Vec<&Op> = Vec::new();
     for op in ops {
         clock.observe(op.hlc);
-        if !insert_op(conn, op)? {
-            continue;
+        if insert_op(conn, op)? {
+            new_ops.push(op);
         }
+    }
+    // Pass 2: fold them into the derived state in key order, so each B-tree page of `records`
+    // is visited once per batch rather than at random. The fold is order-independent, and
+    // "named by an existing op" sees every op of the batch already, which is what the final
+    // state needs.
+    new_ops.sort_by(|a, b| (a.collection.as_str(), a.key.as_str()).cmp(&(b.collection.as_str(), b.key.as_str())));
+    for op in new_ops {
         imported.new_ops += 1;
         let (collection, key) = (op.collection.as_str(), op.key.as_str());
         let current = record_state(conn, collection, key)?;
         let heads_before = current.as_ref().map_or(0, |state| state.heads.len());
-        let named = current.is_some() && named_by_existing(conn, collection, key, op.id)?;
+        let named = named_by_existing(conn, collection, key, op.id)?;
         let state = merge::absorb(current, &op_meta(op), named);
         if heads_before == 1 && state.heads.len() > 1 {
             auto_resolved += 1; // two writes that did not see each other, merged by the policy

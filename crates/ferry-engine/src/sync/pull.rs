@@ -18,6 +18,18 @@ use ferry_format::{DeviceId, Op};
 use ferry_store::Fetched;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
+/// Ops imported per transaction: large transactions write each B-tree page once per batch
+/// instead of once per segment (see `docs/PERFORMANCE.md`); memory stays bounded.
+const IMPORT_BATCH_OPS: usize = 100_000;
+
+/// Verified segments of one device waiting to be imported together.
+#[derive(Default)]
+struct ImportBatch {
+    ops: Vec<Op>,
+    paths: Vec<String>,
+    last: Option<(u64, [u8; 32])>,
+}
+
 /// What a pull did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PullReport {
@@ -132,10 +144,12 @@ impl Vault {
             let reason = format!("fork: the store's HEAD names a different segment {seq} than the one imported");
             return self.record_skip(handle.id, &head_path, &reason, report);
         }
+        let mut batch = ImportBatch::default();
         while seq < head.seq {
             let next = seq + 1;
             let path = paths::segment(device, next);
             let Some(bytes) = handle.store.get(&path)? else {
+                self.import_batch(handle.id, device, &mut batch, report)?;
                 let reason =
                     format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
                 return self.record_skip(handle.id, &path, &reason, report);
@@ -146,36 +160,36 @@ impl Vault {
                 device_id: Some(device),
                 object_id: Some(ObjectId::segment(next)),
             };
+            let segment_hash = *blake3::hash(&bytes).as_bytes();
             let segment = open_object(&bytes, &expected, registry, keys)
                 .and_then(|plain| decode::<SegmentPayload>(&plain).map_err(OpenError::Malformed))
-                .and_then(|payload| check_segment(payload, next, hash, device));
+                .and_then(|payload| check_segment(payload, next, hash, device))
+                .and_then(|ops| {
+                    if next == head.seq && segment_hash != head.hash {
+                        Err(OpenError::Malformed(
+                            "HEAD names another segment than the one stored (rollback or fork)".into(),
+                        ))
+                    } else {
+                        Ok(ops)
+                    }
+                });
             let ops = match segment {
                 Ok(ops) => ops,
-                Err(reason) => return self.record_skip(handle.id, &path, &reason.to_string(), report),
+                Err(reason) => {
+                    self.import_batch(handle.id, device, &mut batch, report)?;
+                    return self.record_skip(handle.id, &path, &reason.to_string(), report);
+                }
             };
-            let segment_hash = *blake3::hash(&bytes).as_bytes();
-            if next == head.seq && segment_hash != head.hash {
-                let reason = "HEAD names another segment than the one stored (rollback or fork)";
-                return self.record_skip(handle.id, &path, reason, report);
+            batch.ops.extend(ops);
+            batch.paths.push(path);
+            batch.last = Some((next, segment_hash));
+            if batch.ops.len() >= IMPORT_BATCH_OPS {
+                self.import_batch(handle.id, device, &mut batch, report)?;
             }
-            let imported = {
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let imported = import_ops(&tx, &ops)?;
-                tx.execute(
-                    "INSERT INTO cursors (device, seq, hash, ops) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ops = ops + excluded.ops",
-                    params![&device.as_bytes()[..], to_sql_u64(next)?, &segment_hash[..], to_sql_u64(imported.new_ops)?],
-                )?;
-                tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
-                tx.commit()?;
-                imported
-            };
-            self.notify(&imported.changes);
-            report.imported_segments += 1;
-            report.imported_ops += imported.new_ops;
             seq = next;
             hash = Some(segment_hash);
         }
+        self.import_batch(handle.id, device, &mut batch, report)?;
         self.forget_skip(handle.id, &head_path)?;
         if let Some(etag) = new_etag {
             self.conn.execute(
@@ -184,6 +198,35 @@ impl Vault {
                 params![handle.id, &device.as_bytes()[..], etag],
             )?;
         }
+        Ok(())
+    }
+
+    /// Imports the verified segments gathered so far, and moves the device's cursor past them,
+    /// in one transaction.
+    fn import_batch(
+        &mut self,
+        store: i64,
+        device: DeviceId,
+        batch: &mut ImportBatch,
+        report: &mut PullReport,
+    ) -> Result<()> {
+        let Some((last_seq, last_hash)) = batch.last.take() else { return Ok(()) };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let imported = import_ops(&tx, &batch.ops)?;
+        tx.execute(
+            "INSERT INTO cursors (device, seq, hash, ops) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ops = ops + excluded.ops",
+            params![&device.as_bytes()[..], to_sql_u64(last_seq)?, &last_hash[..], to_sql_u64(imported.new_ops)?],
+        )?;
+        for path in &batch.paths {
+            tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
+        }
+        tx.commit()?;
+        self.notify(&imported.changes);
+        report.imported_segments += batch.paths.len() as u64;
+        report.imported_ops += imported.new_ops;
+        batch.ops.clear();
+        batch.paths.clear();
         Ok(())
     }
 
