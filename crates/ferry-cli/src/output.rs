@@ -45,6 +45,18 @@ pub fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io:
     Ok(())
 }
 
+/// The identity fields every `--json` report of a new device starts with.
+pub fn device_json(status: &ferry_engine::Status) -> serde_json::Map<String, serde_json::Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("vault_id".into(), status.vault_id.clone().into());
+    map.insert("device_id".into(), status.device_id.clone().into());
+    map.insert("device_name".into(), status.device_name.clone().into());
+    map.insert("vault_key_fingerprint".into(), status.vault_key_fingerprint.clone().into());
+    map.insert("home".into(), status.home.display().to_string().into());
+    map.insert("key_in_keychain".into(), status.key_in_keychain.into());
+    map
+}
+
 /// Prints a value as pretty JSON.
 pub fn json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;

@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on failure
 
+mod common;
+
 use ferry_engine::{CreateOptions, Home, KdfCost, Passphrase, Unlock, Vault};
 use std::time::Instant;
 
@@ -98,15 +100,7 @@ fn ferry_put(dir: &std::path::Path, rows: &[Row]) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let count = if args.iter().any(|a| a == "--quick") {
-        20_000
-    } else {
-        args.iter()
-            .position(|a| a == "--records")
-            .and_then(|i| args.get(i + 1))
-            .map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
-    };
+    let count = common::record_count();
     println!("local put, {count} records of ~200 B JSON, transactions of {BATCH}, SQLCipher on");
     for (label, order) in [("random keys", KeyOrder::Random), ("time-ordered keys", KeyOrder::Sequential)] {
         measure(label, &rows(count, order));

@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on failure
 
+mod common;
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, KdfCost, Passphrase, StoreHandle, Unlock, Vault};
@@ -230,14 +232,7 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--pull-child") {
         return pull_child(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
     }
-    let count = if args.iter().any(|a| a == "--quick") {
-        20_000
-    } else {
-        args.iter()
-            .position(|a| a == "--records")
-            .and_then(|i| args.get(i + 1))
-            .map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
-    };
+    let count = common::record_count();
     bench_seal();
     bench_pull(count);
 }

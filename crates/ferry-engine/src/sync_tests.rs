@@ -28,6 +28,14 @@ fn join(dir: &Path, name: &str, store: &dyn Store) -> Vault {
     .unwrap()
 }
 
+/// A vault created in `store` by device "a" and published, then devices joined under `others`.
+fn devices(dir: &Path, store: &dyn Store, others: &[&str]) -> (Vault, Vec<Vault>) {
+    let mut first = first_device(dir, "a", store);
+    sync(&mut first, store);
+    let joined = others.iter().map(|name| join(dir, name, store)).collect();
+    (first, joined)
+}
+
 fn handle(store: &dyn Store) -> StoreHandle<'_> {
     StoreHandle { id: 1, store }
 }
@@ -98,10 +106,8 @@ fn two_devices_converge_through_a_folder_with_offline_edits() {
 fn three_devices_converge_whatever_the_sync_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let mut a = first_device(dir.path(), "a", &store);
-    sync(&mut a, &store);
-    let mut b = join(dir.path(), "b", &store);
-    let mut c = join(dir.path(), "c", &store);
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let [mut b, mut c]: [Vault; 2] = joined.try_into().unwrap();
     for (i, vault) in [&mut a, &mut b, &mut c].into_iter().enumerate() {
         for n in 0..20 {
             vault.put("shared", &format!("k{}", n % 7), &json!({"by": i, "n": n})).unwrap();
@@ -239,10 +245,8 @@ fn sync_killed_at_any_store_call_finishes_on_the_next_run() {
 fn hostile_or_damaged_objects_are_skipped_with_reasons_and_the_rest_imports() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let mut a = first_device(dir.path(), "a", &store);
-    sync(&mut a, &store);
-    let mut b = join(dir.path(), "b", &store);
-    let mut c = join(dir.path(), "c", &store);
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let [mut b, mut c]: [Vault; 2] = joined.try_into().unwrap();
     for (vault, name) in [(&mut a, "a"), (&mut b, "b"), (&mut c, "c")] {
         vault.put("notes", name, &json!(name)).unwrap();
         vault.push(handle(&store)).unwrap();

@@ -45,20 +45,11 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         eprintln!("ferry: run `ferry sync` to finish; until then other devices cannot join");
     }
     if args.json.json {
-        return output::json(
-            &mut out,
-            &serde_json::json!({
-                "vault_id": status.vault_id,
-                "device_id": status.device_id,
-                "device_name": status.device_name,
-                "vault_key_fingerprint": status.vault_key_fingerprint,
-                "home": status.home,
-                "store": store.as_ref().map(StoreUrl::to_text),
-                "store_ready": store.is_some() && publish_error.is_none(),
-                "key_in_keychain": status.key_in_keychain,
-                "recovery_phrase": words,
-            }),
-        );
+        let mut report = output::device_json(&status);
+        report.insert("store".into(), store.as_ref().map(StoreUrl::to_text).into());
+        report.insert("store_ready".into(), (store.is_some() && publish_error.is_none()).into());
+        report.insert("recovery_phrase".into(), words.into());
+        return output::json(&mut out, &report);
     }
     writeln!(
         out,

@@ -62,19 +62,11 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     let status = vault.status()?;
     let mut out = std::io::stdout().lock();
     if args.json.json {
-        output::json(
-            &mut out,
-            &serde_json::json!({
-                "vault_id": status.vault_id,
-                "device_id": status.device_id,
-                "device_name": status.device_name,
-                "vault_key_fingerprint": status.vault_key_fingerprint,
-                "store": url.to_text(),
-                "records": status.records,
-                "key_in_keychain": status.key_in_keychain,
-                "ops": status.ops,
-            }),
-        )?;
+        let mut report = output::device_json(&status);
+        report.insert("store".into(), url.to_text().into());
+        report.insert("records".into(), status.records.into());
+        report.insert("ops".into(), status.ops.into());
+        output::json(&mut out, &report)?;
     } else {
         writeln!(out, "Joined vault {} as \"{}\" ({}).", status.vault_id, status.device_name, status.device_id)?;
         writeln!(
