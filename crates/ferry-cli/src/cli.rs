@@ -17,7 +17,10 @@ Exit codes:
 Environment:
   FERRY_HOME                  the device home directory (like --home)
   FERRY_PASSPHRASE_COMMAND    a command that prints the passphrase (like --passphrase-command)
-  FERRY_NO_KEYCHAIN           set to 1 to never use the OS keychain (like --no-keychain)";
+  FERRY_NO_KEYCHAIN           set to 1 to never use the OS keychain (like --no-keychain)
+  FERRY_CREDENTIALS_COMMAND   S3 credentials command (like --credentials-command)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
+                              S3 credentials, as for the AWS tools";
 
 /// ferry: your app's data on all your devices, end-to-end encrypted, through storage you own.
 #[derive(Debug, Parser)]
@@ -43,6 +46,11 @@ pub struct GlobalArgs {
     /// Read the passphrase from the environment variable named VAR
     #[arg(long, global = true, value_name = "VAR", conflicts_with = "passphrase_command")]
     pub key_from_env: Option<String>,
+
+    /// For S3 stores: a command printing AWS credential_process JSON (instead of AWS_* variables
+    /// or profile files). Credentials are never stored by ferry
+    #[arg(long, global = true, env = "FERRY_CREDENTIALS_COMMAND", value_name = "CMD")]
+    pub credentials_command: Option<String>,
 
     /// Never use the OS keychain: always unlock with the passphrase, and keep no key there
     #[arg(long, global = true, env = "FERRY_NO_KEYCHAIN", value_parser = clap::builder::BoolishValueParser::new())]

@@ -22,13 +22,15 @@ mod decorators;
 mod error;
 mod folder;
 mod memory;
+mod s3;
 mod url;
 
 pub use decorators::{CallCounts, CountingStore, FaultPlan, FaultyStore};
 pub use error::{StoreError, StoreErrorKind};
 pub use folder::FolderStore;
 pub use memory::MemoryStore;
-pub use url::{StoreUrl, open, prepare};
+pub use s3::{S3Credentials, S3Location, S3Store};
+pub use url::{OpenOptions, StoreUrl, open, prepare};
 
 /// The result of [`Store::put_if_absent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,31 @@ pub fn check_path(path: &str) -> Result<(), StoreError> {
                 && segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         });
     if valid { Ok(()) } else { Err(StoreError::new(StoreErrorKind::InvalidPath, path, "not a ferry object path")) }
+}
+
+/// A borrowed store is a store, so decorators can wrap one without owning it.
+impl<S: Store + ?Sized> Store for &S {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(path)
+    }
+    fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
+        (**self).get_if_changed(path, etag)
+    }
+    fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
+        (**self).put_if_absent(path, bytes)
+    }
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        (**self).put(path, bytes)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list(prefix)
+    }
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        (**self).delete(path)
+    }
 }
 
 #[cfg(test)]

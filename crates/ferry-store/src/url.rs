@@ -1,6 +1,6 @@
 //! Store locations as users type them: `folder:/mnt/nas/ferry`.
 
-use crate::{FolderStore, Store, StoreError, StoreErrorKind};
+use crate::{FolderStore, S3Credentials, S3Location, S3Store, Store, StoreError, StoreErrorKind};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -9,17 +9,23 @@ use std::sync::Arc;
 pub enum StoreUrl {
     /// A directory.
     Folder(PathBuf),
+    /// An S3-compatible bucket.
+    S3(S3Location),
 }
 
 impl StoreUrl {
-    /// Parses `folder:PATH` (a relative PATH is made absolute against the current directory, so
+    /// Parses `folder:PATH` or `s3://bucket/prefix?endpoint=…&region=…&path_style=…` (a relative PATH is made absolute against the current directory, so
     /// the stored location does not depend on where later commands run).
     ///
     /// # Errors
     /// An unknown scheme or an empty path, with the accepted forms.
     pub fn parse(text: &str) -> Result<Self, StoreError> {
         let bad = |why: &str| {
-            StoreError::new(StoreErrorKind::InvalidPath, text, format!("{why}; a store is written folder:/path/to/dir"))
+            StoreError::new(
+                StoreErrorKind::InvalidPath,
+                text,
+                format!("{why}; a store is written folder:/path/to/dir or s3://bucket/prefix?endpoint=…"),
+            )
         };
         let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
         match scheme {
@@ -36,7 +42,7 @@ impl StoreUrl {
                 };
                 Ok(Self::Folder(path))
             }
-            "s3" => Err(bad("S3 stores are not supported by this build yet")),
+            "s3" => S3Location::parse(text).map(Self::S3),
             other => Err(bad(&format!("unknown store scheme `{other}`"))),
         }
     }
@@ -45,6 +51,7 @@ impl StoreUrl {
     pub fn to_text(&self) -> String {
         match self {
             Self::Folder(path) => format!("folder:{}", path.display()),
+            Self::S3(location) => location.to_text(),
         }
     }
 }
@@ -57,6 +64,7 @@ impl StoreUrl {
 /// The parent is missing, or the directory cannot be created.
 pub fn prepare(url: &StoreUrl) -> Result<(), StoreError> {
     match url {
+        StoreUrl::S3(_) => Ok(()),
         StoreUrl::Folder(path) if path.is_dir() => Ok(()),
         StoreUrl::Folder(path) => {
             let text = path.display().to_string();
@@ -74,13 +82,25 @@ pub fn prepare(url: &StoreUrl) -> Result<(), StoreError> {
     }
 }
 
+/// How to open stores.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// A command printing AWS `credential_process` JSON, for S3 stores; without it the standard
+    /// places (environment, profile files) are used.
+    pub credentials_command: Option<String>,
+}
+
 /// Opens the store at a location.
 ///
 /// # Errors
-/// The location is malformed.
-pub fn open(url: &StoreUrl) -> Result<Arc<dyn Store>, StoreError> {
+/// The location is malformed, or the credentials command fails.
+pub fn open(url: &StoreUrl, options: &OpenOptions) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match url {
         StoreUrl::Folder(path) => Arc::new(FolderStore::new(path)),
+        StoreUrl::S3(location) => {
+            let credentials = options.credentials_command.as_deref().map(S3Credentials::from_command).transpose()?;
+            Arc::new(S3Store::new(location.clone(), credentials)?)
+        }
     })
 }
 
@@ -96,5 +116,7 @@ mod tests {
         assert!(StoreUrl::parse("/mnt/nas").is_err());
         assert!(StoreUrl::parse("folder:").is_err());
         assert!(StoreUrl::parse("ftp://x").unwrap_err().to_string().contains("unknown store scheme"));
+        let s3 = StoreUrl::parse("s3://bucket/prefix?endpoint=http://127.0.0.1:9000&path_style=true").unwrap();
+        assert_eq!(s3.to_text(), "s3://bucket/prefix?endpoint=http://127.0.0.1:9000&path_style=true");
     }
 }

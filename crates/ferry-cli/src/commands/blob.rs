@@ -1,6 +1,6 @@
 //! `ferry blob put | get`: large payloads beside the records.
 
-use crate::cli::BlobAction;
+use crate::cli::{BlobAction, GlobalArgs};
 use crate::output;
 use anyhow::{Context, Result};
 use ferry_engine::{BlobId, StoreHandle, Vault};
@@ -8,7 +8,7 @@ use ferry_store::StoreUrl;
 use std::io::Write;
 use std::path::Path;
 
-pub fn blob(vault: &mut Vault, action: &BlobAction) -> Result<()> {
+pub fn blob(global: &GlobalArgs, vault: &mut Vault, action: &BlobAction) -> Result<()> {
     match action {
         BlobAction::Put { file, json } => {
             let info = if file == Path::new("-") {
@@ -33,7 +33,7 @@ pub fn blob(vault: &mut Vault, action: &BlobAction) -> Result<()> {
             let opened: Vec<(i64, std::sync::Arc<dyn ferry_store::Store>)> = vault
                 .stores()?
                 .into_iter()
-                .map(|s| Ok((s.id, ferry_store::open(&StoreUrl::parse(&s.url)?)?)))
+                .map(|s| Ok((s.id, ferry_store::open(&StoreUrl::parse(&s.url)?, &super::store_options(global))?)))
                 .collect::<Result<_>>()?;
             let handles: Vec<StoreHandle<'_>> =
                 opened.iter().map(|(id, store)| StoreHandle { id: *id, store: store.as_ref() }).collect();

@@ -25,14 +25,16 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
             (created.vault, created.recovery_phrase)
         }
         Some(url) => {
-            let opened = ferry_store::open(url)?;
+            let opened = ferry_store::open(url, &super::store_options(global))?;
             let created = Vault::create_for_store(&home, options, &url.to_text(), opened.as_ref())?;
             (created.vault, created.recovery_phrase)
         }
     };
     // Publish the vault to its store now; if that fails, the next `ferry sync` finishes it.
     let publish_error = match &store {
-        Some(_) => super::sync::sync_all(&mut vault, Direction::Push)?.into_iter().find_map(|outcome| outcome.error),
+        Some(_) => super::sync::sync_all(&mut vault, Direction::Push, &super::store_options(global))?
+            .into_iter()
+            .find_map(|outcome| outcome.error),
         None => None,
     };
     let keychain = super::offer_keychain(global, &vault);

@@ -17,8 +17,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init::init(global, &args),
         Command::Join(args) => sync::join(global, &args),
-        Command::Sync(args) => sync::sync(&mut open(global)?, &args),
-        Command::Blob(action) => blob::blob(&mut open(global)?, &action),
+        Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
+        Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),
         Command::Put(args) => records::put(&mut open(global)?, &args),
         Command::Get(args) => records::get(&open(global)?, &args),
         Command::Ls(args) => records::ls(&open(global)?, &args),
@@ -27,6 +27,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => inspect::status(&open(global)?, &args),
         Command::Repair(args) => inspect::repair(&mut open(global)?, &args),
     }
+}
+
+/// How to open stores: the S3 credentials command, if any.
+fn store_options(global: &GlobalArgs) -> ferry_store::OpenOptions {
+    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone() }
 }
 
 /// The device home: --home, FERRY_HOME, or the user's data directory.

@@ -18,12 +18,12 @@ pub struct Outcome {
 
 /// Syncs with every configured store, each attempt recorded; one store's failure does not stop
 /// the others.
-pub fn sync_all(vault: &mut Vault, direction: Direction) -> Result<Vec<Outcome>> {
+pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::OpenOptions) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for configured in vault.stores()? {
         let url =
             StoreUrl::parse(&configured.url).with_context(|| format!("store {} is misconfigured", configured.url))?;
-        let store = ferry_store::open(&url)?;
+        let store = ferry_store::open(&url, options)?;
         let result = vault.sync(StoreHandle { id: configured.id, store: store.as_ref() }, direction);
         let (report, error_value) = match result {
             Ok(report) => (Some(report), None),
@@ -53,12 +53,12 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     }
     let device_name = super::device_name(args.name.as_deref())?;
     let url = StoreUrl::parse(&args.store)?;
-    let store = ferry_store::open(&url)?;
+    let store = ferry_store::open(&url, &super::store_options(global))?;
     let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)? };
     let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
     let keychain = super::offer_keychain(global, &vault);
-    let outcomes = sync_all(&mut vault, Direction::Both)?;
+    let outcomes = sync_all(&mut vault, Direction::Both, &super::store_options(global))?;
     let status = vault.status()?;
     let mut out = std::io::stdout().lock();
     if args.json.json {
@@ -80,7 +80,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     fail_on_errors(outcomes)
 }
 
-pub fn sync(vault: &mut Vault, args: &SyncArgs) -> Result<()> {
+pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<()> {
     let (direction, json) = match &args.action {
         None => (Direction::Both, args.json.json),
         Some(SyncAction::Push(JsonArg { json })) => (Direction::Push, *json || args.json.json),
@@ -94,7 +94,7 @@ pub fn sync(vault: &mut Vault, args: &SyncArgs) -> Result<()> {
         )
         .into());
     }
-    let outcomes = sync_all(vault, direction)?;
+    let outcomes = sync_all(vault, direction, &super::store_options(global))?;
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<serde_json::Value> = outcomes
