@@ -360,3 +360,31 @@ fn a_server_stopped_mid_push_and_restarted_loses_and_duplicates_nothing() {
     b.get_blob(&blob.id.parse().unwrap(), &[StoreHandle { id: 1, store: &store }], &mut out).unwrap();
     assert!(out == bytes);
 }
+
+/// Wrong credentials get one clear error that says what to check, are recorded as an error (not
+/// as offline), and are not retried in a storm.
+#[test]
+fn wrong_credentials_are_one_clear_error_without_retries() {
+    let Some(server) = Server::start(Kind::S3sFs) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let good = server.store("creds");
+    let mut a = create(dir.path(), "a", &good);
+    let wrong = S3Store::new(
+        S3Location::parse(&server.url("creds")).unwrap(),
+        Some(S3Credentials {
+            access_key_id: "ferry-test".into(),
+            secret_access_key: "not-the-secret".into(),
+            session_token: None,
+        }),
+    )
+    .unwrap();
+    a.put("notes", "n1", &json!(1)).unwrap();
+    let err = a.sync(StoreHandle { id: 1, store: &wrong }, Direction::Both).unwrap_err();
+    let text = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
+    assert!(text.contains("check the credentials"), "{text}");
+    assert!(!text.contains("not-the-secret"), "secrets must never be printed: {text}");
+    assert_eq!(wrong.requests(), 1, "a refusal is not retried request after request");
+    let status = a.sync_status().unwrap();
+    assert_eq!(status.stores[0].state, StoreState::Error);
+    assert_eq!(status.unpublished_ops, 1, "nothing was lost: the op waits for the next sync");
+}

@@ -7,7 +7,8 @@
 //! - HEAD reads are conditional (`If-None-Match: <etag>`): an unchanged HEAD costs one request.
 //! - Credentials come from the standard places (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //!   `AWS_SESSION_TOKEN`, AWS profile files) or from a credentials command printing AWS
-//!   `credential_process` JSON. They are never part of the location shown to people.
+//!   `credential_process` JSON. They are never part of the location shown to people. EC2
+//!   instance metadata is not consulted.
 //! - Requests time out, and transient failures are retried a few times with jittered backoff
 //!   here; longer outages are the sync layer's business (recorded attempts, backoff).
 
@@ -177,7 +178,10 @@ impl S3Store {
         let mut builder = opendal::services::S3::default()
             .bucket(&location.bucket)
             .root(&format!("/{}", location.prefix))
-            .region(location.region.as_deref().unwrap_or("us-east-1"));
+            .region(location.region.as_deref().unwrap_or("us-east-1"))
+            // No EC2 instance-metadata lookups: ferry runs on personal devices, where they only
+            // time out (16 s per store) and send traffic to a link-local address.
+            .disable_ec2_metadata();
         if let Some(endpoint) = &location.endpoint {
             builder = builder.endpoint(endpoint);
         }
@@ -201,7 +205,15 @@ impl S3Store {
                     .with_timeout(Duration::from_secs(30))
                     .with_io_timeout(Duration::from_secs(15)),
             )
-            .layer(opendal::layers::RetryLayer::new().with_max_times(3).with_jitter());
+            // A few quick retries for a dropped connection or a 5xx; longer outages belong to the
+            // sync layer's recorded attempts and backoff, and must not stall a command.
+            .layer(
+                opendal::layers::RetryLayer::new()
+                    .with_max_times(3)
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(1))
+                    .with_jitter(),
+            );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
