@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -136,6 +136,28 @@ CREATE TABLE store_blobs (
 ) WITHOUT ROWID;
 ";
 
+/// Version 4: relaying between stores. The sealed bytes of every device record, imported
+/// segment and latest HEAD are kept exactly as their writer sealed them, so this device can
+/// publish them to a store that lacks them (data crosses stores, and stores added later get the
+/// whole history).
+const SCHEMA_V4: &str = "
+ALTER TABLE devices ADD COLUMN record BLOB;
+ALTER TABLE store_heads ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE imported_segments (
+    device BLOB NOT NULL,
+    seq    INTEGER NOT NULL,
+    bytes  BLOB NOT NULL,
+    PRIMARY KEY (device, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE device_heads (
+    device BLOB PRIMARY KEY NOT NULL,
+    seq    INTEGER NOT NULL,
+    bytes  BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -165,7 +187,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

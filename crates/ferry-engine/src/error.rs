@@ -147,6 +147,9 @@ pub enum Error {
     /// Neither this device nor any store has the blob.
     #[error("blob {0} is not on this device nor in any store: the device that added it has not pushed it yet")]
     BlobNotFound(String),
+    /// The store is configured already.
+    #[error("this device syncs with {0} already: see `ferry store ls`")]
+    StoreAlreadyAdded(String),
     /// No store is configured with that id.
     #[error("no store with id {0} on this device: see `ferry sync status`")]
     UnknownStore(i64),
@@ -201,7 +204,8 @@ impl Error {
             | Self::StoreHasVault { .. }
             | Self::NoVaultInStore { .. }
             | Self::StoreVaultMismatch { .. }
-            | Self::UnknownStore(_) => ErrorClass::Setup,
+            | Self::UnknownStore(_)
+            | Self::StoreAlreadyAdded(_) => ErrorClass::Setup,
             Self::WrongStorePassphrase { .. } | Self::KeychainUnavailable(_) => ErrorClass::Locked,
             Self::Store(e) => ErrorClass::of_store_error(e.kind),
             Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,

@@ -535,3 +535,58 @@ mod blobs {
         assert!(matches!("xyz".parse::<BlobId>(), Err(Error::InvalidBlobId(_))));
     }
 }
+
+/// A syncs only with store 1, C only with store 2, B with both: B carries each store's data to
+/// the other, and all three converge. A store added later receives the whole history.
+#[test]
+fn data_crosses_stores_through_a_device_that_syncs_with_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (MemoryStore::default(), MemoryStore::default());
+    let (mut a, joined) = devices(dir.path(), &one, &["b"]);
+    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
+    a.put("notes", "from-a", &json!("a")).unwrap();
+    sync(&mut a, &one);
+    sync(&mut b, &one);
+
+    // Store 2 is new: B puts the vault there (with the passphrase) and carries A's data along.
+    assert!(matches!(b.attach_store("two", &two, None), Err(Error::WrongPassphrase { .. })));
+    let two_id = b.attach_store("two", &two, Some(&unlock())).unwrap();
+    assert!(matches!(b.attach_store("two", &two, Some(&unlock())), Err(Error::StoreAlreadyAdded(_))));
+    let report = b.sync(StoreHandle { id: two_id, store: &two }, Direction::Both).unwrap();
+    assert!(report.push.unwrap().relayed_objects >= 3, "A's record, segment and HEAD");
+
+    let mut c = Vault::join(
+        &Home::new(dir.path().join("c")),
+        JoinOptions { device_name: "c".into(), unlock: unlock() },
+        "two",
+        &two,
+    )
+    .unwrap();
+    sync(&mut c, &two);
+    assert_eq!(c.get("notes", "from-a").unwrap().unwrap().value.as_str(), "\"a\"");
+
+    c.put("notes", "from-c", &json!("c")).unwrap();
+    a.put("notes", "from-a-2", &json!("a2")).unwrap();
+    sync(&mut c, &two);
+    sync(&mut a, &one);
+    for _ in 0..2 {
+        b.sync(StoreHandle { id: 1, store: &one }, Direction::Both).unwrap();
+        b.sync(StoreHandle { id: two_id, store: &two }, Direction::Both).unwrap();
+    }
+    sync(&mut a, &one);
+    sync(&mut c, &two);
+    assert_eq!(state(&a), state(&b));
+    assert_eq!(state(&b), state(&c));
+    assert_eq!(state(&a).0.len(), 3);
+    for vault in [&a, &b, &c] {
+        assert!(vault.sync_status().unwrap().skipped.is_empty(), "{:?}", vault.sync_status().unwrap().skipped);
+    }
+    // A store of another vault is refused.
+    let foreign = MemoryStore::default();
+    let _stranger = first_device(dir.path(), "stranger", &foreign);
+    let mut stranger = Vault::open(&Home::new(dir.path().join("stranger")), &unlock()).unwrap();
+    stranger.sync(handle(&foreign), Direction::Push).unwrap();
+    assert!(matches!(a.attach_store("foreign", &foreign, Some(&unlock())), Err(Error::StoreVaultMismatch { .. })));
+    b.detach_store(two_id).unwrap();
+    assert_eq!(b.stores().unwrap().len(), 1);
+}

@@ -139,6 +139,57 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Adds a store to sync with: one that holds this vault already (another device put it
+    /// there), or an empty one, which then receives the vault file and key slots (the passphrase
+    /// slot needs `unlock`). Queues this device's key slot and record; the next push publishes
+    /// them, with every other device's data this device holds. Returns the store's local id.
+    ///
+    /// # Errors
+    /// [`Error::StoreVaultMismatch`] for a store of another vault; [`Error::WrongPassphrase`]
+    /// when an empty store needs the passphrase and none (or a wrong one) is given; the store is
+    /// unreachable; the location is configured already.
+    pub fn attach_store(&mut self, url: &str, store: &dyn Store, unlock: Option<&Unlock>) -> Result<i64> {
+        if self.stores()?.iter().any(|s| s.url == url) {
+            return Err(Error::StoreAlreadyAdded(url.to_owned()));
+        }
+        let role = match read_vault_file(store)? {
+            Some(found) if found != self.vault_id() => {
+                return Err(Error::StoreVaultMismatch {
+                    location: store.location(),
+                    found: found.to_string(),
+                    ours: self.vault_id().to_string(),
+                });
+            }
+            Some(_) => Role::Joiner,
+            None => Role::Creator,
+        };
+        if role == Role::Creator {
+            // The new store's passphrase slot must hold the vault passphrase: check it first.
+            let unlock = unlock.ok_or_else(|| Error::WrongPassphrase { home: self.home.root().to_owned() })?;
+            crate::unlock::LocalKey::read_wrapped(&self.home.local_key_file(), self.home.root(), unlock)?;
+        }
+        let fallback = Unlock::with_passphrase(crate::Passphrase::new(""));
+        let store_id = self.add_store(url)?;
+        self.queue_enrollment(store_id, role, unlock.unwrap_or(&fallback), None)?;
+        Ok(store_id)
+    }
+
+    /// Stops syncing with a store. Nothing in the store is deleted.
+    ///
+    /// # Errors
+    /// [`Error::UnknownStore`]; database failures.
+    pub fn detach_store(&mut self, id: i64) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        if tx.execute("DELETE FROM stores WHERE id = ?1", [id])? == 0 {
+            return Err(Error::UnknownStore(id));
+        }
+        for table in ["store_outbox", "store_heads", "store_blobs", "skipped"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE store = ?1"), [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Records a store this device syncs with; returns its local id.
     pub(crate) fn add_store(&self, url: &str) -> Result<i64> {
         self.conn.execute(
@@ -208,6 +259,10 @@ impl Vault {
             &encode(&payload),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "UPDATE devices SET record = ?1 WHERE device_id = ?2",
+            params![record, &device_id.as_bytes()[..]],
+        )?;
         objects.push((paths::device_record(device_id), record));
 
         let tx = self.conn.unchecked_transaction()?;

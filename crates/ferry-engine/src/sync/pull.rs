@@ -27,6 +27,8 @@ const IMPORT_BATCH_OPS: usize = 100_000;
 struct ImportBatch {
     ops: Vec<Op>,
     paths: Vec<String>,
+    /// The verified segments' sealed bytes, by seq (kept for relaying).
+    sealed: Vec<(u64, Vec<u8>)>,
     last: Option<(u64, [u8; 32])>,
 }
 
@@ -182,6 +184,7 @@ impl Vault {
             };
             batch.ops.extend(ops);
             batch.paths.push(path);
+            batch.sealed.push((next, bytes));
             batch.last = Some((next, segment_hash));
             if batch.ops.len() >= IMPORT_BATCH_OPS {
                 self.import_batch(handle.id, device, &mut batch, report)?;
@@ -191,13 +194,16 @@ impl Vault {
         }
         self.import_batch(handle.id, device, &mut batch, report)?;
         self.forget_skip(handle.id, &head_path)?;
-        if let Some(etag) = new_etag {
-            self.conn.execute(
-                "INSERT INTO store_heads (store, device, etag) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, device) DO UPDATE SET etag = excluded.etag",
-                params![handle.id, &device.as_bytes()[..], etag],
-            )?;
-        }
+        self.conn.execute(
+            "INSERT INTO device_heads (device, seq, bytes) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, bytes = excluded.bytes WHERE excluded.seq >= device_heads.seq",
+            params![&device.as_bytes()[..], to_sql_u64(head.seq)?, bytes],
+        )?;
+        self.conn.execute(
+            "INSERT INTO store_heads (store, device, etag, seq) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (store, device) DO UPDATE SET etag = excluded.etag, seq = excluded.seq",
+            params![handle.id, &device.as_bytes()[..], new_etag.unwrap_or_default(), to_sql_u64(head.seq)?],
+        )?;
         Ok(())
     }
 
@@ -221,12 +227,19 @@ impl Vault {
         for path in &batch.paths {
             tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         }
+        for (seq, sealed) in &batch.sealed {
+            tx.execute(
+                "INSERT INTO imported_segments (device, seq, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![&device.as_bytes()[..], to_sql_u64(*seq)?, sealed],
+            )?;
+        }
         tx.commit()?;
         self.notify(&imported.changes);
         report.imported_segments += batch.paths.len() as u64;
         report.imported_ops += imported.new_ops;
         batch.ops.clear();
         batch.paths.clear();
+        batch.sealed.clear();
         Ok(())
     }
 

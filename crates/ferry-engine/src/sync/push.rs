@@ -11,7 +11,7 @@ use crate::identity::{DeviceKeys, VaultKeys};
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{HeadPayload, encode, paths};
 use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
-use ferry_store::Created;
+use ferry_store::{Created, Fetched};
 use rusqlite::{OptionalExtension, params};
 
 /// What a push did.
@@ -27,6 +27,8 @@ pub struct PushReport {
     pub uploaded_objects: u64,
     /// The store's HEAD for this device after the push (0: nothing published yet).
     pub head_seq: u64,
+    /// Other devices' objects carried to this store (device records, segments, HEADs).
+    pub relayed_objects: u64,
 }
 
 impl Vault {
@@ -43,7 +45,7 @@ impl Vault {
             .query_row("SELECT uploaded_seq FROM stores WHERE id = ?1", [handle.id], |row| row.get(0))
             .optional()?
             .ok_or(Error::UnknownStore(handle.id))?;
-        let mut uploaded = from_sql_u64(uploaded)?;
+        let uploaded = from_sql_u64(uploaded)?;
         let last_seq: u64 =
             from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
         report.head_seq = uploaded;
@@ -53,9 +55,21 @@ impl Vault {
         }
         // Blobs before the segments whose records may name them.
         report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
-        if last_seq <= uploaded {
-            return Ok(report);
+        if last_seq > uploaded {
+            report.head_seq = self.push_own_segments(handle, uploaded, last_seq, &mut report)?;
         }
+        report.relayed_objects = self.relay(handle)?;
+        Ok(report)
+    }
+
+    /// Publishes own segments `uploaded + 1 ..= last_seq`, then the HEAD naming the last.
+    fn push_own_segments(
+        &mut self,
+        handle: StoreHandle<'_>,
+        mut uploaded: u64,
+        last_seq: u64,
+        report: &mut PushReport,
+    ) -> Result<u64> {
         let device = self.device_id();
         while uploaded < last_seq {
             let seq = uploaded + 1;
@@ -89,8 +103,87 @@ impl Vault {
         handle.store.put(&paths::head(device), &head)?;
         self.conn
             .execute("UPDATE stores SET uploaded_seq = ?1 WHERE id = ?2", params![to_sql_u64(last_seq)?, handle.id])?;
-        report.head_seq = last_seq;
-        Ok(report)
+        Ok(last_seq)
+    }
+
+    /// Publishes other devices' objects this device holds and the store lacks, exactly as their
+    /// writers sealed them: device records, segments, and their latest HEAD. This is how data
+    /// crosses stores (a device syncing with two stores carries each one's data to the other).
+    /// A HEAD is written only if the store's copy did not change since this device last read it,
+    /// so a newer HEAD is never replaced by an older one.
+    fn relay(&mut self, handle: StoreHandle<'_>) -> Result<u64> {
+        let behind: Vec<(Vec<u8>, i64, i64, Option<String>)> = {
+            let mut stmt = self.conn.prepare(
+                "SELECT c.device, c.seq, coalesce(h.seq, 0), h.etag FROM cursors c
+                 LEFT JOIN store_heads h ON h.store = ?1 AND h.device = c.device
+                 WHERE c.seq > coalesce(h.seq, 0) AND c.device != ?2",
+            )?;
+            stmt.query_map(params![handle.id, &self.device_id().as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        let mut relayed = 0;
+        for (device_bytes, held, in_store, etag) in behind {
+            let Some(device) = ferry_format::DeviceId::from_slice(&device_bytes) else { continue };
+            let (held, in_store) = (from_sql_u64(held)?, from_sql_u64(in_store)?);
+            let record: Option<Vec<u8>> = self
+                .conn
+                .query_row("SELECT record FROM devices WHERE device_id = ?1", [&device_bytes], |row| row.get(0))
+                .optional()?
+                .flatten();
+            let Some(record) = record else { continue };
+            if handle.store.put_if_absent(&paths::device_record(device), &record)? == Created::New {
+                relayed += 1;
+            }
+            let mut complete = true;
+            for seq in in_store + 1..=held {
+                let bytes: Option<Vec<u8>> = self
+                    .conn
+                    .query_row(
+                        "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                        params![&device_bytes, to_sql_u64(seq)?],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(bytes) = bytes else {
+                    complete = false;
+                    break;
+                };
+                if handle.store.put_if_absent(&paths::segment(device, seq), &bytes)? == Created::New {
+                    relayed += 1;
+                }
+            }
+            let head: Option<(i64, Vec<u8>)> = self
+                .conn
+                .query_row("SELECT seq, bytes FROM device_heads WHERE device = ?1", [&device_bytes], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            let Some((head_seq, head_bytes)) = head else { continue };
+            if !complete || from_sql_u64(head_seq)? != held {
+                continue;
+            }
+            // Only over the copy this device last saw (or none): never replace a newer HEAD.
+            let head_path = paths::head(device);
+            let untouched = match etag.as_deref() {
+                Some(etag) if !etag.is_empty() => {
+                    matches!(handle.store.get_if_changed(&head_path, Some(etag))?, Fetched::Unchanged)
+                }
+                _ => matches!(handle.store.get_if_changed(&head_path, None)?, Fetched::Missing),
+            };
+            if !untouched {
+                continue; // the owner (or another device) wrote it since: the next pull learns it
+            }
+            handle.store.put(&head_path, &head_bytes)?;
+            relayed += 1;
+            self.conn.execute(
+                "INSERT INTO store_heads (store, device, etag, seq) VALUES (?1, ?2, '', ?3)
+                 ON CONFLICT (store, device) DO UPDATE SET etag = '', seq = excluded.seq",
+                params![handle.id, &device_bytes, to_sql_u64(held)?],
+            )?;
+        }
+        Ok(relayed)
     }
 
     /// Publishes the objects queued for this store (enrollment); returns how many.

@@ -53,6 +53,8 @@ impl Registry {
 /// A verified device record.
 pub(crate) struct DeviceRecord {
     pub(crate) device_id: DeviceId,
+    /// The sealed bytes, as published (kept for relaying).
+    pub(crate) sealed: Vec<u8>,
     pub(crate) signing_public: [u8; 32],
     pub(crate) enrolled_by: DeviceId,
     pub(crate) payload: DevicePayload,
@@ -80,15 +82,21 @@ pub(crate) fn open_device_record(
     if DeviceId::from_bytes(payload.device_id) != subject {
         return Err(OpenError::WrongDevice { found: DeviceId::from_bytes(payload.device_id), expected: subject });
     }
-    Ok(DeviceRecord { device_id: subject, signing_public: header.object_id.0, enrolled_by: header.device_id, payload })
+    Ok(DeviceRecord {
+        device_id: subject,
+        sealed: bytes.to_vec(),
+        signing_public: header.object_id.0,
+        enrolled_by: header.device_id,
+        payload,
+    })
 }
 
 impl Vault {
     /// Adds a verified device to the local registry (idempotent).
     pub(crate) fn register_device(&self, record: &DeviceRecord) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (device_id) DO NOTHING",
+            "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (device_id) DO UPDATE SET record = coalesce(record, excluded.record)",
             params![
                 &record.device_id.as_bytes()[..],
                 record.payload.name,
@@ -96,6 +104,7 @@ impl Vault {
                 to_sql_u64(record.payload.enrolled_ms)?,
                 record.payload.recipient,
                 &record.enrolled_by.as_bytes()[..],
+                record.sealed,
             ],
         )?;
         Ok(())
