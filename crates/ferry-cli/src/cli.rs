@@ -65,6 +65,9 @@ pub enum Command {
     Join(JoinArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
+    /// The stores this device syncs with: add, ls, rm
+    #[command(subcommand)]
+    Store(StoreAction),
     /// Large payloads: store a file as a blob (put), or write a blob out (get)
     #[command(subcommand)]
     Blob(BlobAction),
@@ -113,6 +116,26 @@ pub struct SyncArgs {
     pub action: Option<SyncAction>,
     #[command(flatten)]
     pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Also sync with STORE (folder:/path or s3://bucket/prefix?endpoint=…). A new, empty store
+    /// receives the vault (asks for the vault passphrase); this device carries all the data it
+    /// holds there
+    Add {
+        /// The store's location
+        store: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// List the stores, with their sync state
+    Ls(JsonArg),
+    /// Stop syncing with a store (by id or location); nothing in the store is deleted
+    Rm {
+        /// The store's id (from `ferry store ls`) or location
+        store: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -232,7 +232,10 @@ impl S3Store {
     }
 
     fn error(&self, path: &str, err: &opendal::Error) -> StoreError {
+        // OpenDAL reports credentials it could not find as a failure to sign the request.
+        let unsigned = err.message().contains("signing");
         let kind = match err.kind() {
+            _ if unsigned => StoreErrorKind::Denied,
             ErrorKind::PermissionDenied => StoreErrorKind::Denied,
             ErrorKind::NotFound => StoreErrorKind::Missing,
             ErrorKind::ConfigInvalid | ErrorKind::Unsupported => StoreErrorKind::Other,
@@ -243,6 +246,9 @@ impl S3Store {
             _ => StoreErrorKind::Other,
         };
         let hint = match kind {
+            StoreErrorKind::Denied if unsigned => {
+                ": no usable S3 credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or pass --credentials-command; then check the credentials"
+            }
             StoreErrorKind::Denied => {
                 ": access denied; check the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, the profile or --credentials-command) and the bucket's policy"
             }

@@ -4,6 +4,7 @@ mod blob;
 mod init;
 mod inspect;
 mod records;
+mod stores;
 mod sync;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init(args) => init::init(global, &args),
         Command::Join(args) => sync::join(global, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
+        Command::Store(action) => stores::store(global, &mut open(global)?, &action),
         Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),
         Command::Put(args) => records::put(&mut open(global)?, &args),
         Command::Get(args) => records::get(&open(global)?, &args),

@@ -1,0 +1,81 @@
+//! `ferry store add | ls | rm`: the stores a device syncs with.
+
+use crate::cli::{GlobalArgs, StoreAction};
+use crate::output;
+use crate::unlock::{Purpose, unlock};
+use anyhow::{Context, Result};
+use ferry_engine::{Direction, StoreHandle, Vault};
+use ferry_store::StoreUrl;
+use std::io::Write;
+
+pub fn store(global: &GlobalArgs, vault: &mut Vault, action: &StoreAction) -> Result<()> {
+    match action {
+        StoreAction::Add { store, json } => add(global, vault, store, json.json),
+        StoreAction::Ls(json) => ls(vault, json.json),
+        StoreAction::Rm { store } => {
+            let configured = vault.stores()?;
+            let found = configured.iter().find(|s| s.id.to_string() == *store || s.url == *store).ok_or_else(|| {
+                crate::exit::CliError::new(
+                    ferry_engine::ErrorClass::NotFound,
+                    format!("no store `{store}` on this device: see `ferry store ls`"),
+                )
+            })?;
+            vault.detach_store(found.id)?;
+            writeln!(std::io::stdout().lock(), "stopped syncing with {} (its objects stay where they are)", found.url)?;
+            Ok(())
+        }
+    }
+}
+
+fn add(global: &GlobalArgs, vault: &mut Vault, text: &str, json: bool) -> Result<()> {
+    let url = StoreUrl::parse(text)?;
+    ferry_store::prepare(&url).with_context(|| format!("cannot use the store {}", url.to_text()))?;
+    let store = ferry_store::open(&url, &super::store_options(global))?;
+    let id = match vault.attach_store(&url.to_text(), store.as_ref(), None) {
+        // An empty store gets the vault's passphrase slot: that needs the passphrase.
+        Err(ferry_engine::Error::WrongPassphrase { .. }) => {
+            let unlock = unlock(global, Purpose::Enter)?;
+            vault.attach_store(&url.to_text(), store.as_ref(), Some(&unlock))?
+        }
+        other => other?,
+    };
+    let report = vault.sync(StoreHandle { id, store: store.as_ref() }, Direction::Both).with_context(|| {
+        format!("the store {} was added, but the first sync failed; `ferry sync` retries", url.to_text())
+    })?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        return output::json(&mut out, &serde_json::json!({ "id": id, "store": url.to_text(), "report": report }));
+    }
+    let push = report.push.unwrap_or_default();
+    let pull = report.pull.unwrap_or_default();
+    writeln!(
+        out,
+        "added {} (id {id}): published {} own ops and {} objects of other devices; pulled {} ops",
+        url.to_text(),
+        push.uploaded_ops,
+        push.relayed_objects,
+        pull.imported_ops
+    )?;
+    Ok(())
+}
+
+fn ls(vault: &Vault, json: bool) -> Result<()> {
+    let status = vault.sync_status()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        return output::json(&mut out, &status.stores);
+    }
+    let rows: Vec<Vec<String>> = status
+        .stores
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.to_string(),
+                serde_json::to_value(s.state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                s.last_success_ms.map_or_else(|| "never".to_owned(), output::timestamp),
+                s.url.clone(),
+            ]
+        })
+        .collect();
+    Ok(output::table(&mut out, &["ID", "STATE", "LAST SYNC", "STORE"], &rows)?)
+}
