@@ -73,7 +73,7 @@ fn decorators_count_and_fail() {
     counting.put("a", b"1").unwrap();
     counting.get("a").unwrap();
     counting.list("").unwrap();
-    assert_eq!(counting.counts(), CallCounts { reads: 1, lists: 1, writes: 1, deletes: 0 });
+    assert_eq!(counting.counts(), CallCounts { reads: 1, lists: 1, writes: 1, deletes: 0, bytes_written: 1 });
 
     let faulty = FaultyStore::new(MemoryStore::default(), FaultPlan::CrashAt(1));
     faulty.put("a", b"1").unwrap();

@@ -15,10 +15,12 @@ pub struct CallCounts {
     pub writes: u64,
     /// `delete`.
     pub deletes: u64,
+    /// Bytes sent by `put` and `put_if_absent`.
+    pub bytes_written: u64,
 }
 
 impl CallCounts {
-    /// Every request.
+    /// Every request (bytes are not requests).
     pub fn total(&self) -> u64 {
         self.reads + self.lists + self.writes + self.deletes
     }
@@ -28,7 +30,7 @@ impl CallCounts {
 #[derive(Debug, Clone)]
 pub struct CountingStore<S> {
     inner: S,
-    counts: Arc<[AtomicU64; 4]>,
+    counts: Arc<[AtomicU64; 5]>,
 }
 
 impl<S: Store> CountingStore<S> {
@@ -39,12 +41,13 @@ impl<S: Store> CountingStore<S> {
 
     /// The counts so far.
     pub fn counts(&self) -> CallCounts {
-        let [reads, lists, writes, deletes] = &*self.counts;
+        let [reads, lists, writes, deletes, bytes_written] = &*self.counts;
         CallCounts {
             reads: reads.load(Ordering::Relaxed),
             lists: lists.load(Ordering::Relaxed),
             writes: writes.load(Ordering::Relaxed),
             deletes: deletes.load(Ordering::Relaxed),
+            bytes_written: bytes_written.load(Ordering::Relaxed),
         }
     }
 
@@ -72,10 +75,12 @@ impl<S: Store> Store for CountingStore<S> {
     }
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
         self.count(2);
+        self.counts[4].fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.inner.put_if_absent(path, bytes)
     }
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         self.count(2);
+        self.counts[4].fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.inner.put(path, bytes)
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
