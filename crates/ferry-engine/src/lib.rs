@@ -5,6 +5,11 @@
 //! value of each record is a deterministic fold of its ops (the `merge` module), kept in a
 //! derived table that [`Vault::repair`] can rebuild from the log at any time.
 //!
+//! Devices replicate through stores (`ferry-store`): [`Vault::create_for_store`] and
+//! [`Vault::join`] enroll a device, [`Vault::sync`] seals and pushes this device's ops and pulls,
+//! verifies and imports everyone else's, [`Vault::sync_status`] says how that went. Blobs
+//! ([`Vault::put_blob`], [`Vault::get_blob`]) carry large payloads beside the records.
+//!
 //! ```
 //! use ferry_engine::{CreateOptions, Home, KdfCost, ListOptions, Passphrase, Unlock, Vault};
 //!
@@ -32,7 +37,8 @@
 //!
 //! Invariants:
 //! - **No key is written in plaintext**: the database key exists on disk only wrapped to the
-//!   passphrase; device and vault keys live only inside the encrypted database.
+//!   passphrase (and, where one exists, in the OS keychain); device and vault keys live only
+//!   inside the encrypted database; sealed objects are all a store ever receives.
 //! - **The op log is the truth**: `records` holds nothing that cannot be recomputed from `ops`.
 //! - **The engine speaks no network protocol** and the database never leaves the device.
 
