@@ -27,11 +27,12 @@ pub struct JoinOptions {
 }
 
 /// What a device publishes when it enrolls in a store.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// The device that created the vault: also the vault file, passphrase and recovery slots.
-    Creator,
-    /// A device that joined: its own key slot and device record.
+#[derive(Clone, Copy)]
+enum Role<'a> {
+    /// The first device in this store: also the vault file, and the passphrase and recovery
+    /// slots (the passphrase slot is wrapped with `unlock`).
+    Creator { unlock: &'a Unlock },
+    /// A device joining a store that holds the vault: its own key slot and device record.
     Joiner,
 }
 
@@ -71,7 +72,11 @@ impl Vault {
         }
         let created = Self::create(home, options.clone())?;
         let store_id = created.vault.add_store(url)?;
-        created.vault.queue_enrollment(store_id, Role::Creator, &options.unlock, Some(&created.recovery_phrase))?;
+        created.vault.queue_enrollment(
+            store_id,
+            Role::Creator { unlock: &options.unlock },
+            Some(&created.recovery_phrase),
+        )?;
         Ok(created)
     }
 
@@ -135,7 +140,7 @@ impl Vault {
         let create = CreateOptions { device_name: options.device_name, unlock: options.unlock.clone() };
         let vault = Self::create_device(home, &create, &keys, &recovery_recipient)?;
         let store_id = vault.add_store(url)?;
-        vault.queue_enrollment(store_id, Role::Joiner, &options.unlock, None)?;
+        vault.queue_enrollment(store_id, Role::Joiner, None)?;
         Ok(vault)
     }
 
@@ -161,16 +166,15 @@ impl Vault {
                 });
             }
             Some(_) => Role::Joiner,
-            None => Role::Creator,
+            None => {
+                // The new store's passphrase slot must hold the vault passphrase: check it first.
+                let unlock = unlock.ok_or_else(|| Error::WrongPassphrase { home: self.home.root().to_owned() })?;
+                crate::unlock::LocalKey::read_wrapped(&self.home.local_key_file(), self.home.root(), unlock)?;
+                Role::Creator { unlock }
+            }
         };
-        if role == Role::Creator {
-            // The new store's passphrase slot must hold the vault passphrase: check it first.
-            let unlock = unlock.ok_or_else(|| Error::WrongPassphrase { home: self.home.root().to_owned() })?;
-            crate::unlock::LocalKey::read_wrapped(&self.home.local_key_file(), self.home.root(), unlock)?;
-        }
-        let fallback = Unlock::with_passphrase(crate::Passphrase::new(""));
         let store_id = self.add_store(url)?;
-        self.queue_enrollment(store_id, role, unlock.unwrap_or(&fallback), None)?;
+        self.queue_enrollment(store_id, role, None)?;
         Ok(store_id)
     }
 
@@ -203,8 +207,7 @@ impl Vault {
     fn queue_enrollment(
         &self,
         store_id: i64,
-        role: Role,
-        unlock: &Unlock,
+        role: Role<'_>,
         recovery: Option<&ferry_format::RecoveryPhrase>,
     ) -> Result<()> {
         let keys = VaultKeys::load(&self.conn)?;
@@ -212,7 +215,7 @@ impl Vault {
         let device_id = self.device_id();
         let recovery_recipient: String = meta_get(&self.conn, "recovery_recipient")?;
         let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
-        if role == Role::Creator {
+        if let Role::Creator { unlock } = role {
             let file = VaultFile {
                 format: "ferry-vault".into(),
                 version: VaultFile::VERSION,
