@@ -189,6 +189,18 @@ impl ErrorClass {
 }
 
 impl Error {
+    /// The error and its causes on one line, `what: why: detail`, for status and logs.
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {

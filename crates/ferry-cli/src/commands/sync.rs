@@ -29,21 +29,10 @@ pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::
             Ok(report) => (Some(report), None),
             Err(err) => (None, Some(err)),
         };
-        let error = error_value.as_ref().map(|e| chain(e));
+        let error = error_value.as_ref().map(ferry_engine::Error::with_causes);
         outcomes.push(Outcome { url: configured.url, report, error, error_value });
     }
     Ok(outcomes)
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {

@@ -150,7 +150,7 @@ impl Vault {
                      next_retry_ms = ?5 WHERE id = ?6",
                     params![
                         started,
-                        error_chain(error),
+                        error.with_causes(),
                         transient,
                         to_sql_u64(failures)?,
                         to_sql_u64(next_retry)?,
@@ -275,16 +275,4 @@ fn backoff_ms(failures: u64) -> Result<u64> {
     let base = 5_000u64.saturating_mul(1 << failures.saturating_sub(1).min(10)).min(3_600_000);
     let jitter = u64::from(u16::from_le_bytes(random::bytes()?));
     Ok(base / 2 + base * jitter / u64::from(u16::MAX))
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
