@@ -315,6 +315,9 @@ pub fn open_with_key<'k>(
     verifying_key: &VerifyingKey,
     master_key: impl FnOnce(u32) -> Option<&'k MasterKey>,
 ) -> Result<Vec<u8>, OpenError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(OpenError::Truncated { len: sealed.len() });
+    }
     let (signed, signature) = sealed.split_at(sealed.len() - SIGNATURE_LEN);
     let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| OpenError::BadSignature)?;
     verifying_key.verify(signed, &signature).map_err(|_| OpenError::BadSignature)?;
