@@ -64,4 +64,13 @@ fn three_devices_two_stores_a_folder_and_a_bucket() {
     assert!(run.stderr.contains("check the credentials"), "{}", run.stderr);
     assert_eq!(phone.ok(&["get", "notes", "n3"]), "3\n");
     ok_with_credentials(&phone, &["sync"]);
+
+    // One store that cannot be opened (a failing credentials command) does not stop the others.
+    desktop.ok(&["put", "notes", "n4", "4"]);
+    let run = desktop.run(&["sync", "--credentials-command", "exit 3"]);
+    run.expect_code(1, &desktop.home);
+    assert!(run.stdout.contains("pushed 1 op"), "the folder store still synced: {}", run.stdout);
+    assert!(run.stderr.contains("credentials command"), "{}", run.stderr);
+    laptop.ok(&["sync"]);
+    assert_eq!(laptop.ok(&["get", "notes", "n4"]), "4\n");
 }

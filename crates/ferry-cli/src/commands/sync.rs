@@ -21,10 +21,11 @@ pub struct Outcome {
 pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::OpenOptions) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for configured in vault.stores()? {
-        let url =
-            StoreUrl::parse(&configured.url).with_context(|| format!("store {} is misconfigured", configured.url))?;
-        let store = ferry_store::open(&url, options)?;
-        let result = vault.sync(StoreHandle { id: configured.id, store: store.as_ref() }, direction);
+        // A store that cannot even be opened (a failing credentials command) fails alone.
+        let result = match StoreUrl::parse(&configured.url).and_then(|url| ferry_store::open(&url, options)) {
+            Ok(store) => vault.sync(StoreHandle { id: configured.id, store: store.as_ref() }, direction),
+            Err(err) => Err(ferry_engine::Error::Store(err)),
+        };
         let (report, error_value) = match result {
             Ok(report) => (Some(report), None),
             Err(err) => (None, Some(err)),
