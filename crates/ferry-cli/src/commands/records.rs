@@ -16,15 +16,7 @@ pub fn put(vault: &mut Vault, args: &PutArgs) -> Result<()> {
         args.value.clone()
     };
     let op = vault.put_json(&args.collection, &args.key, &value)?;
-    let mut out = std::io::stdout().lock();
-    if args.json.json {
-        return output::json(
-            &mut out,
-            &serde_json::json!({ "collection": args.collection, "key": args.key, "op": op.to_string() }),
-        );
-    }
-    writeln!(out, "put {}/{} (op {}.{})", args.collection, args.key, op.device.short(), op.counter)?;
-    Ok(())
+    report_op("put", &args.collection, &args.key, op, args.json.json)
 }
 
 pub fn get(vault: &Vault, args: &RecordArgs) -> Result<()> {
@@ -42,14 +34,19 @@ pub fn rm(vault: &mut Vault, args: &RecordArgs) -> Result<()> {
         return Err(missing(vault, &args.collection, &args.key));
     }
     let op = vault.delete(&args.collection, &args.key)?;
+    report_op("deleted", &args.collection, &args.key, op, args.json.json)
+}
+
+/// Says which op a write made: `put notes/n1 (op 3fa2c1d0.17)`, or JSON.
+fn report_op(verb: &str, collection: &str, key: &str, op: ferry_format::OpId, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if args.json.json {
+    if json {
         return output::json(
             &mut out,
-            &serde_json::json!({ "collection": args.collection, "key": args.key, "op": op.to_string() }),
+            &serde_json::json!({ "collection": collection, "key": key, "op": op.to_string() }),
         );
     }
-    writeln!(out, "deleted {}/{} (op {}.{})", args.collection, args.key, op.device.short(), op.counter)?;
+    writeln!(out, "{verb} {collection}/{key} (op {}.{})", op.device.short(), op.counter)?;
     Ok(())
 }
 
