@@ -11,7 +11,9 @@ mod common;
 #[path = "../tests/support/s3_server.rs"]
 mod s3_server;
 
-use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, KdfCost, Passphrase, StoreHandle, Unlock, Vault};
+use ferry_engine::{
+    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
+};
 use ferry_store::CountingStore;
 use s3_server::{BUCKET, CREDENTIALS_ENV, Kind, Server};
 use std::time::Instant;
@@ -65,7 +67,7 @@ fn main() {
     let start = Instant::now();
     let mut reader = Vault::join(
         &Home::new(dir.path().join("r")),
-        JoinOptions { device_name: "r".into(), unlock: unlock() },
+        JoinOptions { device_name: "r".into(), unlock: unlock(), with: JoinWith::Passphrase },
         "s3",
         &store,
     )

@@ -17,7 +17,9 @@ mod common;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, KdfCost, Passphrase, StoreHandle, Unlock, Vault};
+use ferry_engine::{
+    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
+};
 use ferry_format::objects::{SegmentPayload, WireOp, encode};
 use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
 use ferry_format::{Collection, DeviceId, Hlc, MasterKey, Op, OpId, OpKind, RecordKey, VaultId};
@@ -145,9 +147,13 @@ fn raw_insert(dir: &Path, count: usize) -> f64 {
 fn pull_child(home: &Path, store: &Path) {
     let store = FolderStore::new(store);
     let start = Instant::now();
-    let mut vault =
-        Vault::join(&Home::new(home), JoinOptions { device_name: "reader".into(), unlock: unlock() }, "bench", &store)
-            .unwrap();
+    let mut vault = Vault::join(
+        &Home::new(home),
+        JoinOptions { device_name: "reader".into(), unlock: unlock(), with: JoinWith::Passphrase },
+        "bench",
+        &store,
+    )
+    .unwrap();
     let report = vault.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
     let seconds = start.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -14,7 +14,7 @@ use crate::sync::registry::Registry;
 use crate::write::now_ms;
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{BlobManifest, ByteArray32, decode, encode, paths};
-use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError, SealKeys};
+use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError};
 use ferry_store::Created;
 use rusqlite::params;
 use std::io::{Read, Write};
@@ -66,7 +66,7 @@ impl IdHasher {
             ObjectKind::BlobChunk => "ferry 2026-11 blob chunk id v1",
             _ => "ferry 2026-11 blob id v1",
         };
-        Self(blake3::Hasher::new_keyed(&blake3::derive_key(context, keys.master_key.expose())))
+        Self(blake3::Hasher::new_keyed(&blake3::derive_key(context, keys.first().expose())))
     }
 
     fn chunk_id(keys: &VaultKeys, bytes: &[u8]) -> BlobId {
@@ -107,7 +107,7 @@ impl Vault {
             self.device_id(),
             ObjectId(id.0),
             random::bytes()?,
-            &SealKeys { epoch: keys.epoch, master_key: &keys.master_key, signing_key: device.signing_key() },
+            &keys.sealing(device),
             plaintext,
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -210,8 +210,7 @@ impl Vault {
     ) -> Result<Vec<u8>> {
         let expected = Expected { kind, vault_id: keys.vault_id, device_id: None, object_id: Some(ObjectId(id.0)) };
         let open = |bytes: &[u8]| -> Result<Vec<u8>, OpenError> {
-            let master = &keys.master_key;
-            seal::open(bytes, &expected, |d| registry.key(d), |e| (e == keys.epoch).then_some(master)).map(|(_, p)| p)
+            seal::open(bytes, &expected, |d| registry.key(d), |e| keys.key(e)).map(|(_, p)| p)
         };
         let file = self.blob_file(id);
         if let Ok(bytes) = std::fs::read(&file)

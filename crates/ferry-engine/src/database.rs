@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -158,6 +158,21 @@ CREATE TABLE device_heads (
 ) WITHOUT ROWID;
 ";
 
+/// Version 5: key epochs and revocation. Each epoch after the first keeps its sealed
+/// `keys/<epoch>/epoch` object (relayed to stores, exported) and its members; devices keep the
+/// epoch their record was sealed under, their revocation, and when they last wrote.
+const SCHEMA_V5: &str = "
+ALTER TABLE key_epochs ADD COLUMN object BLOB;
+ALTER TABLE key_epochs ADD COLUMN members BLOB;  -- concatenated 16-byte device ids
+ALTER TABLE devices ADD COLUMN record_epoch INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN revoked_ms INTEGER;
+ALTER TABLE devices ADD COLUMN revoked_by BLOB;
+ALTER TABLE devices ADD COLUMN revoked_last_seq INTEGER;
+ALTER TABLE devices ADD COLUMN revoked_new_epoch INTEGER;
+ALTER TABLE devices ADD COLUMN revocation BLOB;
+ALTER TABLE devices ADD COLUMN last_write_ms INTEGER;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -187,7 +202,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

@@ -96,17 +96,115 @@ pub enum Error {
         /// The store.
         location: String,
     },
-    /// The store holds another vault than this device's.
+    /// The store (or backup) holds another vault, or other keys, than this device's.
     #[error(
-        "the store {location} holds vault {found}, but this device belongs to vault {ours}: nothing was written; check the store location"
+        "key mismatch: {location} holds vault {found} with key fingerprint {found_fingerprint}, but this device holds vault {ours} with key fingerprint {our_fingerprint}; nothing was written, here or there. Check the location (`ferry key fingerprint` on each device shows its fingerprint); to move this device to that vault, pair a new home from one of its devices with `ferry pair invite`"
     )]
-    StoreVaultMismatch {
+    KeyMismatch {
+        /// The store or backup.
+        location: String,
+        /// The vault it holds.
+        found: String,
+        /// Its key fingerprint.
+        found_fingerprint: String,
+        /// This device's vault.
+        ours: String,
+        /// This device's key fingerprint.
+        our_fingerprint: String,
+    },
+    /// The store has no passphrase slot for the current key epoch.
+    #[error(
+        "{location} has no passphrase slot for its current key (it was retired when a device was revoked): join by pairing (`ferry pair invite` on a device of the vault) or with `--recovery`, or set a new passphrase with `ferry key passphrase` on a device"
+    )]
+    NoPassphraseSlot {
+        /// The store.
+        location: String,
+    },
+    /// The recovery phrase does not open the vault's recovery slot.
+    #[error(
+        "the recovery phrase does not open vault {vault_id} in {location}: nothing was written; check the words (they are the ones printed by `ferry init` for this vault)"
+    )]
+    WrongRecoveryPhrase {
         /// The store.
         location: String,
         /// The vault in the store.
-        found: String,
-        /// This device's vault.
-        ours: String,
+        vault_id: String,
+    },
+    /// A pairing invite or exchange is not valid.
+    #[error(transparent)]
+    Pairing(#[from] ferry_format::pairing::PairingError),
+    /// The invite has expired.
+    #[error("this invite expired at {expired}: run `ferry pair invite` again on the inviting device")]
+    InviteExpired {
+        /// When (RFC 3339).
+        expired: String,
+    },
+    /// Another device answered the invite first.
+    #[error(
+        "this invite was used already (by another device, or an earlier attempt): run `ferry pair invite` again on the inviting device"
+    )]
+    InviteUsed,
+    /// The typed confirmation code is not the one the new device shows.
+    #[error(
+        "the code does not match the one computed here: the device that answered is not the one you are pairing; nothing was enrolled; run `ferry pair invite` again"
+    )]
+    PairingCodeMismatch,
+    /// No answer came before the invite expired.
+    #[error(
+        "no device answered the invite before it expired: run `ferry pair invite` again and `ferry pair accept` on the new device"
+    )]
+    PairingTimedOut,
+    /// This device was revoked.
+    #[error(
+        "this device was revoked by {by} at {at}: other devices no longer accept its changes and it cannot read newer ones; pair it again into a new home (`ferry pair invite` on an active device)"
+    )]
+    Revoked {
+        /// The revoking device.
+        by: String,
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// No device with that id (or id prefix) is known.
+    #[error("no device `{0}` in this vault: see `ferry devices`")]
+    UnknownDevice(String),
+    /// The device cannot be revoked from here.
+    #[error("{0}")]
+    CannotRevoke(String),
+    /// A backup file that cannot be used.
+    #[error("backup {path}: {reason}")]
+    BadBackup {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The secret does not open the backup.
+    #[error(
+        "the {secret} does not open backup {path}: nothing was changed; use the recovery phrase of the vault, or the passphrase given to `ferry export --passphrase`"
+    )]
+    WrongBackupSecret {
+        /// The file.
+        path: PathBuf,
+        /// "recovery phrase" or "passphrase".
+        secret: &'static str,
+    },
+    /// `init --force` needs the old vault's recovery phrase, verified.
+    #[error(
+        "the recovery phrase given does not open the vault in {location} (vault {vault_id}): refusing to replace a vault whose recovery phrase was not confirmed; nothing was changed"
+    )]
+    RecoveryNotConfirmed {
+        /// The store.
+        location: String,
+        /// The vault in the store.
+        vault_id: String,
+    },
+    /// A store with objects but no vault file.
+    #[error(
+        "{location} is not empty but holds no ferry vault file: choose an empty location (ferry does not write among other files)"
+    )]
+    StoreNotEmpty {
+        /// The store.
+        location: String,
     },
     /// The passphrase does not open the store's passphrase slot.
     #[error(
@@ -204,10 +302,17 @@ impl Error {
     /// The class of this error.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Name(_) | Self::Value(_) | Self::InvalidDeviceName(_) | Self::InvalidBlobId(_) => {
-                ErrorClass::BadInput
-            }
-            Self::NoSuchRecord { .. } | Self::BlobNotFound(_) => ErrorClass::NotFound,
+            Self::Name(_)
+            | Self::Value(_)
+            | Self::InvalidDeviceName(_)
+            | Self::InvalidBlobId(_)
+            | Self::Pairing(_)
+            | Self::InviteExpired { .. }
+            | Self::InviteUsed
+            | Self::PairingCodeMismatch
+            | Self::CannotRevoke(_)
+            | Self::BadBackup { .. } => ErrorClass::BadInput,
+            Self::NoSuchRecord { .. } | Self::BlobNotFound(_) | Self::UnknownDevice(_) => ErrorClass::NotFound,
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {
                 ErrorClass::Locked
             }
@@ -215,10 +320,18 @@ impl Error {
             | Self::AlreadyInitialized { .. }
             | Self::StoreHasVault { .. }
             | Self::NoVaultInStore { .. }
-            | Self::StoreVaultMismatch { .. }
+            | Self::KeyMismatch { .. }
+            | Self::NoPassphraseSlot { .. }
+            | Self::Revoked { .. }
+            | Self::RecoveryNotConfirmed { .. }
+            | Self::StoreNotEmpty { .. }
             | Self::UnknownStore(_)
             | Self::StoreAlreadyAdded(_) => ErrorClass::Setup,
-            Self::WrongStorePassphrase { .. } | Self::KeychainUnavailable(_) => ErrorClass::Locked,
+            Self::WrongStorePassphrase { .. }
+            | Self::WrongRecoveryPhrase { .. }
+            | Self::WrongBackupSecret { .. }
+            | Self::KeychainUnavailable(_) => ErrorClass::Locked,
+            Self::PairingTimedOut => ErrorClass::Unavailable,
             Self::Store(e) => ErrorClass::of_store_error(e.kind),
             Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {

@@ -6,6 +6,7 @@ use age::secrecy::{ExposeSecret, SecretString};
 use ed25519_dalek::SigningKey;
 use ferry_format::{DeviceId, Fingerprint, MasterKey, RecoveryPhrase, VaultId};
 use rusqlite::Connection;
+use std::collections::BTreeMap;
 
 /// The secret keys of this device: Ed25519 for signing, X25519 (an age identity) for receiving
 /// wrapped vault keys.
@@ -25,6 +26,10 @@ impl DeviceKeys {
 
     pub(crate) fn recipient(&self) -> String {
         self.agreement.to_public().to_string()
+    }
+
+    pub(crate) fn agreement(&self) -> &age::x25519::Identity {
+        &self.agreement
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {
@@ -67,30 +72,63 @@ pub(crate) fn recovery_identity(phrase: &RecoveryPhrase) -> Result<age::x25519::
         .map_err(|e: &str| Error::Corrupt(format!("recovery identity: {e}")))
 }
 
-/// The vault's identity and current key, as this device holds them.
+/// The vault's identity and keys, as this device holds them: the current epoch's key seals,
+/// every epoch's key opens.
 pub(crate) struct VaultKeys {
     pub(crate) vault_id: VaultId,
+    /// The current epoch: what this device seals with.
     pub(crate) epoch: u32,
     pub(crate) master_key: MasterKey,
+    /// Every epoch's key, the current one included.
+    all: BTreeMap<u32, MasterKey>,
 }
 
 impl VaultKeys {
     pub(crate) fn generate() -> Result<Self> {
-        Ok(Self {
-            vault_id: VaultId::from_bytes(random::bytes()?),
-            epoch: 0,
-            master_key: MasterKey::new(random::bytes()?),
-        })
+        Ok(Self::single(VaultId::from_bytes(random::bytes()?), 0, MasterKey::new(random::bytes()?)))
     }
 
+    /// Keys of one epoch only (a new vault, or before the earlier epochs are read).
+    pub(crate) fn single(vault_id: VaultId, epoch: u32, master_key: MasterKey) -> Self {
+        Self { vault_id, epoch, all: BTreeMap::from([(epoch, master_key.clone())]), master_key }
+    }
+
+    /// Adds an earlier epoch's key (read from the chain of key epochs).
+    pub(crate) fn add_earlier(&mut self, epoch: u32, key: MasterKey) {
+        self.all.entry(epoch).or_insert(key);
+    }
+
+    /// The key of `epoch`, if this device holds it.
+    pub(crate) fn key(&self, epoch: u32) -> Option<&MasterKey> {
+        self.all.get(&epoch)
+    }
+
+    /// The epochs held, oldest first, with their keys.
+    pub(crate) fn epochs(&self) -> impl Iterator<Item = (u32, &MasterKey)> {
+        self.all.iter().map(|(epoch, key)| (*epoch, key))
+    }
+
+    /// The first epoch's key: it names the vault (its fingerprint is the vault fingerprint) and
+    /// keys blob ids, which must not change when the key rotates.
+    pub(crate) fn first(&self) -> &MasterKey {
+        self.all.values().next().unwrap_or(&self.master_key)
+    }
+
+    /// The vault fingerprint people compare: of the first epoch's key.
+    pub(crate) fn fingerprint(&self) -> Fingerprint {
+        self.first().fingerprint()
+    }
+
+    /// Saves every epoch (the current one last) and makes the current one current.
     pub(crate) fn save(&self, conn: &Connection) -> Result<()> {
         meta_set(conn, "vault_id", &self.vault_id.as_bytes()[..])?;
-        meta_set(conn, "key_epoch", self.epoch)?;
-        conn.execute(
-            "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2)",
-            rusqlite::params![self.epoch, &self.master_key.expose()[..]],
-        )?;
-        Ok(())
+        for (epoch, key) in self.epochs() {
+            conn.execute(
+                "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                rusqlite::params![epoch, &key.expose()[..]],
+            )?;
+        }
+        meta_set(conn, "key_epoch", self.epoch)
     }
 
     pub(crate) fn load(conn: &Connection) -> Result<Self> {
@@ -98,11 +136,29 @@ impl VaultKeys {
         let vault_id =
             VaultId::from_slice(&vault_id).ok_or_else(|| Error::Corrupt("vault id has the wrong length".into()))?;
         let epoch: u32 = meta_get(conn, "key_epoch")?;
-        let key: Vec<u8> =
-            conn.query_row("SELECT master_key FROM key_epochs WHERE epoch = ?1", [epoch], |row| row.get(0))?;
-        let key: [u8; 32] =
-            key.as_slice().try_into().map_err(|_| Error::Corrupt("master key has the wrong length".into()))?;
-        Ok(Self { vault_id, epoch, master_key: MasterKey::new(key) })
+        let mut stmt = conn.prepare_cached("SELECT epoch, master_key FROM key_epochs")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        let mut all = BTreeMap::new();
+        for row in rows {
+            let (epoch, key) = row?;
+            let key: [u8; 32] = key
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt(format!("master key of epoch {epoch} has the wrong length")))?;
+            all.insert(epoch, MasterKey::new(key));
+        }
+        let master_key =
+            all.get(&epoch).cloned().ok_or_else(|| Error::Corrupt(format!("the key of epoch {epoch} is missing")))?;
+        Ok(Self { vault_id, epoch, master_key, all })
+    }
+
+    /// The keys to seal with, for this device.
+    pub(crate) fn sealing<'a>(&'a self, device: &'a DeviceKeys) -> ferry_format::seal::SealKeys<'a> {
+        ferry_format::seal::SealKeys {
+            epoch: self.epoch,
+            master_key: &self.master_key,
+            signing_key: device.signing_key(),
+        }
     }
 }
 

@@ -54,6 +54,7 @@ mod random;
 mod read;
 mod repair;
 mod sync;
+mod time;
 mod unlock;
 mod vault;
 mod watch;
@@ -65,14 +66,17 @@ pub use home::Home;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
 pub use sync::{
-    ConfiguredStore, DeviceCursor, Direction, JoinOptions, PullReport, PushReport, SkippedObject, StoreHandle,
-    StoreState, StoreStatus, SyncReport, SyncStatus,
+    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, PullReport, PushReport, Revoked, SkippedObject,
+    StoreHandle, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
 };
+pub use time::rfc3339;
 pub use unlock::{KdfCost, Passphrase, Unlock};
 pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault};
 pub use watch::Change;
 pub use write::Writer;
 
+#[cfg(test)]
+mod keys_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -6,46 +6,49 @@ use ferry_store::{CountingStore, FaultPlan, FaultyStore, FolderStore, MemoryStor
 use serde_json::json;
 use std::path::Path;
 
-fn unlock() -> Unlock {
+pub(crate) fn unlock() -> Unlock {
     Unlock { passphrase: Passphrase::new("vault passphrase"), kdf_cost: KdfCost::WorkFactor(4) }
 }
 
-fn options(name: &str) -> CreateOptions {
+pub(crate) fn options(name: &str) -> CreateOptions {
     CreateOptions { device_name: name.into(), unlock: unlock() }
 }
 
-fn first_device(dir: &Path, name: &str, store: &dyn Store) -> Vault {
+pub(crate) fn first_device(dir: &Path, name: &str, store: &dyn Store) -> Vault {
     Vault::create_for_store(&Home::new(dir.join(name)), options(name), "test:store", store).unwrap().vault
 }
 
-fn join(dir: &Path, name: &str, store: &dyn Store) -> Vault {
+pub(crate) fn try_join(dir: &Path, name: &str, store: &dyn Store) -> Result<Vault> {
     Vault::join(
         &Home::new(dir.join(name)),
-        JoinOptions { device_name: name.into(), unlock: unlock() },
+        JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::Passphrase },
         "test:store",
         store,
     )
-    .unwrap()
+}
+
+pub(crate) fn join(dir: &Path, name: &str, store: &dyn Store) -> Vault {
+    try_join(dir, name, store).unwrap()
 }
 
 /// A vault created in `store` by device "a" and published, then devices joined under `others`.
-fn devices(dir: &Path, store: &dyn Store, others: &[&str]) -> (Vault, Vec<Vault>) {
+pub(crate) fn devices(dir: &Path, store: &dyn Store, others: &[&str]) -> (Vault, Vec<Vault>) {
     let mut first = first_device(dir, "a", store);
     sync(&mut first, store);
     let joined = others.iter().map(|name| join(dir, name, store)).collect();
     (first, joined)
 }
 
-fn handle(store: &dyn Store) -> StoreHandle<'_> {
+pub(crate) fn handle(store: &dyn Store) -> StoreHandle<'_> {
     StoreHandle { id: 1, store }
 }
 
-fn sync(vault: &mut Vault, store: &dyn Store) -> SyncReport {
+pub(crate) fn sync(vault: &mut Vault, store: &dyn Store) -> SyncReport {
     vault.sync(handle(store), Direction::Both).unwrap()
 }
 
 /// Every record of every collection with its value and heads, plus the op count.
-fn state(vault: &Vault) -> (Vec<(String, String, String, usize)>, u64) {
+pub(crate) fn state(vault: &Vault) -> (Vec<(String, String, String, usize)>, u64) {
     let mut all = Vec::new();
     for collection in vault.collections().unwrap() {
         for r in vault.list(&collection.name, &ListOptions::default()).unwrap() {
@@ -135,6 +138,7 @@ fn join_refuses_a_wrong_passphrase_and_writes_nothing_anywhere() {
     let wrong = JoinOptions {
         device_name: "b".into(),
         unlock: Unlock { passphrase: Passphrase::new("not it"), kdf_cost: KdfCost::WorkFactor(4) },
+        with: JoinWith::Passphrase,
     };
     let err = Vault::join(&Home::new(dir.path().join("b")), wrong, "test:store", &store).unwrap_err();
     assert!(matches!(err, Error::WrongStorePassphrase { .. }), "{err:?}");
@@ -144,7 +148,7 @@ fn join_refuses_a_wrong_passphrase_and_writes_nothing_anywhere() {
     let empty = MemoryStore::default();
     let err = Vault::join(
         &Home::new(dir.path().join("c")),
-        JoinOptions { device_name: "c".into(), unlock: unlock() },
+        JoinOptions { device_name: "c".into(), unlock: unlock(), with: JoinWith::Passphrase },
         "x",
         &empty,
     );
@@ -165,7 +169,7 @@ fn a_device_of_another_vault_refuses_the_store_and_writes_nothing() {
     stranger.put("notes", "x", &json!(1)).unwrap();
     let before = store.list("").unwrap();
     let err = stranger.push(handle(&store)).unwrap_err();
-    assert!(matches!(err, Error::StoreVaultMismatch { .. }), "{err:?}");
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
     assert_eq!(store.list("").unwrap(), before);
 }
 
@@ -557,7 +561,7 @@ fn data_crosses_stores_through_a_device_that_syncs_with_both() {
 
     let mut c = Vault::join(
         &Home::new(dir.path().join("c")),
-        JoinOptions { device_name: "c".into(), unlock: unlock() },
+        JoinOptions { device_name: "c".into(), unlock: unlock(), with: JoinWith::Passphrase },
         "two",
         &two,
     )
@@ -586,7 +590,7 @@ fn data_crosses_stores_through_a_device_that_syncs_with_both() {
     let _stranger = first_device(dir.path(), "stranger", &foreign);
     let mut stranger = Vault::open(&Home::new(dir.path().join("stranger")), &unlock()).unwrap();
     stranger.sync(handle(&foreign), Direction::Push).unwrap();
-    assert!(matches!(a.attach_store("foreign", &foreign, Some(&unlock())), Err(Error::StoreVaultMismatch { .. })));
+    assert!(matches!(a.attach_store("foreign", &foreign, Some(&unlock())), Err(Error::KeyMismatch { .. })));
     b.detach_store(two_id).unwrap();
     assert_eq!(b.stores().unwrap().len(), 1);
 }

@@ -3,11 +3,13 @@
 use crate::database::{self, from_sql_u64, meta_get, meta_set};
 use crate::home::{Home, sync_dir};
 use crate::identity::{self, DeviceKeys, VaultKeys, load_device_id};
+use crate::sync::epochs::{EpochObject, save_epoch_objects};
+use crate::sync::registry::DeviceRecord;
 use crate::unlock::{LocalKey, Unlock};
 use crate::watch::Watchers;
 use crate::write::{Writer, now_ms};
 use crate::{Change, Error, Result, random};
-use ferry_format::{DeviceId, Fingerprint, OpId, RecoveryPhrase, VaultId};
+use ferry_format::{DeviceId, Fingerprint, Hlc, OpId, RecoveryPhrase, VaultId};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -19,6 +21,22 @@ pub struct CreateOptions {
     pub device_name: String,
     /// The passphrase that will unlock this device's local database.
     pub unlock: Unlock,
+}
+
+/// What a new device of a vault starts with: the vault's keys and, when it was paired, the
+/// identity and record its inviter made for it.
+pub(crate) struct Membership<'a> {
+    pub(crate) keys: &'a VaultKeys,
+    /// The key epoch objects below the current epoch (read when joining).
+    pub(crate) epoch_objects: &'a [EpochObject],
+    pub(crate) recovery_recipient: &'a str,
+    pub(crate) paired: Option<PairedIdentity>,
+}
+
+/// A device identity made before the vault existed locally (pairing), with its record.
+pub(crate) struct PairedIdentity {
+    pub(crate) keys: DeviceKeys,
+    pub(crate) record: DeviceRecord,
 }
 
 /// A freshly created vault and its recovery phrase.
@@ -108,6 +126,15 @@ pub struct DeviceInfo {
     pub fingerprint: String,
     /// When it was enrolled (ms since the Unix epoch).
     pub enrolled_ms: u64,
+    /// The device that enrolled it (itself when it joined with the passphrase or recovery
+    /// phrase).
+    pub enrolled_by: Option<String>,
+    /// When it last wrote, as far as this device has seen (ms since the Unix epoch).
+    pub last_write_ms: Option<u64>,
+    /// The device that revoked it, if it is revoked.
+    pub revoked_by: Option<String>,
+    /// When it was revoked.
+    pub revoked_ms: Option<u64>,
     /// Whether it is the device running this code.
     pub this_device: bool,
 }
@@ -120,17 +147,15 @@ impl Vault {
     pub fn create(home: &Home, options: CreateOptions) -> Result<Created> {
         let recovery_phrase = RecoveryPhrase::from_entropy(random::bytes()?);
         let recovery_recipient = identity::recovery_identity(&recovery_phrase)?.to_public().to_string();
-        let vault = Self::create_device(home, &options, &VaultKeys::generate()?, &recovery_recipient)?;
+        let keys = VaultKeys::generate()?;
+        let membership =
+            Membership { keys: &keys, epoch_objects: &[], recovery_recipient: &recovery_recipient, paired: None };
+        let vault = Self::create_device(home, &options, membership)?;
         Ok(Created { vault, recovery_phrase })
     }
 
     /// Creates this device's local vault for a vault that exists (new, or joined from a store).
-    pub(crate) fn create_device(
-        home: &Home,
-        options: &CreateOptions,
-        vault_keys: &VaultKeys,
-        recovery_recipient: &str,
-    ) -> Result<Self> {
+    pub(crate) fn create_device(home: &Home, options: &CreateOptions, membership: Membership<'_>) -> Result<Self> {
         let device_name = validate_device_name(&options.device_name)?;
         if home.has_vault() {
             return Err(Error::AlreadyInitialized { home: home.root().to_owned() });
@@ -151,26 +176,36 @@ impl Vault {
             let mut conn = database::open(&creating, &local_key, true)?;
             database::migrate(&mut conn)?;
             let tx = conn.transaction()?;
-            let device_id = DeviceId::from_bytes(random::bytes()?);
-            let device_keys = DeviceKeys::generate()?;
+            let (device_id, device_keys, record) = match membership.paired {
+                Some(paired) => (paired.record.device_id, paired.keys, Some(paired.record)),
+                None => (DeviceId::from_bytes(random::bytes()?), DeviceKeys::generate()?, None),
+            };
             let created_ms = database::to_sql_u64(now_ms())?;
             meta_set(&tx, "device_id", &device_id.as_bytes()[..])?;
             meta_set(&tx, "device_name", device_name)?;
             meta_set(&tx, "created_ms", created_ms)?;
             meta_set(&tx, "op_counter", 0)?;
             meta_set(&tx, "hlc", 0)?;
-            meta_set(&tx, "recovery_recipient", recovery_recipient)?;
+            meta_set(&tx, "recovery_recipient", membership.recovery_recipient)?;
             device_keys.save(&tx)?;
-            vault_keys.save(&tx)?;
+            membership.keys.save(&tx)?;
+            save_epoch_objects(&tx, membership.epoch_objects)?;
+            let (enrolled_by, sealed, record_epoch) = match &record {
+                Some(record) => (record.enrolled_by, Some(record.sealed.clone()), record.epoch),
+                None => (device_id, None, membership.keys.epoch),
+            };
             tx.execute(
-                "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?1)",
+                "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by, record, record_epoch)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     &device_id.as_bytes()[..],
                     device_name,
                     &device_keys.signing_public()[..],
                     created_ms,
-                    device_keys.recipient()
+                    device_keys.recipient(),
+                    &enrolled_by.as_bytes()[..],
+                    sealed,
+                    record_epoch,
                 ],
             )?;
             tx.commit()?;
@@ -327,7 +362,7 @@ impl Vault {
             device_id: self.device_id.to_string(),
             device_name: meta_get(&self.conn, "device_name")?,
             device_fingerprint: device_keys.fingerprint().to_string(),
-            vault_key_fingerprint: keys.master_key.fingerprint().to_string(),
+            vault_key_fingerprint: keys.fingerprint().to_string(),
             key_epoch: keys.epoch,
             unlocked_with: self.unlocked_with,
             key_in_keychain: matches!(keychain, crate::keychain::Lookup::Found(_)),
@@ -345,31 +380,53 @@ impl Vault {
         })
     }
 
-    /// The devices of the vault known here.
+    /// The devices of the vault known here, the revoked ones included.
     ///
     /// # Errors
     /// Database failures or damage.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
         let mut stmt = self.conn.prepare(
-            "SELECT device_id, name, signing_public, enrolled_ms FROM devices ORDER BY enrolled_ms, device_id",
+            "SELECT device_id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms
+             FROM devices ORDER BY enrolled_ms, device_id",
         )?;
         let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, Vec<u8>>(2)?, row.get::<_, i64>(3)?))
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, Option<Vec<u8>>>(4)?,
+                row.get::<_, Option<Vec<u8>>>(5)?,
+                row.get::<_, Option<i64>>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+            ))
         })?;
+        let own_last_write = Hlc::from_u64(meta_get::<i64>(&self.conn, "hlc")?.cast_unsigned()).wall_ms();
+        let id_text = |bytes: Option<Vec<u8>>| bytes.as_deref().and_then(DeviceId::from_slice).map(|id| id.to_string());
         rows.map(|row| {
-            let (id, name, signing_public, enrolled_ms) = row?;
+            let (id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms) = row?;
             let device_id =
                 DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
             let signing_public: [u8; 32] = signing_public
                 .as_slice()
                 .try_into()
                 .map_err(|_| Error::Corrupt(format!("device registry: malformed key of {device_id}")))?;
+            let this_device = device_id == self.device_id;
+            let last_write_ms = if this_device {
+                (own_last_write > 0).then_some(own_last_write)
+            } else {
+                last_write_ms.map(from_sql_u64).transpose()?
+            };
             Ok(DeviceInfo {
                 device_id: device_id.to_string(),
                 name,
                 fingerprint: Fingerprint::of_device_key(&signing_public).to_string(),
                 enrolled_ms: from_sql_u64(enrolled_ms)?,
-                this_device: device_id == self.device_id,
+                enrolled_by: id_text(enrolled_by),
+                last_write_ms,
+                revoked_by: id_text(revoked_by),
+                revoked_ms: revoked_ms.map(from_sql_u64).transpose()?,
+                this_device,
             })
         })
         .collect()

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use ferry_engine::{
-    CreateOptions, Direction, Error, Home, JoinOptions, KdfCost, ListOptions, Passphrase, StoreHandle, StoreState,
-    Unlock, Vault,
+    CreateOptions, Direction, Error, Home, JoinOptions, JoinWith, KdfCost, ListOptions, Passphrase, StoreHandle,
+    StoreState, Unlock, Vault,
 };
 use ferry_store::{CountingStore, Created, Fetched, S3Credentials, S3Location, S3Store, Store, StoreError};
 use serde_json::json;
@@ -35,8 +35,13 @@ fn create(dir: &Path, name: &str, store: &dyn Store) -> Vault {
 }
 
 fn join(dir: &Path, name: &str, store: &dyn Store) -> Vault {
-    Vault::join(&Home::new(dir.join(name)), JoinOptions { device_name: name.into(), unlock: unlock() }, "s3", store)
-        .unwrap()
+    Vault::join(
+        &Home::new(dir.join(name)),
+        JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::Passphrase },
+        "s3",
+        store,
+    )
+    .unwrap()
 }
 
 fn records(vault: &Vault) -> Vec<(String, String)> {
@@ -114,7 +119,7 @@ fn a_bucket_of_another_vault_is_refused_and_nothing_is_written() {
         stranger.put("notes", "x", &json!(1)).unwrap();
         let before = store.list("").unwrap();
         let err = stranger.push(StoreHandle { id: 1, store: &store }).unwrap_err();
-        assert!(matches!(err, Error::StoreVaultMismatch { .. }), "{:?}: {err:?}", server.kind);
+        assert!(matches!(err, Error::KeyMismatch { .. }), "{:?}: {err:?}", server.kind);
         assert_eq!(store.list("").unwrap(), before, "{:?}", server.kind);
     }
 }

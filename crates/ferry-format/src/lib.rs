@@ -34,6 +34,7 @@ mod keys;
 mod name;
 pub mod objects;
 mod op;
+pub mod pairing;
 pub mod seal;
 
 pub use hlc::{Hlc, HlcClock, HlcError};

@@ -34,6 +34,10 @@ pub struct VaultFile {
     pub vault_id: String,
     /// When the vault was created (ms since the Unix epoch).
     pub created_ms: u64,
+    /// The vault key fingerprint (of the first key epoch, see [`crate::MasterKey::fingerprint`]):
+    /// a device compares it with its own before writing anything, so a key mismatch is named
+    /// before it can do harm. Public: it reveals nothing usable about the key.
+    pub fingerprint: String,
 }
 
 impl VaultFile {
@@ -145,6 +149,41 @@ pub struct DevicePayload {
     pub recovery_recipient: String,
 }
 
+/// The start of a key epoch (payload of `keys/<epoch>/epoch`, sealed under the new epoch's key
+/// and signed by the device that rotated). Holding epoch N's key thus gives every earlier key.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KeyEpochPayload {
+    /// The new epoch (previous + 1).
+    pub epoch: u32,
+    /// The previous epoch's master key.
+    #[serde(with = "serde_bytes_32")]
+    pub previous_key: [u8; 32],
+    /// The devices the new key was wrapped to: the vault's members from this epoch on.
+    pub members: Vec<ByteArray16>,
+    /// When the epoch began (ms since the Unix epoch).
+    pub created_ms: u64,
+}
+
+/// A device's revocation (payload of `devices/<device>.revoked`, sealed under the key epoch it
+/// ends, so every device of that epoch, the revoked one included, can read it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RevocationPayload {
+    /// The revoked device.
+    #[serde(with = "serde_bytes_16")]
+    pub device_id: [u8; 16],
+    /// When (ms since the Unix epoch).
+    pub revoked_ms: u64,
+    /// The key epoch that began with the revocation; the revoked device does not hold it.
+    pub new_epoch: u32,
+    /// The revoked device's last segment the revoker had imported (0: none). Its later
+    /// segments are rejected.
+    pub last_seq: u64,
+}
+
+/// 16 bytes encoded as a CBOR byte string.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteArray16(#[serde(with = "serde_bytes_16")] pub [u8; 16]);
+
 /// The list of a blob's chunks.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BlobManifest {
@@ -181,6 +220,29 @@ pub mod paths {
     /// Reads the device id from a name listed under [`DEVICES`]; `None` for other files.
     pub fn parse_device_record(name: &str) -> Option<DeviceId> {
         name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".dev")?.parse().ok()
+    }
+
+    /// A device's revocation.
+    pub fn revocation(device: DeviceId) -> String {
+        format!("devices/{device}.revoked")
+    }
+
+    /// Reads the device id from a revocation's name; `None` for other files.
+    pub fn parse_revocation(name: &str) -> Option<DeviceId> {
+        name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".revoked")?.parse().ok()
+    }
+
+    /// The object that starts key epoch `epoch` (epoch 0 has none).
+    pub fn key_epoch(epoch: u32) -> String {
+        format!("keys/{epoch}/epoch")
+    }
+
+    /// Prefix of pairing exchanges.
+    pub const PAIR: &str = "pair/";
+
+    /// A pairing request (written by the new device) or response (by the inviting device).
+    pub fn pair(invite_id: &[u8; 16], part: &str) -> String {
+        format!("pair/{}/{part}", hex::encode(invite_id))
     }
 
     /// A device's segment `seq`.
@@ -293,5 +355,9 @@ mod tests {
         assert_eq!(paths::parse_device_record("devices/abab.revoked"), None);
         assert_eq!(paths::blob(&[0x3c; 32]), format!("blobs/3c/{}", "3c".repeat(32)));
         assert_eq!(paths::key_slot(0, "passphrase"), "keys/0/passphrase.age");
+        assert_eq!(paths::key_epoch(3), "keys/3/epoch");
+        assert_eq!(paths::parse_revocation(&paths::revocation(device)), Some(device));
+        assert_eq!(paths::parse_revocation(&paths::device_record(device)), None);
+        assert_eq!(paths::pair(&[1; 16], "request"), format!("pair/{}/request", "01".repeat(16)));
     }
 }

@@ -50,6 +50,10 @@ pub enum ObjectKind {
     BlobManifest = 4,
     /// A device's enrollment record (`devices/<device>.dev`).
     Device = 5,
+    /// The start of a key epoch (`keys/<epoch>/epoch`): who holds its key, and the key before.
+    KeyEpoch = 6,
+    /// A device's revocation (`devices/<device>.revoked`).
+    Revocation = 7,
 }
 
 impl ObjectKind {
@@ -60,13 +64,16 @@ impl ObjectKind {
             3 => Self::BlobChunk,
             4 => Self::BlobManifest,
             5 => Self::Device,
+            6 => Self::KeyEpoch,
+            7 => Self::Revocation,
             _ => return None,
         })
     }
 }
 
 /// The 32-byte, kind-specific identity of an object: a segment's sequence number, a blob's
-/// id, a device record's subject signing key, or zeros for a HEAD.
+/// id, a device record's subject signing key, a key epoch's or revocation's subject (see
+/// [`ObjectId::epoch`], [`ObjectId::device`]), or zeros for a HEAD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectId(pub [u8; 32]);
 
@@ -80,6 +87,20 @@ impl ObjectId {
 
     /// The id of a HEAD (there is one per device).
     pub const HEAD: Self = Self([0; 32]);
+
+    /// The id of key epoch `epoch`'s object: the number big-endian, then zeros.
+    pub fn epoch(epoch: u32) -> Self {
+        let mut id = [0u8; 32];
+        id[..4].copy_from_slice(&epoch.to_be_bytes());
+        Self(id)
+    }
+
+    /// The id of a revocation: the revoked device's id, then zeros.
+    pub fn device(device: DeviceId) -> Self {
+        let mut id = [0u8; 32];
+        id[..16].copy_from_slice(device.as_bytes());
+        Self(id)
+    }
 }
 
 /// The plaintext header of a sealed object.

@@ -4,7 +4,7 @@ use crate::cli::{GlobalArgs, JoinArgs, JsonArg, SyncAction, SyncArgs};
 use crate::output;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result};
-use ferry_engine::{Direction, JoinOptions, StoreHandle, SyncReport, Vault};
+use ferry_engine::{Direction, JoinOptions, JoinWith, StoreHandle, SyncReport, Vault};
 use ferry_store::StoreUrl;
 use std::io::Write;
 
@@ -44,7 +44,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     let device_name = super::device_name(args.name.as_deref())?;
     let url = StoreUrl::parse(&args.store)?;
     let store = ferry_store::open(&url, &super::store_options(global))?;
-    let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)? };
+    let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)?, with: JoinWith::Passphrase };
     let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
     let keychain = super::offer_keychain(global, &vault);

@@ -4,16 +4,17 @@
 //! local outbox; the next push publishes them. A crash or an unreachable store at any point
 //! leaves a local vault that the next `ferry sync` completes, and nothing half-written remote.
 
+use super::epochs::{EpochObject, read_key_chain};
 use super::registry::{Registry, open_device_record};
 use crate::database::meta_get;
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::unlock::{KdfCost, Unlock};
-use crate::vault::{CreateOptions, Created};
+use crate::vault::{CreateOptions, Created, Membership};
 use crate::write::now_ms;
 use crate::{Error, Home, Result, Vault, random};
 use ferry_format::objects::{DevicePayload, VaultFile, encode, paths, vault_id_of};
-use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
-use ferry_format::{MasterKey, VaultId};
+use ferry_format::seal::{ObjectId, ObjectKind, seal};
+use ferry_format::{MasterKey, RecoveryPhrase, VaultId};
 use ferry_store::Store;
 use rusqlite::params;
 
@@ -22,8 +23,29 @@ use rusqlite::params;
 pub struct JoinOptions {
     /// This device's name.
     pub device_name: String,
-    /// The vault passphrase: it opens the store's passphrase slot and will unlock this device.
+    /// Unlocks this device from now on. With [`JoinWith::Passphrase`] it is also the vault
+    /// passphrase that opens the store's passphrase slot.
     pub unlock: Unlock,
+    /// Which secret opens the vault key.
+    pub with: JoinWith,
+}
+
+/// The secret a device joins with.
+#[derive(Clone, Debug)]
+pub enum JoinWith {
+    /// The vault passphrase (the store's passphrase slot).
+    Passphrase,
+    /// The recovery phrase (the store's recovery slot): every device was lost.
+    RecoveryPhrase(RecoveryPhrase),
+}
+
+/// What a store's vault file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreVault {
+    /// The vault.
+    pub vault_id: VaultId,
+    /// Its key fingerprint.
+    pub fingerprint: String,
 }
 
 /// What a device publishes when it enrolls in a store.
@@ -46,18 +68,127 @@ fn store_slot_log_n(cost: KdfCost) -> u8 {
 }
 
 /// A key slot: the master key age-encrypted to one recipient.
-fn wrap_key(recipient: &impl age::Recipient, master_key: &MasterKey) -> Result<Vec<u8>> {
+pub(crate) fn wrap_key(recipient: &impl age::Recipient, master_key: &MasterKey) -> Result<Vec<u8>> {
     age::encrypt(recipient, master_key.expose())
         .map_err(|e| Error::KeyFile { path: "key slot".into(), reason: e.to_string() })
 }
 
 /// Reads the store's vault file; `None` if there is none.
-pub(crate) fn read_vault_file(store: &dyn Store) -> Result<Option<VaultId>> {
+pub(crate) fn read_vault_file(store: &dyn Store) -> Result<Option<StoreVault>> {
     let Some(bytes) = store.get(paths::VAULT_FILE)? else { return Ok(None) };
     let bad =
         |reason: String| Error::BadStoreObject { location: store.location(), path: paths::VAULT_FILE.into(), reason };
     let file: VaultFile = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    vault_id_of(&file).map(Some).map_err(bad)
+    let vault_id = vault_id_of(&file).map_err(bad)?;
+    Ok(Some(StoreVault { vault_id, fingerprint: file.fingerprint }))
+}
+
+/// Refuses to create a vault where one is, or where a removed one left objects.
+fn ensure_empty(store: &dyn Store) -> Result<()> {
+    if let Some(found) = read_vault_file(store)? {
+        return Err(Error::StoreHasVault { location: store.location(), vault_id: found.vault_id.to_string() });
+    }
+    for prefix in ["keys/", paths::DEVICES, "log/"] {
+        if !store.list(prefix)?.is_empty() {
+            return Err(Error::StoreNotEmpty { location: store.location() });
+        }
+    }
+    Ok(())
+}
+
+/// The newest key epoch in a store, and whether it has a slot named `slot`.
+fn newest_epoch(store: &dyn Store, slot: &str) -> Result<(u32, bool)> {
+    let listed = store.list("keys/")?;
+    let epoch_of = |path: &str| path.strip_prefix("keys/")?.split('/').next()?.parse::<u32>().ok();
+    let newest = listed.iter().filter_map(|path| epoch_of(path)).max().unwrap_or(0);
+    let has_slot = listed.iter().any(|path| *path == paths::key_slot(newest, slot));
+    Ok((newest, has_slot))
+}
+
+/// Opens the newest epoch's passphrase or recovery slot and reads the key chain below it.
+fn open_join_slot(
+    store: &dyn Store,
+    vault_id: VaultId,
+    options: &JoinOptions,
+) -> Result<(VaultKeys, Vec<EpochObject>)> {
+    let location = store.location();
+    let slot_name = match options.with {
+        JoinWith::Passphrase => "passphrase",
+        JoinWith::RecoveryPhrase(_) => "recovery",
+    };
+    let (epoch, has_slot) = newest_epoch(store, slot_name)?;
+    let slot_path = paths::key_slot(epoch, slot_name);
+    let slot = if has_slot { store.get(&slot_path)? } else { None };
+    let Some(slot) = slot else {
+        return Err(match options.with {
+            JoinWith::Passphrase => Error::NoPassphraseSlot { location },
+            JoinWith::RecoveryPhrase(_) => {
+                Error::BadStoreObject { location, path: slot_path, reason: "missing: the store is incomplete".into() }
+            }
+        });
+    };
+    let master = match &options.with {
+        JoinWith::Passphrase => {
+            let mut identity = age::scrypt::Identity::new(options.unlock.passphrase.secret());
+            identity.set_max_work_factor(
+                store_slot_log_n(KdfCost::Standard).max(store_slot_log_n(options.unlock.kdf_cost)),
+            );
+            age::decrypt(&identity, &slot).map_err(|_| Error::WrongStorePassphrase {
+                location: location.clone(),
+                vault_id: vault_id.to_string(),
+            })?
+        }
+        JoinWith::RecoveryPhrase(phrase) => {
+            let identity = crate::identity::recovery_identity(phrase)?;
+            age::decrypt(&identity, &slot).map_err(|_| Error::WrongRecoveryPhrase {
+                location: location.clone(),
+                vault_id: vault_id.to_string(),
+            })?
+        }
+    };
+    let master: [u8; 32] = master.as_slice().try_into().map_err(|_| Error::BadStoreObject {
+        location: location.clone(),
+        path: slot_path,
+        reason: "does not hold a 32-byte key".into(),
+    })?;
+    let mut keys = VaultKeys::single(vault_id, epoch, MasterKey::new(master));
+    let chain = read_key_chain(store, &mut keys)?;
+    Ok((keys, chain))
+}
+
+/// The recovery recipient, from any device record that opens with `keys`.
+fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys) -> Result<String> {
+    let registry = Registry::default();
+    store
+        .list(paths::DEVICES)?
+        .iter()
+        .filter_map(|path| Some((path, paths::parse_device_record(path)?)))
+        .find_map(|(path, subject)| {
+            let bytes = store.get(path).ok()??;
+            open_device_record(&bytes, subject, keys, &registry).ok()
+        })
+        .map(|record| record.payload.recovery_recipient)
+        .ok_or_else(|| Error::BadStoreObject {
+            location: store.location(),
+            path: paths::DEVICES.into(),
+            reason: "no valid device record".into(),
+        })
+}
+
+/// Checks that keys obtained for a store's vault are that vault's: the fingerprint in the
+/// vault file must be the one the keys give.
+pub(crate) fn check_fingerprint(store: &dyn Store, found: &StoreVault, keys: &VaultKeys) -> Result<()> {
+    let ours = keys.fingerprint().to_string();
+    if found.vault_id != keys.vault_id || found.fingerprint != ours {
+        return Err(Error::KeyMismatch {
+            location: store.location(),
+            found: found.vault_id.to_string(),
+            found_fingerprint: found.fingerprint.clone(),
+            ours: keys.vault_id.to_string(),
+            our_fingerprint: ours,
+        });
+    }
+    Ok(())
 }
 
 impl Vault {
@@ -65,11 +196,10 @@ impl Vault {
     /// Push (or sync) publishes it.
     ///
     /// # Errors
-    /// [`Error::StoreHasVault`] (nothing is created), the store is unreachable, local failures.
+    /// [`Error::StoreHasVault`], [`Error::StoreNotEmpty`] (nothing is created), the store is
+    /// unreachable, local failures.
     pub fn create_for_store(home: &Home, options: CreateOptions, url: &str, store: &dyn Store) -> Result<Created> {
-        if let Some(vault_id) = read_vault_file(store)? {
-            return Err(Error::StoreHasVault { location: store.location(), vault_id: vault_id.to_string() });
-        }
+        ensure_empty(store)?;
         let created = Self::create(home, options.clone())?;
         let store_id = created.vault.add_store(url)?;
         created.vault.queue_enrollment(
@@ -80,68 +210,40 @@ impl Vault {
         Ok(created)
     }
 
-    /// Joins the vault in `store` as a new device, unlocking it with the passphrase slot.
-    /// Queues this device's key slot and record; push publishes them, pull fetches the data.
+    /// Joins the vault in `store` as a new device, with the vault passphrase or the recovery
+    /// phrase. Queues this device's key slot and record; push publishes them, pull fetches the
+    /// data.
     ///
     /// # Errors
-    /// [`Error::NoVaultInStore`], [`Error::WrongStorePassphrase`] (nothing is written, locally
-    /// or remotely), the store is unreachable, local failures.
+    /// [`Error::NoVaultInStore`], [`Error::WrongStorePassphrase`], [`Error::WrongRecoveryPhrase`],
+    /// [`Error::NoPassphraseSlot`], [`Error::KeyMismatch`] (nothing is written, locally or
+    /// remotely), the store is unreachable, local failures.
     pub fn join(home: &Home, options: JoinOptions, url: &str, store: &dyn Store) -> Result<Self> {
         if home.has_vault() {
             return Err(Error::AlreadyInitialized { home: home.root().to_owned() });
         }
-        let location = store.location();
-        let vault_id = read_vault_file(store)?.ok_or_else(|| Error::NoVaultInStore { location: location.clone() })?;
-        let epoch = store
-            .list("keys/")?
-            .iter()
-            .filter_map(|path| path.strip_prefix("keys/")?.strip_suffix("/passphrase.age")?.parse::<u32>().ok())
-            .max()
-            .ok_or_else(|| Error::BadStoreObject {
-                location: location.clone(),
-                path: "keys/".into(),
-                reason: "no passphrase slot: join with the recovery phrase or by pairing".into(),
-            })?;
-        let slot_path = paths::key_slot(epoch, "passphrase");
-        let slot = store.get(&slot_path)?.ok_or_else(|| Error::BadStoreObject {
-            location: location.clone(),
-            path: slot_path.clone(),
-            reason: "listed but missing".into(),
-        })?;
-        let mut identity = age::scrypt::Identity::new(options.unlock.passphrase.secret());
-        identity
-            .set_max_work_factor(store_slot_log_n(KdfCost::Standard).max(store_slot_log_n(options.unlock.kdf_cost)));
-        let master = age::decrypt(&identity, &slot)
-            .map_err(|_| Error::WrongStorePassphrase { location: location.clone(), vault_id: vault_id.to_string() })?;
-        let master: [u8; 32] = master.as_slice().try_into().map_err(|_| Error::BadStoreObject {
-            location: location.clone(),
-            path: slot_path,
-            reason: "does not hold a 32-byte key".into(),
-        })?;
-        let keys = VaultKeys { vault_id, epoch, master_key: MasterKey::new(master) };
-
-        // Learn the recovery recipient from any valid self-enrolled device record.
-        let registry = Registry::default();
-        let recovery_recipient = store
-            .list(paths::DEVICES)?
-            .iter()
-            .filter_map(|path| Some((path, paths::parse_device_record(path)?)))
-            .find_map(|(path, subject)| {
-                let bytes = store.get(path).ok()??;
-                open_device_record(&bytes, subject, &keys, &registry).ok()
-            })
-            .map(|record| record.payload.recovery_recipient)
-            .ok_or_else(|| Error::BadStoreObject {
-                location: location.clone(),
-                path: paths::DEVICES.into(),
-                reason: "no valid device record".into(),
-            })?;
-
+        let found = read_vault_file(store)?.ok_or_else(|| Error::NoVaultInStore { location: store.location() })?;
+        let (keys, chain) = open_join_slot(store, found.vault_id, &options)?;
+        check_fingerprint(store, &found, &keys)?;
+        let recovery_recipient = recovery_recipient_from(store, &keys)?;
         let create = CreateOptions { device_name: options.device_name, unlock: options.unlock.clone() };
-        let vault = Self::create_device(home, &create, &keys, &recovery_recipient)?;
+        let membership =
+            Membership { keys: &keys, epoch_objects: &chain, recovery_recipient: &recovery_recipient, paired: None };
+        let vault = Self::create_device(home, &create, membership)?;
         let store_id = vault.add_store(url)?;
         vault.queue_enrollment(store_id, Role::Joiner, None)?;
         Ok(vault)
+    }
+
+    /// Checks a store's vault file against this device's keys: `Ok(None)` for a store with no
+    /// vault, [`Error::KeyMismatch`] for another vault or other keys.
+    ///
+    /// # Errors
+    /// [`Error::KeyMismatch`]; the store is unreachable; a damaged vault file.
+    pub fn check_store_keys(&self, store: &dyn Store) -> Result<Option<StoreVault>> {
+        let Some(found) = read_vault_file(store)? else { return Ok(None) };
+        check_fingerprint(store, &found, &VaultKeys::load(&self.conn)?)?;
+        Ok(Some(found))
     }
 
     /// Adds a store to sync with: one that holds this vault already (another device put it
@@ -150,23 +252,17 @@ impl Vault {
     /// them, with every other device's data this device holds. Returns the store's local id.
     ///
     /// # Errors
-    /// [`Error::StoreVaultMismatch`] for a store of another vault; [`Error::WrongPassphrase`]
+    /// [`Error::KeyMismatch`] for a store of another vault; [`Error::WrongPassphrase`]
     /// when an empty store needs the passphrase and none (or a wrong one) is given; the store is
     /// unreachable; the location is configured already.
     pub fn attach_store(&mut self, url: &str, store: &dyn Store, unlock: Option<&Unlock>) -> Result<i64> {
         if self.stores()?.iter().any(|s| s.url == url) {
             return Err(Error::StoreAlreadyAdded(url.to_owned()));
         }
-        let role = match read_vault_file(store)? {
-            Some(found) if found != self.vault_id() => {
-                return Err(Error::StoreVaultMismatch {
-                    location: store.location(),
-                    found: found.to_string(),
-                    ours: self.vault_id().to_string(),
-                });
-            }
+        let role = match self.check_store_keys(store)? {
             Some(_) => Role::Joiner,
             None => {
+                ensure_empty(store)?;
                 // The new store's passphrase slot must hold the vault passphrase: check it first.
                 let unlock = unlock.ok_or_else(|| Error::WrongPassphrase { home: self.home.root().to_owned() })?;
                 crate::unlock::LocalKey::read_wrapped(&self.home.local_key_file(), self.home.root(), unlock)?;
@@ -221,6 +317,7 @@ impl Vault {
                 version: VaultFile::VERSION,
                 vault_id: keys.vault_id.to_string(),
                 created_ms: now_ms(),
+                fingerprint: keys.fingerprint().to_string(),
             };
             let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Corrupt(e.to_string()))?;
             objects.push((paths::VAULT_FILE.into(), json));
@@ -258,7 +355,7 @@ impl Vault {
             device_id,
             ObjectId(device_keys.signing_public()),
             random::bytes()?,
-            &SealKeys { epoch: keys.epoch, master_key: &keys.master_key, signing_key: device_keys.signing_key() },
+            &keys.sealing(&device_keys),
             &encode(&payload),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;

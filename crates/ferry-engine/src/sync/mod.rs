@@ -12,6 +12,7 @@
 //! an object that is not complete and verified.
 
 mod enroll;
+pub(crate) mod epochs;
 pub(crate) mod import;
 mod outbox;
 mod pull;
@@ -19,7 +20,8 @@ mod push;
 pub(crate) mod registry;
 mod status;
 
-pub use enroll::JoinOptions;
+pub use enroll::{JoinOptions, JoinWith, StoreVault};
+pub use epochs::Revoked;
 pub use pull::PullReport;
 pub use push::PushReport;
 pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};

@@ -8,7 +8,7 @@ use crate::identity::{DeviceKeys, VaultKeys};
 use crate::oplog::{OP_COLUMNS, op_from_row};
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{SegmentPayload, WireOp, encode};
-use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
+use ferry_format::seal::{ObjectId, ObjectKind, seal};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// Most ops in one segment.
@@ -28,8 +28,7 @@ impl Vault {
         }
         let keys = VaultKeys::load(&tx)?;
         let device_keys = DeviceKeys::load(&tx)?;
-        let seal_keys =
-            SealKeys { epoch: keys.epoch, master_key: &keys.master_key, signing_key: device_keys.signing_key() };
+        let seal_keys = keys.sealing(&device_keys);
         let (mut seq, mut prev): (u64, Option<[u8; 32]>) = tx
             .query_row("SELECT seq, hash FROM own_segments ORDER BY seq DESC LIMIT 1", [], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))

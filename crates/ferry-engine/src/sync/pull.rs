@@ -7,7 +7,7 @@
 
 use super::StoreHandle;
 use super::import::import_ops;
-use super::registry::{Registry, open_device_record};
+use super::registry::{Registry, open_device_record, open_revocation};
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::write::now_ms;
@@ -41,6 +41,10 @@ pub struct PullReport {
     pub imported_segments: u64,
     /// Ops new to this device.
     pub imported_ops: u64,
+    /// Devices newly known to be revoked.
+    pub revocations: u64,
+    /// The key epoch this device moved to (after a revocation elsewhere), if it did.
+    pub adopted_epoch: Option<u32>,
     /// Objects skipped this time, with reasons (also kept for `sync status`).
     pub skipped: Vec<(String, String)>,
 }
@@ -55,6 +59,12 @@ impl Vault {
         let mut report = PullReport::default();
         let keys = VaultKeys::load(&self.conn)?;
         self.learn_devices(handle, &keys, &mut report)?;
+        self.adopt_epochs(handle, &mut report)?;
+        let keys = VaultKeys::load(&self.conn)?;
+        if report.adopted_epoch.is_some() {
+            // Devices enrolled under the new key were not readable before.
+            self.learn_devices(handle, &keys, &mut report)?;
+        }
         let registry = Registry::load(&self.conn)?;
         let mut devices: Vec<DeviceId> = registry.devices().filter(|d| *d != self.device_id()).collect();
         devices.sort();
@@ -64,15 +74,49 @@ impl Vault {
         Ok(report)
     }
 
-    /// Reads `devices/` and registers every valid record not known yet.
+    /// Reads `devices/` and registers every valid record and revocation not known yet.
     fn learn_devices(&mut self, handle: StoreHandle<'_>, keys: &VaultKeys, report: &mut PullReport) -> Result<()> {
         let listed = handle.store.list(paths::DEVICES)?;
         let mut registry = Registry::load(&self.conn)?;
+        let revocations: Vec<(String, DeviceId)> = listed
+            .iter()
+            .filter_map(|path| Some((path.clone(), paths::parse_revocation(path)?)))
+            .filter(|(_, device)| registry.is_active(*device) || !registry.contains(*device))
+            .collect();
         let unknown: Vec<(String, DeviceId)> = listed
             .into_iter()
             .filter_map(|path| Some((path.clone(), paths::parse_device_record(&path)?)))
             .filter(|(_, device)| !registry.contains(*device))
             .collect();
+        self.learn_records(handle, keys, &mut registry, unknown, report)?;
+        for (path, device) in revocations {
+            let Some(bytes) = handle.store.get(&path)? else { continue };
+            match open_revocation(&bytes, device, keys, &registry) {
+                Ok(_) if !registry.contains(device) => {
+                    self.record_skip(handle.id, &path, "revokes a device this device does not know", report)?;
+                }
+                Ok(revocation) => {
+                    self.register_revocation(device, &revocation)?;
+                    self.queue_for_stores(&[(path.clone(), bytes)], Some(handle.id))?;
+                    self.forget_skip(handle.id, &path)?;
+                    report.revocations += 1;
+                    registry = Registry::load(&self.conn)?;
+                }
+                Err(reason) => self.record_skip(handle.id, &path, &format!("revocation refused: {reason}"), report)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers the valid ones of `unknown` device records.
+    fn learn_records(
+        &mut self,
+        handle: StoreHandle<'_>,
+        keys: &VaultKeys,
+        registry: &mut Registry,
+        unknown: Vec<(String, DeviceId)>,
+        report: &mut PullReport,
+    ) -> Result<()> {
         // A record may be signed by a device that is itself new: retry until no progress.
         let mut pending = unknown;
         loop {
@@ -80,11 +124,11 @@ impl Vault {
             let mut still = Vec::new();
             for (path, device) in pending {
                 let Some(bytes) = handle.store.get(&path)? else { continue };
-                match open_device_record(&bytes, device, keys, &registry) {
+                match open_device_record(&bytes, device, keys, registry) {
                     Ok(record) => {
                         self.register_device(&record)?;
                         self.forget_skip(handle.id, &path)?;
-                        registry = Registry::load(&self.conn)?;
+                        *registry = Registry::load(&self.conn)?;
                         report.new_devices += 1;
                         progressed = true;
                     }
@@ -146,8 +190,10 @@ impl Vault {
             let reason = format!("fork: the store's HEAD names a different segment {seq} than the one imported");
             return self.record_skip(handle.id, &head_path, &reason, report);
         }
+        // A revoked device's segments count up to the last one its revoker had imported.
+        let limit = registry.revoked_after(device).map_or(head.seq, |last| last.min(head.seq));
         let mut batch = ImportBatch::default();
-        while seq < head.seq {
+        while seq < limit {
             let next = seq + 1;
             let path = paths::segment(device, next);
             let Some(bytes) = handle.store.get(&path)? else {
@@ -193,6 +239,12 @@ impl Vault {
             hash = Some(segment_hash);
         }
         self.import_batch(handle.id, device, &mut batch, report)?;
+        if limit < head.seq {
+            let reason = format!(
+                "written after device {device} was revoked (its last accepted segment is {limit}); not imported"
+            );
+            return self.record_skip(handle.id, &paths::segment(device, limit + 1), &reason, report);
+        }
         self.forget_skip(handle.id, &head_path)?;
         self.conn.execute(
             "INSERT INTO device_heads (device, seq, bytes) VALUES (?1, ?2, ?3)
@@ -227,6 +279,11 @@ impl Vault {
         for path in &batch.paths {
             tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         }
+        let last_write = batch.ops.iter().map(|op| op.hlc.wall_ms()).max().unwrap_or(0);
+        tx.execute(
+            "UPDATE devices SET last_write_ms = max(coalesce(last_write_ms, 0), ?2) WHERE device_id = ?1",
+            params![&device.as_bytes()[..], to_sql_u64(last_write)?],
+        )?;
         for (seq, sealed) in &batch.sealed {
             tx.execute(
                 "INSERT INTO imported_segments (device, seq, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
@@ -244,7 +301,7 @@ impl Vault {
     }
 
     /// The last segment imported from `device`: its seq (0 for none) and hash.
-    fn cursor(&self, device: DeviceId) -> Result<(u64, Option<[u8; 32]>)> {
+    pub(super) fn cursor(&self, device: DeviceId) -> Result<(u64, Option<[u8; 32]>)> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn
             .query_row("SELECT seq, hash FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| {
@@ -261,7 +318,7 @@ impl Vault {
     }
 
     /// Records a skipped object and its reason; the pull goes on with other devices.
-    fn record_skip(&self, store: i64, path: &str, reason: &str, report: &mut PullReport) -> Result<()> {
+    pub(super) fn record_skip(&self, store: i64, path: &str, reason: &str, report: &mut PullReport) -> Result<()> {
         self.conn.execute(
             "INSERT INTO skipped (store, path, reason, at_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (store, path) DO UPDATE SET reason = excluded.reason, at_ms = excluded.at_ms",
@@ -271,16 +328,14 @@ impl Vault {
         Ok(())
     }
 
-    fn forget_skip(&self, store: i64, path: &str) -> Result<()> {
+    pub(super) fn forget_skip(&self, store: i64, path: &str) -> Result<()> {
         self.conn.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         Ok(())
     }
 }
 
 fn open_object(bytes: &[u8], expected: &Expected, registry: &Registry, keys: &VaultKeys) -> Result<Vec<u8>, OpenError> {
-    let master = &keys.master_key;
-    seal::open(bytes, expected, |device| registry.key(device), |epoch| (epoch == keys.epoch).then_some(master))
-        .map(|(_, plain)| plain)
+    seal::open(bytes, expected, |device| registry.key(device), |epoch| keys.key(epoch)).map(|(_, plain)| plain)
 }
 
 /// Checks a segment's place in its device's chain and validates its ops.

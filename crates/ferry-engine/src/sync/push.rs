@@ -5,12 +5,11 @@
 //! next one: segments already in the store are found with identical bytes and kept.
 
 use super::StoreHandle;
-use super::enroll::read_vault_file;
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{HeadPayload, encode, paths};
-use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
+use ferry_format::seal::{ObjectId, ObjectKind, seal};
 use ferry_store::{Created, Fetched};
 use rusqlite::{OptionalExtension, params};
 
@@ -36,9 +35,10 @@ impl Vault {
     ///
     /// # Errors
     /// The store is unreachable or refuses ([`Error::Store`]); it holds another vault
-    /// ([`Error::StoreVaultMismatch`]) or a different object under this device's name
+    /// ([`Error::KeyMismatch`]) or a different object under this device's name
     /// ([`Error::ForeignOwnObject`]); local failures. Whatever was published stays published.
     pub fn push(&mut self, handle: StoreHandle<'_>) -> Result<PushReport> {
+        self.ensure_not_revoked()?;
         let mut report = PushReport { sealed_segments: self.seal_pending_ops()?, ..PushReport::default() };
         let uploaded: i64 = self
             .conn
@@ -49,8 +49,9 @@ impl Vault {
         let last_seq: u64 =
             from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
         report.head_seq = uploaded;
-        if uploaded == 0 && self.has_anything_for(handle.id, last_seq)? {
-            // Until this device's first segment is there, make sure the store is this vault's.
+        if self.has_anything_for(handle.id, last_seq.saturating_sub(uploaded))? {
+            // Before writing anything, make sure the store holds this vault with these keys
+            // (the location may have been pointed elsewhere since the last push).
             self.check_store_vault(handle)?;
         }
         // Blobs before the segments whose records may name them.
@@ -96,7 +97,7 @@ impl Vault {
             device,
             ObjectId::HEAD,
             random::bytes()?,
-            &SealKeys { epoch: keys.epoch, master_key: &keys.master_key, signing_key: device_keys.signing_key() },
+            &keys.sealing(&device_keys),
             &encode(&HeadPayload { seq: last_seq, hash }),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;
@@ -193,10 +194,16 @@ impl Vault {
             stmt.query_map([handle.id], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<rusqlite::Result<_>>()?
         };
         let mut published = 0;
-        // The vault file goes last: a store shows a vault only once its slots and records exist.
-        let (vault_file, others): (Vec<_>, Vec<_>) =
-            queued.into_iter().partition(|(path, _)| path == paths::VAULT_FILE);
-        for (path, bytes) in others.into_iter().chain(vault_file) {
+        // Key slots first (a device that sees a record or revocation finds its key), the vault
+        // file last (a store shows a vault only once its slots and records exist).
+        let rank = |path: &str| match path {
+            _ if path.starts_with("keys/") => 0,
+            paths::VAULT_FILE => 2,
+            _ => 1,
+        };
+        let mut queued = queued;
+        queued.sort_by_key(|(path, _)| rank(path));
+        for (path, bytes) in queued {
             if handle.store.put_if_absent(&path, &bytes)? == Created::New {
                 published += 1;
             }
@@ -217,16 +224,9 @@ impl Vault {
         Ok(waiting || last_seq > 0)
     }
 
-    /// Refuses a store that holds another vault.
+    /// Refuses a store that holds another vault, or this vault with other keys.
     fn check_store_vault(&self, handle: StoreHandle<'_>) -> Result<()> {
-        match read_vault_file(handle.store)? {
-            Some(found) if found != self.vault_id() => Err(Error::StoreVaultMismatch {
-                location: handle.store.location(),
-                found: found.to_string(),
-                ours: self.vault_id().to_string(),
-            }),
-            _ => Ok(()),
-        }
+        self.check_store_keys(handle.store).map(|_| ())
     }
 
     /// Writes an own immutable object; one already there must be byte-identical.

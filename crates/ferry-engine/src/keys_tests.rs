@@ -1,0 +1,213 @@
+//! Keys and devices: revocation and key epochs, recovery, key mismatches, forged registry
+//! objects.
+
+use crate::identity::{DeviceKeys, VaultKeys};
+use crate::sync_tests::{devices, first_device, handle, options, state, sync, unlock};
+use crate::*;
+use ferry_format::objects::{DevicePayload, RevocationPayload, encode, paths};
+use ferry_format::seal::{self, ObjectId, ObjectKind};
+use ferry_format::{DeviceId, RecoveryPhrase};
+use ferry_store::{MemoryStore, Store};
+use serde_json::json;
+
+fn skipped_reasons(vault: &Vault) -> Vec<(String, String)> {
+    vault.sync_status().unwrap().skipped.into_iter().map(|s| (s.path, s.reason)).collect()
+}
+
+fn epoch_of(store: &MemoryStore, path: &str) -> u32 {
+    seal::Header::parse(&store.get(path).unwrap().unwrap()).unwrap().epoch
+}
+
+/// Seals an object as `vault`'s device would, bypassing every check a well-behaved device
+/// makes (a revoked or malicious device does not make them).
+fn forge(vault: &Vault, kind: ObjectKind, object_id: ObjectId, payload: &[u8]) -> Vec<u8> {
+    let keys = VaultKeys::load(&vault.conn).unwrap();
+    let device = DeviceKeys::load(&vault.conn).unwrap();
+    seal::seal(kind, keys.vault_id, vault.device_id(), object_id, [7; 24], &keys.sealing(&device), payload).unwrap()
+}
+
+#[test]
+fn revoking_a_device_rotates_the_key_and_shuts_it_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let [mut b, mut c]: [Vault; 2] = joined.try_into().unwrap();
+    c.put("notes", "from-c", &json!("before")).unwrap();
+    for vault in [&mut c, &mut a, &mut b] {
+        sync(vault, &store);
+    }
+    sync(&mut a, &store);
+    assert_eq!(b.get("notes", "from-c").unwrap().unwrap().value.as_str(), "\"before\"");
+
+    let revoked = a.revoke_device(&c.device_id().to_string()[..8]).unwrap();
+    assert_eq!((revoked.new_epoch, revoked.members, revoked.last_accepted_seq), (1, 2, 1));
+    a.put("notes", "after", &json!("secret")).unwrap();
+    sync(&mut a, &store);
+    let a_segment = paths::segment(a.device_id(), 1);
+    assert_eq!(epoch_of(&store, &a_segment), 1, "a seals with the new key");
+
+    // c, not knowing yet, writes and publishes.
+    c.put("notes", "from-c", &json!("after revocation")).unwrap();
+    c.push(handle(&store)).unwrap();
+
+    // b adopts the new epoch, reads a's new record, rejects c's late segment.
+    let report = b.sync(handle(&store), Direction::Both).unwrap();
+    assert_eq!(report.pull.as_ref().unwrap().adopted_epoch, Some(1));
+    assert_eq!(b.get("notes", "after").unwrap().unwrap().value.as_str(), "\"secret\"");
+    assert_eq!(b.get("notes", "from-c").unwrap().unwrap().value.as_str(), "\"before\"");
+    let late = paths::segment(c.device_id(), 2);
+    assert!(
+        skipped_reasons(&b).iter().any(|(path, reason)| *path == late && reason.contains("written after device")),
+        "{:?}",
+        skipped_reasons(&b)
+    );
+    b.put("notes", "from-b", &json!(1)).unwrap();
+    sync(&mut b, &store);
+    assert_eq!(epoch_of(&store, &paths::segment(b.device_id(), 1)), 1);
+    sync(&mut a, &store);
+    assert_eq!(state(&a), state(&b));
+
+    // c learns it was revoked, cannot read anything sealed with the new key, cannot push.
+    let pulled = c.pull(handle(&store)).unwrap();
+    let a_head = paths::head(a.device_id());
+    assert!(pulled.skipped.iter().any(|(path, reason)| *path == a_head && reason.contains("epoch 1")), "{pulled:?}");
+    assert_eq!(pulled.revocations, 1);
+    assert!(c.get("notes", "after").unwrap().is_none());
+    let err = c.push(handle(&store)).unwrap_err();
+    assert!(matches!(err, Error::Revoked { .. }), "{err:?}");
+    assert!(err.to_string().contains(&a.device_id().to_string()), "{err}");
+    let listed = a.devices().unwrap();
+    let c_info = listed.iter().find(|d| d.device_id == c.device_id().to_string()).unwrap();
+    assert_eq!(c_info.revoked_by.as_deref(), Some(a.device_id().to_string().as_str()));
+}
+
+#[test]
+fn forged_revocations_and_records_are_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let [mut b, mut c]: [Vault; 2] = joined.try_into().unwrap();
+    for vault in [&mut b, &mut c, &mut a] {
+        sync(vault, &store);
+    }
+    a.revoke_device(&c.device_id().to_string()).unwrap();
+    sync(&mut a, &store);
+
+    // The revoked device c revokes b, and enrolls a device of its own, with the old key.
+    let forged = RevocationPayload { device_id: *b.device_id().as_bytes(), revoked_ms: 1, new_epoch: 1, last_seq: 0 };
+    let forged = forge(&c, ObjectKind::Revocation, ObjectId::device(b.device_id()), &encode(&forged));
+    store.put(&paths::revocation(b.device_id()), &forged).unwrap();
+    let intruder = DeviceId::from_bytes([0x66; 16]);
+    let record = DevicePayload {
+        device_id: *intruder.as_bytes(),
+        name: "intruder".into(),
+        recipient: DeviceKeys::generate().unwrap().recipient(),
+        enrolled_ms: 1,
+        recovery_recipient: String::new(),
+    };
+    let intruder_key = DeviceKeys::generate().unwrap().signing_public();
+    store
+        .put(&paths::device_record(intruder), &forge(&c, ObjectKind::Device, ObjectId(intruder_key), &encode(&record)))
+        .unwrap();
+    // And a record of a device that is not enrolled at all, damaged in transit.
+    let mut damaged = store.get(&paths::device_record(b.device_id())).unwrap().unwrap();
+    damaged[120] ^= 1;
+    let stranger = DeviceId::from_bytes([0x77; 16]);
+    store.put(&paths::device_record(stranger), &damaged).unwrap();
+
+    let report = a.pull(handle(&store)).unwrap();
+    let reasons: Vec<&(String, String)> = report.skipped.iter().collect();
+    let find = |path: &str| reasons.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone());
+    let revocation = find(&paths::revocation(b.device_id())).expect("forged revocation reported");
+    assert!(revocation.contains("revoked"), "{revocation}");
+    let record = find(&paths::device_record(intruder)).expect("intruder reported");
+    assert!(record.contains("revoked"), "{record}");
+    assert!(find(&paths::device_record(stranger)).is_some(), "damaged record reported");
+    let known: Vec<String> = a.devices().unwrap().into_iter().map(|d| d.device_id).collect();
+    assert_eq!(known.len(), 3, "{known:?}");
+    assert!(!known.contains(&intruder.to_string()));
+    // b is still active: its writes still arrive.
+    b.put("notes", "still", &json!(true)).unwrap();
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    assert!(a.get("notes", "still").unwrap().is_some());
+}
+
+#[test]
+fn recovery_phrase_brings_the_vault_back_after_every_device_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let created =
+        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
+    let phrase = created.recovery_phrase.to_words();
+    let mut a = created.vault;
+    a.put("notes", "n1", &json!("old key")).unwrap();
+    sync(&mut a, &store);
+    let mut b = crate::sync_tests::join(dir.path(), "b", &store);
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    // A revocation moves the vault to epoch 1: recovery must still read epoch 0's data.
+    a.revoke_device(&b.device_id().to_string()).unwrap();
+    a.put("notes", "n2", &json!("new key")).unwrap();
+    sync(&mut a, &store);
+    b.put("ignored", "x", &json!(1)).unwrap();
+    let expected = state(&a);
+    drop((a, b));
+    std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("b")).unwrap();
+
+    let before = store.list("").unwrap();
+    let wrong = RecoveryPhrase::from_entropy([1; 32]);
+    let join_with = |name: &str, phrase: RecoveryPhrase| {
+        Vault::join(
+            &Home::new(dir.path().join(name)),
+            JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(phrase) },
+            "test:store",
+            &store,
+        )
+    };
+    let err = join_with("wrong", wrong).unwrap_err();
+    assert!(matches!(err, Error::WrongRecoveryPhrase { .. }), "{err:?}");
+    assert!(!dir.path().join("wrong").exists());
+    assert_eq!(store.list("").unwrap(), before);
+    // The passphrase slot was retired with the revocation.
+    let err = crate::sync_tests::try_join(dir.path(), "p", &store).unwrap_err();
+    assert!(matches!(err, Error::NoPassphraseSlot { .. }), "{err:?}");
+
+    let mut restored = join_with("restored", RecoveryPhrase::parse(&phrase).unwrap()).unwrap();
+    sync(&mut restored, &store);
+    assert_eq!(restored.status().unwrap().key_epoch, 1);
+    assert_eq!(state(&restored).0, expected.0);
+    assert!(restored.get("notes", "n1").unwrap().is_some() && restored.get("notes", "n2").unwrap().is_some());
+}
+
+#[test]
+fn a_store_with_other_keys_is_named_with_both_fingerprints_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let theirs = a.status().unwrap().vault_key_fingerprint;
+
+    let other = MemoryStore::default();
+    let mut stranger = first_device(dir.path(), "stranger", &other);
+    stranger.put("notes", "x", &json!(1)).unwrap();
+    let ours = stranger.status().unwrap().vault_key_fingerprint;
+    let before = store.list("").unwrap();
+    let local_before = stranger.status().unwrap().ops;
+    let err = stranger.attach_store("test:other", &store, Some(&unlock())).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
+    assert!(text.contains(&theirs) && text.contains(&ours), "{text}");
+    assert_eq!(store.list("").unwrap(), before);
+    assert_eq!(stranger.stores().unwrap().len(), 1);
+    assert_eq!(stranger.status().unwrap().ops, local_before);
+
+    // The same vault id with another key (a vault file altered in the store) is named too.
+    let mut file: serde_json::Value = serde_json::from_slice(&store.get(paths::VAULT_FILE).unwrap().unwrap()).unwrap();
+    file["fingerprint"] = json!("0000-0000-0000-0000-0000");
+    store.put(paths::VAULT_FILE, &serde_json::to_vec(&file).unwrap()).unwrap();
+    a.put("notes", "y", &json!(2)).unwrap();
+    let err = a.sync(handle(&store), Direction::Both).unwrap_err();
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
+}

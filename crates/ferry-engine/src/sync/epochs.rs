@@ -1,0 +1,379 @@
+//! Key epochs: revoking a device rotates the vault key, and every remaining device adopts the
+//! new one.
+//!
+//! Revoking device R at epoch N publishes, in this order (keys first, so a device that sees the
+//! revocation finds its key):
+//! - `keys/N+1/<member>.age` for every remaining device, and `keys/N+1/recovery.age`;
+//! - `keys/N+1/epoch`, sealed under the new key: the members, and epoch N's key (so holding the
+//!   newest key gives every older one);
+//! - `devices/R.revoked`, sealed under epoch N (R can read that it was revoked): R's last
+//!   segment that stays accepted.
+//!
+//! The passphrase slot is not carried over: R may know the passphrase. `ferry key passphrase`
+//! writes a new one.
+
+use super::StoreHandle;
+use super::registry::{Registry, Revocation};
+use crate::database::{meta_get, meta_set};
+use crate::identity::{DeviceKeys, VaultKeys};
+use crate::write::now_ms;
+use crate::{Error, Result, Vault, random};
+use ed25519_dalek::VerifyingKey;
+use ferry_format::objects::{ByteArray16, KeyEpochPayload, RevocationPayload, decode, encode, paths};
+use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError, SealKeys};
+use ferry_format::{DeviceId, MasterKey};
+use ferry_store::Store;
+use rusqlite::{OptionalExtension, params};
+
+/// A verified `keys/<epoch>/epoch` object.
+pub(crate) struct EpochObject {
+    pub(crate) epoch: u32,
+    pub(crate) sealed: Vec<u8>,
+    pub(crate) members: Vec<DeviceId>,
+    pub(crate) previous_key: MasterKey,
+}
+
+/// What a revocation did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Revoked {
+    /// The revoked device.
+    pub device_id: String,
+    /// Its name.
+    pub name: String,
+    /// The key epoch that began (the revoked device does not hold its key).
+    pub new_epoch: u32,
+    /// The devices the new key was wrapped to (this one included).
+    pub members: u64,
+    /// The revoked device's last segment that stays accepted.
+    pub last_accepted_seq: u64,
+}
+
+/// Opens a key epoch object with that epoch's key, checking the signer with `signer_key`.
+pub(crate) fn open_epoch_object(
+    bytes: &[u8],
+    epoch: u32,
+    vault_id: ferry_format::VaultId,
+    key: &MasterKey,
+    signer_key: impl FnOnce(DeviceId) -> Option<VerifyingKey>,
+) -> Result<EpochObject, OpenError> {
+    let expected =
+        Expected { kind: ObjectKind::KeyEpoch, vault_id, device_id: None, object_id: Some(ObjectId::epoch(epoch)) };
+    let (_, plain) = seal::open(bytes, &expected, signer_key, |e| (e == epoch).then_some(key))?;
+    let payload: KeyEpochPayload = decode(&plain).map_err(OpenError::Malformed)?;
+    if payload.epoch != epoch {
+        return Err(OpenError::Malformed(format!("says it starts epoch {}, stored as {epoch}", payload.epoch)));
+    }
+    Ok(EpochObject {
+        epoch,
+        sealed: bytes.to_vec(),
+        members: payload.members.iter().map(|m| DeviceId::from_bytes(m.0)).collect(),
+        previous_key: MasterKey::new(payload.previous_key),
+    })
+}
+
+/// Given the newest key (`keys` holds one epoch), reads the chain of key epoch objects from the
+/// store down to epoch 0, adding every earlier key. Used when joining: the key came from a
+/// secret only vault members have (passphrase, recovery phrase, pairing), and each object must
+/// open under the key it names, so the store cannot forge one. Signatures are checked against
+/// the signer's published key.
+pub(crate) fn read_key_chain(store: &dyn Store, keys: &mut VaultKeys) -> Result<Vec<EpochObject>> {
+    let mut objects = Vec::new();
+    let location = store.location();
+    for epoch in (1..=keys.epoch).rev() {
+        let path = paths::key_epoch(epoch);
+        let bad = |reason: String| Error::BadStoreObject { location: location.clone(), path: path.clone(), reason };
+        let bytes = store.get(&path)?.ok_or_else(|| bad("missing: the store lacks part of the key history".into()))?;
+        let header = seal::Header::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let signer = published_signing_key(store, header.device_id)?;
+        let key = keys.key(epoch).cloned().ok_or_else(|| bad("no key".into()))?;
+        let object =
+            open_epoch_object(&bytes, epoch, keys.vault_id, &key, |_| signer).map_err(|e| bad(e.to_string()))?;
+        keys.add_earlier(epoch - 1, object.previous_key.clone());
+        objects.push(object);
+    }
+    Ok(objects)
+}
+
+/// The signing key a device's record in the store names (checked later, with the registry).
+fn published_signing_key(store: &dyn Store, device: DeviceId) -> Result<Option<VerifyingKey>> {
+    let Some(record) = store.get(&paths::device_record(device))? else { return Ok(None) };
+    Ok(seal::Header::parse(&record).ok().and_then(|header| VerifyingKey::from_bytes(&header.object_id.0).ok()))
+}
+
+/// Saves verified key epoch objects (and their members) next to their keys.
+pub(crate) fn save_epoch_objects(conn: &rusqlite::Connection, objects: &[EpochObject]) -> Result<()> {
+    for object in objects {
+        let members: Vec<u8> = object.members.iter().flat_map(|m| *m.as_bytes()).collect();
+        conn.execute(
+            "UPDATE key_epochs SET object = ?2, members = ?3 WHERE epoch = ?1",
+            params![object.epoch, object.sealed, members],
+        )?;
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Revokes a device (by id or unique id prefix): wraps a new key epoch to every other
+    /// device and the recovery key, and queues the objects for every store. From now on this
+    /// device seals with the new key; the revoked device cannot read what is written with it,
+    /// and its segments after the last one this device imported are rejected by every device.
+    ///
+    /// Pull first: the new key goes to the devices this device knows, and a device it has not
+    /// heard of yet would be left out (it would have to pair again).
+    ///
+    /// # Errors
+    /// [`Error::UnknownDevice`], [`Error::CannotRevoke`] (this device, or revoked already),
+    /// [`Error::Revoked`] (this device is revoked itself), local failures.
+    pub fn revoke_device(&mut self, device: &str) -> Result<Revoked> {
+        self.ensure_not_revoked()?;
+        let target = self.resolve_device(device)?;
+        if target == self.device_id() {
+            return Err(Error::CannotRevoke(
+                "a device cannot revoke itself: run `ferry devices revoke` on another device of the vault".into(),
+            ));
+        }
+        let registry = Registry::load(&self.conn)?;
+        if !registry.is_active(target) {
+            return Err(Error::CannotRevoke(format!("device {target} is revoked already: see `ferry devices`")));
+        }
+        let keys = VaultKeys::load(&self.conn)?;
+        let device_keys = DeviceKeys::load(&self.conn)?;
+        let new_epoch = keys.epoch + 1;
+        let new_key = MasterKey::new(random::bytes()?);
+        let last_seq: u64 = self.cursor(target)?.0;
+        let now = now_ms();
+
+        let members: Vec<(DeviceId, String)> = {
+            let mut stmt = self.conn.prepare("SELECT device_id, recipient FROM devices WHERE revoked_ms IS NULL")?;
+            let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))?;
+            let mut members = Vec::new();
+            for row in rows {
+                let (id, recipient) = row?;
+                let id =
+                    DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+                if id != target {
+                    members.push((id, recipient));
+                }
+            }
+            members
+        };
+        let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+        for (member, recipient) in &members {
+            let recipient: age::x25519::Recipient =
+                recipient.parse().map_err(|e: &str| Error::Corrupt(format!("recipient of device {member}: {e}")))?;
+            objects.push((
+                paths::key_slot(new_epoch, &member.to_string()),
+                super::enroll::wrap_key(&recipient, &new_key)?,
+            ));
+        }
+        let recovery: String = meta_get(&self.conn, "recovery_recipient")?;
+        let recovery: age::x25519::Recipient =
+            recovery.parse().map_err(|e: &str| Error::Corrupt(format!("recovery recipient: {e}")))?;
+        objects.push((paths::key_slot(new_epoch, "recovery"), super::enroll::wrap_key(&recovery, &new_key)?));
+
+        let mut member_ids: Vec<ByteArray16> = members.iter().map(|(id, _)| ByteArray16(*id.as_bytes())).collect();
+        member_ids.sort();
+        let epoch_payload = KeyEpochPayload {
+            epoch: new_epoch,
+            previous_key: *keys.master_key.expose(),
+            members: member_ids,
+            created_ms: now,
+        };
+        let epoch_object = seal::seal(
+            ObjectKind::KeyEpoch,
+            keys.vault_id,
+            self.device_id(),
+            ObjectId::epoch(new_epoch),
+            random::bytes()?,
+            &SealKeys { epoch: new_epoch, master_key: &new_key, signing_key: device_keys.signing_key() },
+            &encode(&epoch_payload),
+        )
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        objects.push((paths::key_epoch(new_epoch), epoch_object.clone()));
+
+        let revocation_payload =
+            RevocationPayload { device_id: *target.as_bytes(), revoked_ms: now, new_epoch, last_seq };
+        let revocation = seal::seal(
+            ObjectKind::Revocation,
+            keys.vault_id,
+            self.device_id(),
+            ObjectId::device(target),
+            random::bytes()?,
+            &keys.sealing(&device_keys),
+            &encode(&revocation_payload),
+        )
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        objects.push((paths::revocation(target), revocation.clone()));
+
+        let name: String =
+            self.conn.query_row("SELECT name FROM devices WHERE device_id = ?1", [&target.as_bytes()[..]], |row| {
+                row.get(0)
+            })?;
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2)",
+            params![new_epoch, &new_key.expose()[..]],
+        )?;
+        save_epoch_objects(
+            &tx,
+            &[EpochObject {
+                epoch: new_epoch,
+                sealed: epoch_object,
+                members: members.iter().map(|(id, _)| *id).collect(),
+                previous_key: keys.master_key.clone(),
+            }],
+        )?;
+        meta_set(&tx, "key_epoch", new_epoch)?;
+        self.register_revocation(
+            target,
+            &Revocation { sealed: revocation, revoked_by: self.device_id(), payload: revocation_payload },
+        )?;
+        self.queue_for_stores(&objects, None)?;
+        tx.commit()?;
+        Ok(Revoked {
+            device_id: target.to_string(),
+            name,
+            new_epoch,
+            members: members.len() as u64,
+            last_accepted_seq: last_seq,
+        })
+    }
+
+    /// Queues objects for every store but `except` (objects already there are kept as they are).
+    pub(crate) fn queue_for_stores(&self, objects: &[(String, Vec<u8>)], except: Option<i64>) -> Result<()> {
+        for store in self.stores()? {
+            if Some(store.id) == except {
+                continue;
+            }
+            for (path, bytes) in objects {
+                self.conn.execute(
+                    "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![store.id, path, bytes],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adopts key epochs newer than this device's that a revocation announced: reads this
+    /// device's slot, checks the epoch object (signed by an active device, naming this device,
+    /// chained to the key before), and seals with the new key from then on. Also queues the
+    /// epoch's objects for this device's other stores, so the rotation crosses stores.
+    pub(crate) fn adopt_epochs(&mut self, handle: StoreHandle<'_>, report: &mut super::PullReport) -> Result<()> {
+        let announced: Option<u32> = self
+            .conn
+            .query_row("SELECT max(revoked_new_epoch) FROM devices", [], |row| row.get(0))
+            .optional()?
+            .flatten();
+        let Some(announced) = announced else { return Ok(()) };
+        let me = self.device_id();
+        if self.revoked_by()?.is_some() {
+            return Ok(()); // not a member of any later epoch
+        }
+        let keys = VaultKeys::load(&self.conn)?;
+        let device_keys = DeviceKeys::load(&self.conn)?;
+        let mut current = keys.master_key.clone();
+        for epoch in keys.epoch + 1..=announced {
+            let slot_path = paths::key_slot(epoch, &me.to_string());
+            let Some(slot) = handle.store.get(&slot_path)? else {
+                let reason = format!(
+                    "no key slot for this device in key epoch {epoch}: it was not a member when the key rotated; pair it again"
+                );
+                return self.record_skip(handle.id, &slot_path, &reason, report);
+            };
+            let key = match age::decrypt(device_keys.agreement(), &slot) {
+                Ok(key) => match <[u8; 32]>::try_from(key.as_slice()) {
+                    Ok(key) => MasterKey::new(key),
+                    Err(_) => return self.record_skip(handle.id, &slot_path, "does not hold a 32-byte key", report),
+                },
+                Err(_) => {
+                    return self.record_skip(handle.id, &slot_path, "does not open with this device's key", report);
+                }
+            };
+            let epoch_path = paths::key_epoch(epoch);
+            let Some(bytes) = handle.store.get(&epoch_path)? else {
+                return self.record_skip(handle.id, &epoch_path, "missing (not yet visible in the store?)", report);
+            };
+            let registry = Registry::load(&self.conn)?;
+            let opened = open_epoch_object(&bytes, epoch, keys.vault_id, &key, |d| {
+                registry.is_active(d).then(|| registry.key(d)).flatten()
+            })
+            .and_then(|object| {
+                if object.previous_key != current {
+                    Err(OpenError::Malformed(format!("does not chain to key epoch {}", epoch - 1)))
+                } else if !object.members.contains(&me) {
+                    Err(OpenError::Malformed("does not name this device as a member".into()))
+                } else {
+                    Ok(object)
+                }
+            });
+            let object = match opened {
+                Ok(object) => object,
+                Err(reason) => return self.record_skip(handle.id, &epoch_path, &reason.to_string(), report),
+            };
+            let mut carried = vec![(epoch_path.clone(), bytes)];
+            for path in handle.store.list(&format!("keys/{epoch}/"))? {
+                if path != epoch_path
+                    && let Some(bytes) = handle.store.get(&path)?
+                {
+                    carried.push((path, bytes));
+                }
+            }
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute(
+                "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![epoch, &key.expose()[..]],
+            )?;
+            save_epoch_objects(&tx, std::slice::from_ref(&object))?;
+            meta_set(&tx, "key_epoch", epoch)?;
+            self.queue_for_stores(&carried, Some(handle.id))?;
+            tx.commit()?;
+            report.adopted_epoch = Some(epoch);
+            current = key;
+        }
+        Ok(())
+    }
+
+    /// Resolves a device id or unique prefix of one.
+    pub(crate) fn resolve_device(&self, text: &str) -> Result<DeviceId> {
+        let text = text.trim().to_ascii_lowercase();
+        if text.len() < 4 || !text.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::UnknownDevice(text));
+        }
+        let mut stmt = self.conn.prepare("SELECT device_id FROM devices")?;
+        let ids: Vec<Vec<u8>> = stmt.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let mut matches =
+            ids.iter().filter_map(|id| DeviceId::from_slice(id)).filter(|id| id.to_string().starts_with(&text));
+        match (matches.next(), matches.next()) {
+            (Some(id), None) => Ok(id),
+            (Some(_), Some(_)) => {
+                Err(Error::CannotRevoke(format!("`{text}` names several devices: give more of the id")))
+            }
+            _ => Err(Error::UnknownDevice(text)),
+        }
+    }
+
+    /// Who revoked this device, and when, if it was.
+    pub(crate) fn revoked_by(&self) -> Result<Option<(DeviceId, u64)>> {
+        let row: Option<(Option<Vec<u8>>, Option<i64>)> = self
+            .conn
+            .query_row(
+                "SELECT revoked_by, revoked_ms FROM devices WHERE device_id = ?1",
+                [&self.device_id().as_bytes()[..]],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            Some((Some(by), Some(at))) => DeviceId::from_slice(&by).map(|by| (by, u64::try_from(at).unwrap_or(0))),
+            _ => None,
+        })
+    }
+
+    /// Refuses to act for a revoked device.
+    pub(crate) fn ensure_not_revoked(&self) -> Result<()> {
+        match self.revoked_by()? {
+            None => Ok(()),
+            Some((by, at)) => Err(Error::Revoked { by: by.to_string(), at: crate::time::rfc3339(at) }),
+        }
+    }
+}
