@@ -81,9 +81,62 @@ impl IdHasher {
 }
 
 impl Vault {
-    fn blob_file(&self, id: &BlobId) -> PathBuf {
+    pub(crate) fn blob_file(&self, id: &BlobId) -> PathBuf {
         let relative = paths::blob(&id.0);
         self.home.blob_dir().join(relative.trim_start_matches("blobs/"))
+    }
+
+    /// The ids of the blob objects (chunks and manifests) this device holds.
+    pub(crate) fn blob_ids(&self) -> Result<Vec<BlobId>> {
+        let mut stmt = self.conn.prepare("SELECT id FROM blob_objects ORDER BY id")?;
+        let rows = stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))?;
+        rows.map(|row| {
+            let id: [u8; 32] = row?.as_slice().try_into().map_err(|_| Error::Corrupt("malformed blob id".into()))?;
+            Ok(BlobId(id))
+        })
+        .collect()
+    }
+
+    /// Takes every verified blob object of `store` this device lacks (an unpacked export);
+    /// returns how many. Objects that do not verify are left out.
+    pub(crate) fn adopt_blob_objects(&self, store: &dyn ferry_store::Store) -> Result<u64> {
+        let keys = VaultKeys::load(&self.conn)?;
+        let registry = Registry::load(&self.conn)?;
+        let mut adopted = 0;
+        for path in store.list("blobs/")? {
+            let Some(id) = path.rsplit('/').next().and_then(|hex| hex.parse::<BlobId>().ok()) else { continue };
+            let listed = self.conn.prepare_cached("SELECT 1 FROM blob_objects WHERE id = ?1")?.exists([&id.0[..]])?;
+            if listed {
+                continue;
+            }
+            let Some(bytes) = store.get(&path)? else { continue };
+            let Ok(header) = seal::Header::parse(&bytes) else { continue };
+            let kind = header.kind;
+            if !matches!(kind, ObjectKind::BlobChunk | ObjectKind::BlobManifest) {
+                continue;
+            }
+            let expected = Expected { kind, vault_id: keys.vault_id, device_id: None, object_id: Some(ObjectId(id.0)) };
+            let Ok((_, plain)) = seal::open(&bytes, &expected, |d| registry.key(d), |e| keys.key(e)) else { continue };
+            let size = match kind {
+                ObjectKind::BlobManifest => match decode::<BlobManifest>(&plain) {
+                    Ok(manifest) => manifest.size,
+                    Err(_) => continue,
+                },
+                _ if IdHasher::chunk_id(&keys, &plain) == id => plain.len() as u64,
+                _ => continue,
+            };
+            let file = self.blob_file(&id);
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
+            }
+            write_atomically(&file, &bytes)?;
+            self.conn.execute(
+                "INSERT INTO blob_objects (id, kind, size, added_ms) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![&id.0[..], kind as u8, to_sql_u64(size)?, to_sql_u64(now_ms())?],
+            )?;
+            adopted += 1;
+        }
+        Ok(adopted)
     }
 
     /// Seals one blob object into the home (if new) and lists it; returns whether it was new.

@@ -4,6 +4,7 @@
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::sync_tests::{devices, first_device, handle, options, state, sync, unlock};
 use crate::*;
+use crate::{BackupSecret, ExportTo};
 use ferry_format::objects::{DevicePayload, RevocationPayload, encode, paths};
 use ferry_format::seal::{self, ObjectId, ObjectKind};
 use ferry_format::{DeviceId, RecoveryPhrase};
@@ -210,4 +211,168 @@ fn a_store_with_other_keys_is_named_with_both_fingerprints_and_left_alone() {
     a.put("notes", "y", &json!(2)).unwrap();
     let err = a.sync(handle(&store), Direction::Both).unwrap_err();
     assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
+}
+
+/// Pairs a new device `name` into `inviter`'s vault through `store`.
+pub(crate) fn pair(inviter: &mut Vault, store: &dyn Store, dir: &std::path::Path, name: &str) -> Vault {
+    let invite = inviter.invite("test:store", 60_000).unwrap();
+    let token = invite.to_token();
+    let pairing = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), name, store).unwrap();
+    let request = inviter.pair_request(&invite, store).unwrap().expect("the request is there");
+    assert_eq!(request.code, pairing.code(), "both devices show the same code");
+    assert_eq!(request.name, name);
+    assert!(pairing.poll(store).unwrap().is_none(), "no response before approval");
+    inviter.approve_pairing(&invite, store, &request).unwrap();
+    let epoch = pairing.poll(store).unwrap().expect("approved");
+    pairing.finish(&Home::new(dir.join(name)), &options(name), epoch, store).unwrap()
+}
+
+#[test]
+fn pairing_through_a_folder_store_enrolls_a_device_signed_by_its_inviter() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ferry_store::FolderStore::new(dir.path().join("store"));
+    std::fs::create_dir_all(dir.path().join("store")).unwrap();
+    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
+    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    a.put("notes", "n1", &json!("epoch 0")).unwrap();
+    sync(&mut a, &store);
+    a.revoke_device(&b.device_id().to_string()).unwrap();
+    a.put("notes", "n2", &json!("epoch 1")).unwrap();
+    sync(&mut a, &store);
+
+    let mut phone = pair(&mut a, &store, dir.path(), "phone");
+    assert!(store.list(paths::PAIR).unwrap().is_empty(), "the exchange is removed after use");
+    sync(&mut phone, &store);
+    assert_eq!(phone.status().unwrap().key_epoch, 1);
+    assert_eq!(state(&phone).0, state(&a).0, "reads both epochs' data");
+    assert_eq!(phone.status().unwrap().vault_key_fingerprint, a.status().unwrap().vault_key_fingerprint);
+    phone.put("notes", "from-phone", &json!(1)).unwrap();
+    sync(&mut phone, &store);
+    sync(&mut a, &store);
+    assert!(a.get("notes", "from-phone").unwrap().is_some());
+    let info = a.devices().unwrap().into_iter().find(|d| d.name == "phone").unwrap();
+    assert_eq!(info.enrolled_by, Some(a.device_id().to_string()));
+    assert_eq!(info.revoked_by, None);
+}
+
+#[test]
+fn expired_replayed_and_tampered_invites_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let parse =
+        |invite: &ferry_format::pairing::Invite| ferry_format::pairing::Invite::parse(&invite.to_token()).unwrap();
+
+    let stale = a.invite("test:store", 0).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert!(matches!(Pairing::start(parse(&stale), "late", &store), Err(Error::InviteExpired { .. })));
+    assert!(matches!(a.pair_request(&stale, &store), Err(Error::InviteExpired { .. })));
+
+    let invite = a.invite("test:store", 60_000).unwrap();
+    let _first = Pairing::start(parse(&invite), "first", &store).unwrap();
+    let err = Pairing::start(parse(&invite), "second", &store).unwrap_err();
+    assert!(matches!(err, Error::InviteUsed), "{err:?}");
+
+    let request_path = store.list(paths::PAIR).unwrap().pop().unwrap();
+    let mut tampered = store.get(&request_path).unwrap().unwrap();
+    tampered[40] ^= 1;
+    store.put(&request_path, &tampered).unwrap();
+    let err = a.pair_request(&invite, &store).unwrap_err();
+    assert!(matches!(err, Error::Pairing(ferry_format::pairing::PairingError::Tampered)), "{err:?}");
+
+    // An invite of another vault is refused by the new device before it writes anything.
+    let other = MemoryStore::default();
+    let mut stranger = first_device(dir.path(), "stranger", &other);
+    sync(&mut stranger, &other);
+    let foreign = stranger.invite("test:store", 60_000).unwrap();
+    let before = store.list("").unwrap();
+    assert!(matches!(Pairing::start(parse(&foreign), "x", &store), Err(Error::KeyMismatch { .. })));
+    assert_eq!(store.list("").unwrap(), before);
+    assert_eq!(a.devices().unwrap().len(), 1, "nothing was enrolled");
+}
+
+#[test]
+fn export_wipe_restore_gives_the_identical_vault_and_import_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let created =
+        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
+    let phrase = RecoveryPhrase::parse(&created.recovery_phrase.to_words()).unwrap();
+    let mut a = created.vault;
+    sync(&mut a, &store);
+    let mut b = crate::sync_tests::join(dir.path(), "b", &store);
+    b.put("notes", "from-b", &json!({"b": 1})).unwrap();
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    let blob = a.put_blob(&vec![7u8; 3 * crate::CHUNK_SIZE / 2][..]).unwrap();
+    a.put("files", "f", &json!({ "blob": blob.id })).unwrap();
+    a.revoke_device(&b.device_id().to_string()).unwrap();
+    for n in 0..50 {
+        a.put("notes", &format!("n{n}"), &json!(n)).unwrap();
+    }
+    a.delete("notes", "n3").unwrap(); // unpublished: no sync since
+    let expected = state(&a);
+    let file = dir.path().join("vault.ferry");
+    let report = a.export(&file, &ExportTo::RecoveryKey).unwrap();
+    assert!(report.objects > 5 && report.bytes > 0, "{report:?}");
+    let raw = std::fs::read(&file).unwrap();
+    assert!(raw.starts_with(b"age-encryption.org/v1"));
+    assert!(!raw.windows(6).any(|w| w == b"from-b"), "nothing readable in the file");
+    drop((a, b));
+    std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("b")).unwrap();
+
+    let wrong = BackupSecret::RecoveryPhrase(RecoveryPhrase::from_entropy([3; 32]));
+    let home = Home::new(dir.path().join("restored"));
+    let err = Vault::restore(&home, &options("restored"), &file, &wrong).unwrap_err();
+    assert!(matches!(err, Error::WrongBackupSecret { .. }), "{err:?}");
+    assert!(!home.root().exists(), "nothing is created");
+    let (restored, imported) =
+        Vault::restore(&home, &options("restored"), &file, &BackupSecret::RecoveryPhrase(phrase.clone())).unwrap();
+    assert!(imported.skipped.is_empty(), "{:?}", imported.skipped);
+    assert_eq!(state(&restored), expected);
+    assert_eq!(restored.status().unwrap().key_epoch, 1);
+    let mut out = Vec::new();
+    restored.get_blob(&blob.id.parse().unwrap(), &[], &mut out).unwrap();
+    assert_eq!(out, vec![7u8; 3 * crate::CHUNK_SIZE / 2]);
+
+    // Importing the same file again into the restored device changes nothing.
+    let mut restored = restored;
+    let again = restored.import(&file, &BackupSecret::RecoveryPhrase(phrase)).unwrap();
+    assert_eq!((again.imported_ops, again.new_devices, again.blob_objects), (0, 0, 0));
+    assert_eq!(state(&restored), expected);
+}
+
+#[test]
+fn imports_of_other_vaults_cut_files_and_wrong_passphrases_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let mut a = first_device(dir.path(), "a", &store);
+    a.put("notes", "x", &json!(1)).unwrap();
+    let file = dir.path().join("a.ferry");
+    let secret = Unlock { passphrase: Passphrase::new("backup words"), kdf_cost: KdfCost::WorkFactor(4) };
+    a.export(&file, &ExportTo::Passphrase(secret)).unwrap();
+
+    let other = MemoryStore::default();
+    let mut stranger = first_device(dir.path(), "stranger", &other);
+    stranger.put("notes", "mine", &json!(2)).unwrap();
+    let before = state(&stranger);
+    let right = BackupSecret::Passphrase(Passphrase::new("backup words"));
+    let err = stranger.import(&file, &right).unwrap_err();
+    assert!(matches!(err, Error::KeyMismatch { .. }), "{err:?}");
+    let err = stranger.import(&file, &BackupSecret::Passphrase(Passphrase::new("nope"))).unwrap_err();
+    assert!(matches!(err, Error::WrongBackupSecret { .. }), "{err:?}");
+    let err = stranger.import(&file, &BackupSecret::RecoveryPhrase(RecoveryPhrase::from_entropy([1; 32]))).unwrap_err();
+    assert!(matches!(err, Error::WrongBackupSecret { .. }), "{err:?}");
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.ferry");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    let err = a.import(&cut, &right).unwrap_err();
+    assert!(matches!(err, Error::BadBackup { .. }), "{err:?}");
+    assert_eq!(state(&stranger), before);
+    assert!(!dir.path().join("stranger").join("import.tmp").exists());
+    assert_eq!(stranger.stores().unwrap().len(), 1, "the staging store is forgotten");
 }

@@ -42,6 +42,7 @@
 //! - **The op log is the truth**: `records` holds nothing that cannot be recomputed from `ops`.
 //! - **The engine speaks no network protocol** and the database never leaves the device.
 
+mod backup;
 mod blob;
 mod database;
 mod error;
@@ -60,14 +61,15 @@ mod vault;
 mod watch;
 mod write;
 
+pub use backup::{BackupSecret, ExportReport, ExportTo, ImportReport};
 pub use blob::{BlobId, BlobInfo, CHUNK_SIZE};
 pub use error::{Error, ErrorClass, Result};
 pub use home::Home;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
 pub use sync::{
-    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, PullReport, PushReport, Revoked, SkippedObject,
-    StoreHandle, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
+    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingRequest, PullReport, PushReport,
+    Revoked, SkippedObject, StoreHandle, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus, end_invite,
 };
 pub use time::rfc3339;
 pub use unlock::{KdfCost, Passphrase, Unlock};

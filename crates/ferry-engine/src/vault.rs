@@ -135,6 +135,8 @@ pub struct DeviceInfo {
     pub revoked_by: Option<String>,
     /// When it was revoked.
     pub revoked_ms: Option<u64>,
+    /// Whether it is a member now: not revoked, nor left out of a key rotation.
+    pub active: bool,
     /// Whether it is the device running this code.
     pub this_device: bool,
 }
@@ -386,7 +388,8 @@ impl Vault {
     /// Database failures or damage.
     pub fn devices(&self) -> Result<Vec<DeviceInfo>> {
         let mut stmt = self.conn.prepare(
-            "SELECT device_id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms
+            "SELECT device_id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms,
+                    revoked_last_seq IS NULL
              FROM devices ORDER BY enrolled_ms, device_id",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -399,12 +402,14 @@ impl Vault {
                 row.get::<_, Option<Vec<u8>>>(5)?,
                 row.get::<_, Option<i64>>(6)?,
                 row.get::<_, Option<i64>>(7)?,
+                row.get::<_, bool>(8)?,
             ))
         })?;
         let own_last_write = Hlc::from_u64(meta_get::<i64>(&self.conn, "hlc")?.cast_unsigned()).wall_ms();
         let id_text = |bytes: Option<Vec<u8>>| bytes.as_deref().and_then(DeviceId::from_slice).map(|id| id.to_string());
         rows.map(|row| {
-            let (id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms) = row?;
+            let (id, name, signing_public, enrolled_ms, enrolled_by, revoked_by, revoked_ms, last_write_ms, active) =
+                row?;
             let device_id =
                 DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
             let signing_public: [u8; 32] = signing_public
@@ -426,6 +431,7 @@ impl Vault {
                 last_write_ms,
                 revoked_by: id_text(revoked_by),
                 revoked_ms: revoked_ms.map(from_sql_u64).transpose()?,
+                active,
                 this_device,
             })
         })
@@ -433,7 +439,7 @@ impl Vault {
     }
 }
 
-fn validate_device_name(name: &str) -> Result<&str> {
+pub(crate) fn validate_device_name(name: &str) -> Result<&str> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.len() > 64 || trimmed.chars().any(char::is_control) {
         return Err(Error::InvalidDeviceName(name.to_owned()));

@@ -23,6 +23,14 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     ciborium::from_reader(bytes).map_err(|e| e.to_string())
 }
 
+/// Decodes the next CBOR item of a stream (an export file).
+///
+/// # Errors
+/// A description of what is malformed or cut.
+pub fn decode_from<T: DeserializeOwned>(reader: impl std::io::Read) -> Result<T, String> {
+    ciborium::from_reader(reader).map_err(|e| e.to_string())
+}
+
 /// `ferry-vault.json`: the one plaintext object. Nothing in it is secret.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VaultFile {
@@ -178,6 +186,69 @@ pub struct RevocationPayload {
     /// The revoked device's last segment the revoker had imported (0: none). Its later
     /// segments are rejected.
     pub last_seq: u64,
+}
+
+/// The start of an export file (`ferry export`): what it holds and the key to open it. The
+/// whole file is age-encrypted (to the recovery key or a passphrase), so the key inside is
+/// never in plaintext. Then come [`ExportItem`]s, each a CBOR item, ending with
+/// [`ExportItem::End`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExportHeader {
+    /// Always `"ferry-export"`.
+    pub format: String,
+    /// The export format version (1).
+    pub version: u32,
+    /// The vault.
+    pub vault_id: String,
+    /// The newest key epoch.
+    pub epoch: u32,
+    /// Its master key (older keys are in the key epoch objects).
+    #[serde(with = "serde_bytes_32")]
+    pub key: [u8; 32],
+    /// The vault's recovery recipient.
+    pub recovery_recipient: String,
+    /// When the export was made (ms since the Unix epoch).
+    pub exported_ms: u64,
+    /// The device that made it.
+    pub device: String,
+}
+
+impl ExportHeader {
+    /// The export format version this build writes.
+    pub const VERSION: u32 = 1;
+}
+
+/// One item of an export after its header: a store object exactly as it is stored (sealed), or
+/// the end.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExportItem {
+    /// A store object: its path and sealed bytes.
+    Object {
+        /// The path in a store.
+        path: String,
+        /// The bytes.
+        #[serde(with = "serde_byte_vec")]
+        bytes: Vec<u8>,
+    },
+    /// The end, with the number of objects before it (a cut file is told apart).
+    End {
+        /// How many objects.
+        objects: u64,
+    },
+}
+
+/// Serde for `Vec<u8>` as one CBOR byte string (not an array of numbers).
+pub(crate) mod serde_byte_vec {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let value: ciborium::value::Value = Deserialize::deserialize(deserializer)?;
+        value.into_bytes().map_err(|_| D::Error::custom("expected a byte string"))
+    }
 }
 
 /// 16 bytes encoded as a CBOR byte string.

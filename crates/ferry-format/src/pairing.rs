@@ -77,15 +77,15 @@ impl std::fmt::Debug for Invite {
 struct TokenBody {
     v: u8,
     store: String,
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     vault: Vec<u8>,
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     inviter: Vec<u8>,
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     key: Vec<u8>,
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     id: Vec<u8>,
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     secret: Vec<u8>,
     expires: u64,
 }
@@ -224,12 +224,12 @@ impl Invite {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PairRequest {
     /// The new device's id.
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     pub device_id: Vec<u8>,
     /// Its name.
     pub name: String,
     /// Its Ed25519 public key.
-    #[serde(with = "serde_bytes_fixed")]
+    #[serde(with = "crate::objects::serde_byte_vec")]
     pub signing_public: Vec<u8>,
     /// Its age X25519 recipient.
     pub recipient: String,
@@ -245,19 +245,6 @@ pub struct PairResponse {
 
 fn fixed<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], PairingError> {
     bytes.try_into().map_err(|_| PairingError::BadToken(format!("its {what} has a wrong length")))
-}
-
-mod serde_bytes_fixed {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        let value: ciborium::value::Value = Deserialize::deserialize(deserializer)?;
-        value.into_bytes().map_err(|_| D::Error::custom("expected a byte string"))
-    }
 }
 
 #[cfg(test)]

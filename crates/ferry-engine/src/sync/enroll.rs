@@ -299,6 +299,62 @@ impl Vault {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The key epoch objects and revocations this device holds, with their store paths.
+    pub(crate) fn registry_objects(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut objects = Vec::new();
+        let mut stmt = self.conn.prepare("SELECT epoch, object FROM key_epochs WHERE object IS NOT NULL")?;
+        for row in stmt.query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?)))? {
+            let (epoch, object) = row?;
+            objects.push((paths::key_epoch(epoch), object));
+        }
+        let mut stmt = self.conn.prepare("SELECT device_id, revocation FROM devices WHERE revocation IS NOT NULL")?;
+        for row in stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))? {
+            let (device, revocation) = row?;
+            let device = ferry_format::DeviceId::from_slice(&device)
+                .ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+            objects.push((paths::revocation(device), revocation));
+        }
+        Ok(objects)
+    }
+
+    /// This device's record as published: the one it already has (made by itself or by the
+    /// device that paired it), or a self-signed one sealed now and kept.
+    pub(crate) fn own_record(&self, keys: &VaultKeys, device_keys: &DeviceKeys) -> Result<Vec<u8>> {
+        let device_id = self.device_id();
+        let kept: Option<Vec<u8>> = self.conn.query_row(
+            "SELECT record FROM devices WHERE device_id = ?1",
+            [&device_id.as_bytes()[..]],
+            |row| row.get(0),
+        )?;
+        if let Some(record) = kept {
+            return Ok(record);
+        }
+        let name: String = meta_get(&self.conn, "device_name")?;
+        let created_ms: u64 = crate::database::from_sql_u64(meta_get(&self.conn, "created_ms")?)?;
+        let payload = DevicePayload {
+            device_id: *device_id.as_bytes(),
+            name,
+            recipient: device_keys.recipient(),
+            enrolled_ms: created_ms,
+            recovery_recipient: meta_get(&self.conn, "recovery_recipient")?,
+        };
+        let record = seal(
+            ObjectKind::Device,
+            keys.vault_id,
+            device_id,
+            ObjectId(device_keys.signing_public()),
+            random::bytes()?,
+            &keys.sealing(device_keys),
+            &encode(&payload),
+        )
+        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "UPDATE devices SET record = ?1, record_epoch = ?2 WHERE device_id = ?3",
+            params![record, keys.epoch, &device_id.as_bytes()[..]],
+        )?;
+        Ok(record)
+    }
+
     /// Seals the enrollment objects for a store into its outbox, in one transaction.
     fn queue_enrollment(
         &self,
@@ -340,30 +396,10 @@ impl Vault {
             device_keys.recipient().parse().map_err(|e: &str| Error::Corrupt(format!("device recipient: {e}")))?;
         objects.push((paths::key_slot(keys.epoch, &device_id.to_string()), wrap_key(&own, &keys.master_key)?));
 
-        let name: String = meta_get(&self.conn, "device_name")?;
-        let created_ms: u64 = crate::database::from_sql_u64(meta_get(&self.conn, "created_ms")?)?;
-        let payload = DevicePayload {
-            device_id: *device_id.as_bytes(),
-            name,
-            recipient: device_keys.recipient(),
-            enrolled_ms: created_ms,
-            recovery_recipient,
-        };
-        let record = seal(
-            ObjectKind::Device,
-            keys.vault_id,
-            device_id,
-            ObjectId(device_keys.signing_public()),
-            random::bytes()?,
-            &keys.sealing(&device_keys),
-            &encode(&payload),
-        )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-        self.conn.execute(
-            "UPDATE devices SET record = ?1 WHERE device_id = ?2",
-            params![record, &device_id.as_bytes()[..]],
-        )?;
+        let record = self.own_record(&keys, &device_keys)?;
         objects.push((paths::device_record(device_id), record));
+        // The key history and revocations, so devices joining through this store can read it all.
+        objects.extend(self.registry_objects()?);
 
         let tx = self.conn.unchecked_transaction()?;
         for (path, bytes) in objects {

@@ -11,10 +11,11 @@
 //! **Nothing here changes a record except through the op log and the fold**, and nothing reads
 //! an object that is not complete and verified.
 
-mod enroll;
+pub(crate) mod enroll;
 pub(crate) mod epochs;
 pub(crate) mod import;
 mod outbox;
+mod pair;
 mod pull;
 mod push;
 pub(crate) mod registry;
@@ -22,6 +23,7 @@ mod status;
 
 pub use enroll::{JoinOptions, JoinWith, StoreVault};
 pub use epochs::Revoked;
+pub use pair::{Pairing, PairingRequest, end_invite};
 pub use pull::PullReport;
 pub use push::PushReport;
 pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};

@@ -241,7 +241,7 @@ impl Vault {
         self.import_batch(handle.id, device, &mut batch, report)?;
         if limit < head.seq {
             let reason = format!(
-                "written after device {device} was revoked (its last accepted segment is {limit}); not imported"
+                "written after device {device} was revoked or left out of a key rotation (its last accepted segment is {limit}); not imported"
             );
             return self.record_skip(handle.id, &paths::segment(device, limit + 1), &reason, report);
         }

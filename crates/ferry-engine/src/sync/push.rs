@@ -85,26 +85,31 @@ impl Vault {
             report.uploaded_ops += from_sql_u64(op_count)?;
             uploaded = seq;
         }
+        let head = self.seal_own_head(last_seq)?;
+        handle.store.put(&paths::head(device), &head)?;
+        self.conn
+            .execute("UPDATE stores SET uploaded_seq = ?1 WHERE id = ?2", params![to_sql_u64(last_seq)?, handle.id])?;
+        Ok(last_seq)
+    }
+
+    /// Seals this device's HEAD naming own segment `last_seq`.
+    pub(crate) fn seal_own_head(&self, last_seq: u64) -> Result<Vec<u8>> {
         let hash: Vec<u8> =
             self.conn
                 .query_row("SELECT hash FROM own_segments WHERE seq = ?1", [to_sql_u64(last_seq)?], |row| row.get(0))?;
         let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| Error::Corrupt("own segment hash".into()))?;
         let keys = VaultKeys::load(&self.conn)?;
         let device_keys = DeviceKeys::load(&self.conn)?;
-        let head = seal(
+        seal(
             ObjectKind::Head,
             keys.vault_id,
-            device,
+            self.device_id(),
             ObjectId::HEAD,
             random::bytes()?,
             &keys.sealing(&device_keys),
             &encode(&HeadPayload { seq: last_seq, hash }),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-        handle.store.put(&paths::head(device), &head)?;
-        self.conn
-            .execute("UPDATE stores SET uploaded_seq = ?1 WHERE id = ?2", params![to_sql_u64(last_seq)?, handle.id])?;
-        Ok(last_seq)
+        .map_err(|e| Error::Corrupt(e.to_string()))
     }
 
     /// Publishes other devices' objects this device holds and the store lacks, exactly as their

@@ -62,6 +62,11 @@ impl Registry {
         Ok(Self { devices, members })
     }
 
+    /// A registry of one trusted device (a new device checks its inviter's signature with it).
+    pub(crate) fn trusting(device: DeviceId, key: VerifyingKey) -> Self {
+        Self { devices: HashMap::from([(device, Entry { key, revoked_after: None })]), members: None }
+    }
+
     /// The verifying key of a known device, revoked or not (its earlier objects stay valid).
     pub(crate) fn key(&self, device: DeviceId) -> Option<VerifyingKey> {
         self.devices.get(&device).map(|entry| entry.key)
@@ -102,12 +107,16 @@ pub(crate) struct DeviceRecord {
     pub(crate) enrolled_by: DeviceId,
     /// The key epoch it was sealed under.
     pub(crate) epoch: u32,
+    /// Whether it is a member of the current key epoch. A device left out of a rotation (a
+    /// revoked one, or one enrolled with an old key) is known, so its earlier data can be
+    /// checked, but nothing it wrote is accepted unless a revocation says up to where.
+    pub(crate) member: bool,
     pub(crate) payload: DevicePayload,
 }
 
 /// Verifies a device record read from `devices/<subject>.dev`: sealed under a key this device
 /// holds, signed by the subject itself (it enrolled with the passphrase or recovery phrase) or
-/// by an active device (pairing), and not left out of a later key epoch.
+/// by an active device (pairing). Whether it is still a member is in the result.
 pub(crate) fn open_device_record(
     bytes: &[u8],
     subject: DeviceId,
@@ -132,13 +141,9 @@ pub(crate) fn open_device_record(
     if DeviceId::from_bytes(payload.device_id) != subject {
         return Err(OpenError::WrongDevice { found: DeviceId::from_bytes(payload.device_id), expected: subject });
     }
-    if !registry.member_since(subject, header.epoch, keys.epoch) {
-        return Err(OpenError::Malformed(format!(
-            "enrolled under key epoch {} but not a member of key epoch {}: pair the device again",
-            header.epoch, keys.epoch
-        )));
-    }
+    let member = registry.member_since(subject, header.epoch, keys.epoch);
     Ok(DeviceRecord {
+        member,
         device_id: subject,
         sealed: bytes.to_vec(),
         signing_public: header.object_id.0,
@@ -197,8 +202,9 @@ impl Vault {
     /// Adds a verified device to the local registry (idempotent).
     pub(crate) fn register_device(&self, record: &DeviceRecord) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by, record, record_epoch)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (device_id) DO UPDATE SET record = coalesce(record, excluded.record)",
+            "INSERT INTO devices (device_id, name, signing_public, enrolled_ms, recipient, enrolled_by, record, record_epoch,
+                                  revoked_last_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (device_id) DO UPDATE SET record = coalesce(record, excluded.record)",
             params![
                 &record.device_id.as_bytes()[..],
                 record.payload.name,
@@ -208,6 +214,7 @@ impl Vault {
                 &record.enrolled_by.as_bytes()[..],
                 record.sealed,
                 record.epoch,
+                (!record.member).then_some(0),
             ],
         )?;
         Ok(())
