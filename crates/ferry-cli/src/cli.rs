@@ -19,6 +19,9 @@ Environment:
   FERRY_PASSPHRASE_COMMAND    a command that prints the passphrase (like --passphrase-command)
   FERRY_NO_KEYCHAIN           set to 1 to never use the OS keychain (like --no-keychain)
   FERRY_CREDENTIALS_COMMAND   S3 credentials command (like --credentials-command)
+
+Other secrets (a recovery phrase, a new passphrase, a pairing code) are asked on the terminal;
+when standard input is not a terminal, they are read from it, one per line.
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE
                               S3 credentials, as for the AWS tools";
 
@@ -61,8 +64,22 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Create a vault with this device as its first member; prints the recovery phrase once
     Init(InitArgs),
-    /// Join the vault in a store as a new device (unlocks with the vault passphrase)
+    /// Join the vault in a store as a new device, with the vault passphrase or --recovery
     Join(JoinArgs),
+    /// Pair a new device: `ferry pair invite` here, `ferry pair accept …` there
+    #[command(subcommand)]
+    Pair(PairAction),
+    /// List the vault's devices (or: revoke ID)
+    Devices(DevicesArgs),
+    /// Keys: fingerprint, passphrase, verify, keychain on|off
+    #[command(subcommand)]
+    Key(KeyAction),
+    /// Write the whole vault to one encrypted file (to the recovery key, or --passphrase)
+    Export(ExportArgs),
+    /// Merge an export into this device, or restore a lost vault from one into a new home
+    Import(ImportArgs),
+    /// Check this device: unlock, keychain, keys, stores, sync; says what to do about problems
+    Doctor(JsonArg),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
     /// The stores this device syncs with: add, ls, rm
@@ -95,6 +112,10 @@ pub struct InitArgs {
     /// Put the new vault in this store, e.g. folder:/mnt/nas/ferry (it must hold no vault yet)
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
+    /// Replace the vault the store holds: it is moved to previous/<vault id>/ in the store, after
+    /// you type its id and its recovery phrase (the only way to open it afterwards)
+    #[arg(long, requires = "store")]
+    pub force: bool,
     #[command(flatten)]
     pub json: JsonArg,
 }
@@ -104,6 +125,103 @@ pub struct JoinArgs {
     /// The store that holds the vault, e.g. folder:/mnt/nas/ferry
     pub store: String,
     /// A name to recognise this device by [default: the host name]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Open the vault with its recovery phrase (every device lost); then choose this device's
+    /// passphrase
+    #[arg(long)]
+    pub recovery: bool,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairAction {
+    /// On a device of the vault: print a one-time invite line and wait for the new device
+    Invite {
+        /// The store the devices meet in (id or location, see `ferry store ls`) [default: the first]
+        #[arg(long)]
+        store: Option<String>,
+        /// How long the invite stays valid, in minutes
+        #[arg(long, value_name = "MINUTES", default_value_t = 10)]
+        expires: u64,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// On the new device: answer an invite; shows the code to type on the inviting device
+    Accept {
+        /// The invite printed by `ferry pair invite` (ferry1:…)
+        token: String,
+        /// A name to recognise this device by [default: the host name]
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[command(subcommand)]
+    pub action: Option<DevicesAction>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Revoke a device (lost, sold, compromised): the vault key rotates to the other devices,
+    /// and nothing the device writes from now on is accepted
+    Revoke {
+        /// The device's id, or the start of it (see `ferry devices`)
+        id: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Show the vault key fingerprint (equal on every device of the vault) and this device's
+    Fingerprint(JsonArg),
+    /// Change this device's passphrase and the vault passphrase used to join (in every store)
+    Passphrase,
+    /// Check that every store's key objects match this device's keys; --recovery also checks
+    /// your written-down recovery phrase
+    Verify {
+        /// Also ask for the recovery phrase and check it
+        #[arg(long)]
+        recovery: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Keep this device's key in the OS keychain (on) or remove it (off)
+    Keychain {
+        /// on or off
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write (replaced atomically)
+    pub file: PathBuf,
+    /// Encrypt to a passphrase you choose instead of the recovery key
+    #[arg(long)]
+    pub passphrase: bool,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file written by `ferry export`
+    pub file: PathBuf,
+    /// The file was exported with --passphrase (else the recovery phrase opens it)
+    #[arg(long)]
+    pub passphrase: bool,
+    /// With no vault in this home: the name of the device restored from the file [default: the host name]
     #[arg(long)]
     pub name: Option<String>,
     #[command(flatten)]

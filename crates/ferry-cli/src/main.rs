@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod exit;
 mod output;
+mod prompt;
 mod unlock;
 
 use clap::Parser;

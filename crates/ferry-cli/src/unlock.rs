@@ -85,7 +85,7 @@ fn run_passphrase_command(command: &str) -> Result<String> {
 
 /// The scrypt cost for new wrappings. Debug builds honour `FERRY_INSECURE_KDF_WORK_FACTOR` so
 /// the test suite can create many vaults quickly; release builds always use the standard cost.
-fn kdf_cost() -> KdfCost {
+pub fn kdf_cost() -> KdfCost {
     if cfg!(debug_assertions)
         && let Some(log_n) = std::env::var("FERRY_INSECURE_KDF_WORK_FACTOR").ok().and_then(|v| v.parse().ok())
     {

@@ -4,38 +4,7 @@
 
 mod common;
 
-use common::Device;
-
-struct Store {
-    dir: tempfile::TempDir,
-}
-
-impl Store {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn url(&self) -> String {
-        format!("folder:{}", self.dir.path().join("ferry").display())
-    }
-
-    fn files(&self) -> Vec<String> {
-        let mut files = Vec::new();
-        let mut pending = vec![self.dir.path().to_path_buf()];
-        while let Some(dir) = pending.pop() {
-            for entry in std::fs::read_dir(dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else {
-                    files.push(path.strip_prefix(self.dir.path()).unwrap().display().to_string());
-                }
-            }
-        }
-        files.sort();
-        files
-    }
-}
+use common::{Device, Store};
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))

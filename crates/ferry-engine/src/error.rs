@@ -82,7 +82,7 @@ pub enum Error {
     Store(#[source] ferry_store::StoreError),
     /// `init` found a vault in the store already.
     #[error(
-        "the store {location} already holds vault {vault_id}: join it with `ferry join {location}` instead of creating a new vault"
+        "the store {location} already holds vault {vault_id}: join it with `ferry join {location}` (or pair with `ferry pair invite` on one of its devices) instead of creating a new vault; to replace it, `ferry init --store {location} --force` (needs its recovery phrase)"
     )]
     StoreHasVault {
         /// The store.

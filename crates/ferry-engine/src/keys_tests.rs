@@ -376,3 +376,51 @@ fn imports_of_other_vaults_cut_files_and_wrong_passphrases_change_nothing() {
     assert!(!dir.path().join("stranger").join("import.tmp").exists());
     assert_eq!(stranger.stores().unwrap().len(), 1, "the staging store is forgotten");
 }
+
+#[test]
+fn init_force_needs_the_old_recovery_phrase_and_moves_the_old_vault_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    std::fs::create_dir_all(&root).unwrap();
+    let store = ferry_store::FolderStore::new(&root);
+    let created =
+        Vault::create_for_store(&Home::new(dir.path().join("old")), options("old"), "test:store", &store).unwrap();
+    let old_phrase = RecoveryPhrase::parse(&created.recovery_phrase.to_words()).unwrap();
+    let mut old = created.vault;
+    old.put("notes", "kept", &json!("in the old vault")).unwrap();
+    sync(&mut old, &store);
+    let old_id = old.vault_id().to_string();
+    let before = store.list("").unwrap();
+
+    let fresh = Home::new(dir.path().join("new"));
+    let err = Vault::create_for_store_replacing(
+        &fresh,
+        options("new"),
+        "test:store",
+        &store,
+        &RecoveryPhrase::from_entropy([2; 32]),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::RecoveryNotConfirmed { .. }), "{err:?}");
+    assert_eq!(store.list("").unwrap(), before, "nothing moved");
+    assert!(!fresh.root().exists());
+
+    let (created, archived) =
+        Vault::create_for_store_replacing(&fresh, options("new"), "test:store", &store, &old_phrase).unwrap();
+    assert_eq!(archived.as_deref(), Some(format!("previous/{old_id}/").as_str()));
+    let mut new = created.vault;
+    sync(&mut new, &store);
+    assert_ne!(new.vault_id(), old.vault_id());
+
+    // The old vault is intact where it was moved, and opens with its recovery phrase.
+    let moved = ferry_store::FolderStore::new(root.join("previous").join(&old_id));
+    let mut back = Vault::join(
+        &Home::new(dir.path().join("back")),
+        JoinOptions { device_name: "back".into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(old_phrase) },
+        "test:moved",
+        &moved,
+    )
+    .unwrap();
+    back.pull(handle(&moved)).unwrap();
+    assert_eq!(back.get("notes", "kept").unwrap().unwrap().value.as_str(), "\"in the old vault\"");
+}

@@ -69,7 +69,8 @@ pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
 pub use sync::{
     ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingRequest, PullReport, PushReport,
-    Revoked, SkippedObject, StoreHandle, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus, end_invite,
+    Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
+    end_invite,
 };
 pub use time::rfc3339;
 pub use unlock::{KdfCost, Passphrase, Unlock};

@@ -55,7 +55,7 @@ pub struct Created {
 pub struct Vault {
     pub(crate) conn: Connection,
     pub(crate) home: Home,
-    local_key: LocalKey,
+    pub(crate) local_key: LocalKey,
     unlocked_with: UnlockedWith,
     device_id: DeviceId,
     vault_id: VaultId,

@@ -1,10 +1,11 @@
 //! `ferry init`: a new vault, this device its first member, optionally in a store.
 
 use crate::cli::{GlobalArgs, InitArgs};
-use crate::output;
+use crate::exit::CliError;
 use crate::unlock::{Purpose, unlock};
+use crate::{output, prompt};
 use anyhow::{Context, Result};
-use ferry_engine::{CreateOptions, Direction, Vault};
+use ferry_engine::{CreateOptions, Direction, ErrorClass, Vault};
 use ferry_store::StoreUrl;
 use std::io::Write;
 
@@ -26,7 +27,12 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
         }
         Some(url) => {
             let opened = ferry_store::open(url, &super::store_options(global))?;
-            let created = Vault::create_for_store(&home, options, &url.to_text(), opened.as_ref())?;
+            let created = match Vault::create_for_store(&home, options.clone(), &url.to_text(), opened.as_ref()) {
+                Err(ferry_engine::Error::StoreHasVault { vault_id, .. }) if args.force => {
+                    replace(&home, options, url, opened.as_ref(), &vault_id)?
+                }
+                other => other?,
+            };
             (created.vault, created.recovery_phrase)
         }
     };
@@ -75,4 +81,29 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
     writeln!(out, "This phrase is shown ONCE and stored nowhere. If you lose every device")?;
     writeln!(out, "AND this phrase, your data is gone for good: nobody can recover it.")?;
     Ok(())
+}
+
+/// `--force` over a store that holds a vault: typed confirmation, then the old recovery phrase,
+/// then the old vault is moved aside and the new one created.
+fn replace(
+    home: &ferry_engine::Home,
+    options: CreateOptions,
+    url: &StoreUrl,
+    store: &dyn ferry_store::Store,
+    old_vault: &str,
+) -> Result<ferry_engine::Created> {
+    let short = &old_vault[..old_vault.len().min(8)];
+    eprintln!("{} holds vault {old_vault}. It will be moved to previous/{old_vault}/ in the store,", url.to_text());
+    eprintln!("where only its recovery phrase can open it again: devices of that vault stop syncing here.");
+    let typed = prompt::line(&format!("Type {short} to replace it: "), false)?;
+    if typed.trim() != short {
+        return Err(CliError::new(ErrorClass::BadInput, "not confirmed: nothing was changed").into());
+    }
+    let phrase = prompt::recovery_phrase("Recovery phrase of the vault being replaced (24 words): ")?;
+    let (created, moved) = Vault::create_for_store_replacing(home, options, &url.to_text(), store, &phrase)
+        .context("cannot replace the vault")?;
+    if let Some(moved) = moved {
+        eprintln!("The old vault is now at {moved} in the store (`ferry join <store>/{moved} --recovery` opens it).");
+    }
+    Ok(created)
 }

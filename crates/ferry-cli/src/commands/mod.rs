@@ -1,8 +1,13 @@
 //! One module per group of commands; `run` dispatches.
 
+mod backup;
 mod blob;
+mod devices;
+mod doctor;
 mod init;
 mod inspect;
+mod keys;
+mod pair;
 mod records;
 mod stores;
 mod sync;
@@ -18,6 +23,12 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(args) => init::init(global, &args),
         Command::Join(args) => sync::join(global, &args),
+        Command::Pair(action) => pair::pair(global, &action),
+        Command::Devices(args) => devices::devices(global, &mut open(global)?, &args),
+        Command::Key(action) => keys::key(global, &action),
+        Command::Export(args) => backup::export(&mut open(global)?, &args),
+        Command::Import(args) => backup::import(global, &args),
+        Command::Doctor(args) => doctor::doctor(global, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
         Command::Store(action) => stores::store(global, &mut open(global)?, &action),
         Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),
@@ -29,6 +40,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Status(args) => inspect::status(&open(global)?, &args),
         Command::Repair(args) => inspect::repair(&mut open(global)?, &args),
     }
+}
+
+/// A configured store, by its id or location.
+fn find_store(vault: &Vault, text: &str) -> Result<ferry_engine::ConfiguredStore> {
+    vault.stores()?.into_iter().find(|s| s.id.to_string() == text || s.url == text).ok_or_else(|| {
+        CliError::new(ErrorClass::NotFound, format!("no store `{text}` on this device: see `ferry store ls`")).into()
+    })
 }
 
 /// How to open stores: the S3 credentials command, if any.

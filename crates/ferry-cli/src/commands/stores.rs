@@ -13,13 +13,7 @@ pub fn store(global: &GlobalArgs, vault: &mut Vault, action: &StoreAction) -> Re
         StoreAction::Add { store, json } => add(global, vault, store, json.json),
         StoreAction::Ls(json) => ls(vault, json.json),
         StoreAction::Rm { store } => {
-            let configured = vault.stores()?;
-            let found = configured.iter().find(|s| s.id.to_string() == *store || s.url == *store).ok_or_else(|| {
-                crate::exit::CliError::new(
-                    ferry_engine::ErrorClass::NotFound,
-                    format!("no store `{store}` on this device: see `ferry store ls`"),
-                )
-            })?;
+            let found = super::find_store(vault, store)?;
             vault.detach_store(found.id)?;
             writeln!(std::io::stdout().lock(), "stopped syncing with {} (its objects stay where they are)", found.url)?;
             Ok(())

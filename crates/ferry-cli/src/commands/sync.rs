@@ -44,7 +44,13 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     let device_name = super::device_name(args.name.as_deref())?;
     let url = StoreUrl::parse(&args.store)?;
     let store = ferry_store::open(&url, &super::store_options(global))?;
-    let options = JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)?, with: JoinWith::Passphrase };
+    let options = if args.recovery {
+        let phrase = crate::prompt::recovery_phrase("Recovery phrase (24 words): ")?;
+        crate::prompt::note("Choose a passphrase for this device.");
+        JoinOptions { device_name, unlock: unlock(global, Purpose::Choose)?, with: JoinWith::RecoveryPhrase(phrase) }
+    } else {
+        JoinOptions { device_name, unlock: unlock(global, Purpose::Enter)?, with: JoinWith::Passphrase }
+    };
     let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
     let keychain = super::offer_keychain(global, &vault);
@@ -98,7 +104,7 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
     fail_on_errors(outcomes)
 }
 
-fn print_outcomes(out: &mut impl Write, outcomes: &[Outcome]) -> Result<()> {
+pub fn print_outcomes(out: &mut impl Write, outcomes: &[Outcome]) -> Result<()> {
     for outcome in outcomes {
         let Some(report) = &outcome.report else {
             writeln!(out, "{}: failed: {}", outcome.url, outcome.error.as_deref().unwrap_or("unknown error"))?;
@@ -136,7 +142,7 @@ fn count(n: u64, noun: &str) -> String {
 }
 
 /// Turns the first failed store into the command's error (and exit code).
-fn fail_on_errors(outcomes: Vec<Outcome>) -> Result<()> {
+pub fn fail_on_errors(outcomes: Vec<Outcome>) -> Result<()> {
     let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
     match outcomes.into_iter().find_map(|o| o.error_value.map(|e| (o.url, e))) {
         None => Ok(()),

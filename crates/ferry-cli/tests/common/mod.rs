@@ -6,6 +6,38 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
+/// A folder store in a temporary directory.
+pub struct Store {
+    pub dir: tempfile::TempDir,
+}
+
+impl Store {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn url(&self) -> String {
+        format!("folder:{}", self.dir.path().join("ferry").display())
+    }
+
+    pub fn files(&self) -> Vec<String> {
+        let mut files = Vec::new();
+        let mut pending = vec![self.dir.path().to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    files.push(path.strip_prefix(self.dir.path()).unwrap().display().to_string());
+                }
+            }
+        }
+        files.sort();
+        files
+    }
+}
+
 pub struct Device {
     _dir: tempfile::TempDir,
     pub home: PathBuf,
@@ -53,6 +85,27 @@ impl Device {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// The binary with this device's environment, for running several at once.
+    pub fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"));
+        cmd.args(args)
+            .env("FERRY_HOME", &self.home)
+            .env("FERRY_TEST_PASSPHRASE", &self.passphrase)
+            .env("FERRY_INSECURE_KDF_WORK_FACTOR", "10")
+            .env("FERRY_NO_KEYCHAIN", "1")
+            .env_remove("FERRY_PASSPHRASE_COMMAND")
+            .arg("--key-from-env")
+            .arg("FERRY_TEST_PASSPHRASE");
+        cmd
+    }
+
+    /// Runs a command with `input` on its standard input (answers to its questions).
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Run {
+        let mut cmd = self.command(args);
+        cmd.write_stdin(input.to_owned());
+        self.run_with(cmd, args)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {

@@ -60,7 +60,7 @@ enum Role<'a> {
 
 /// scrypt cost of the store's passphrase slot: anyone who can read the store can try to guess
 /// it offline, so it costs more than the local unlock (256 MiB, about a second).
-fn store_slot_log_n(cost: KdfCost) -> u8 {
+pub(crate) fn store_slot_log_n(cost: KdfCost) -> u8 {
     match cost {
         KdfCost::Standard => 18,
         KdfCost::WorkFactor(log_n) => log_n,

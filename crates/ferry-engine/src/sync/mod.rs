@@ -11,6 +11,7 @@
 //! **Nothing here changes a record except through the op log and the fold**, and nothing reads
 //! an object that is not complete and verified.
 
+mod checks;
 pub(crate) mod enroll;
 pub(crate) mod epochs;
 pub(crate) mod import;
@@ -19,8 +20,10 @@ mod pair;
 mod pull;
 mod push;
 pub(crate) mod registry;
+mod replace;
 mod status;
 
+pub use checks::StoreKeyCheck;
 pub use enroll::{JoinOptions, JoinWith, StoreVault};
 pub use epochs::Revoked;
 pub use pair::{Pairing, PairingRequest, end_invite};

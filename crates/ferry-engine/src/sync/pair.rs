@@ -216,6 +216,11 @@ impl Pairing {
         Ok(Self { invite, device_id, keys, request })
     }
 
+    /// Gives up: removes the request (best effort).
+    pub fn cancel(&self, store: &dyn Store) {
+        end_invite(&self.invite, store);
+    }
+
     /// The code to show: the inviter's person types it to confirm.
     pub fn code(&self) -> String {
         self.invite.confirmation_code(&self.request)

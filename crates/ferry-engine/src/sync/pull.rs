@@ -136,6 +136,10 @@ impl Vault {
                 }
             }
             if !progressed || still.is_empty() {
+                if still.iter().any(|(_, _, reason)| matches!(reason, OpenError::WrongVault { .. })) {
+                    // Another vault's objects: the store was replaced or re-pointed. Name it.
+                    self.check_store_keys(handle.store)?;
+                }
                 for (path, _, reason) in still {
                     self.record_skip(handle.id, &path, &reason.to_string(), report)?;
                 }
@@ -176,7 +180,12 @@ impl Vault {
             .and_then(|plain| decode::<HeadPayload>(&plain).map_err(OpenError::Malformed))
         {
             Ok(head) => head,
-            Err(reason) => return self.record_skip(handle.id, &head_path, &reason.to_string(), report),
+            Err(reason) => {
+                if matches!(reason, OpenError::WrongVault { .. }) {
+                    self.check_store_keys(handle.store)?;
+                }
+                return self.record_skip(handle.id, &head_path, &reason.to_string(), report);
+            }
         };
         let (mut seq, mut hash) = self.cursor(device)?;
         if head.seq < seq {

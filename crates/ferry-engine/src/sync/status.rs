@@ -123,6 +123,8 @@ impl Vault {
         let outcome = (|| -> Result<SyncReport> {
             let push = matches!(direction, Direction::Push | Direction::Both).then(|| self.push(handle)).transpose()?;
             let pull = matches!(direction, Direction::Pull | Direction::Both).then(|| self.pull(handle)).transpose()?;
+            // A pull may have brought this device's own revocation: say so rather than succeed.
+            self.ensure_not_revoked()?;
             Ok(SyncReport { push, pull })
         })();
         self.record_attempt(handle.id, started, outcome.as_ref().err())?;
