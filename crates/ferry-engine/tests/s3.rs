@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 use ferry_engine::{
-    CreateOptions, Direction, Error, Home, JoinOptions, JoinWith, KdfCost, ListOptions, Passphrase, StoreHandle,
-    StoreState, Unlock, Vault,
+    CreateOptions, Direction, Error, Home, JoinOptions, JoinWith, KdfCost, ListOptions, Pairing, Passphrase,
+    StoreHandle, StoreState, Unlock, Vault,
 };
 use ferry_store::{CountingStore, Created, Fetched, S3Credentials, S3Location, S3Store, Store, StoreError};
 use serde_json::json;
@@ -121,6 +121,42 @@ fn a_bucket_of_another_vault_is_refused_and_nothing_is_written() {
         let err = stranger.push(StoreHandle { id: 1, store: &store }).unwrap_err();
         assert!(matches!(err, Error::KeyMismatch { .. }), "{:?}: {err:?}", server.kind);
         assert_eq!(store.list("").unwrap(), before, "{:?}", server.kind);
+    }
+}
+
+#[test]
+fn pairing_and_revocation_through_a_bucket() {
+    for server in servers() {
+        let kind = server.kind;
+        let dir = tempfile::tempdir().unwrap();
+        let store = server.store("pairing");
+        let handle = StoreHandle { id: 1, store: &store };
+        let mut a = create(dir.path(), "a", &store);
+        a.put("notes", "n1", &json!("shared")).unwrap();
+        a.sync(handle, Direction::Both).unwrap();
+
+        let invite = a.invite("s3", 60_000).unwrap();
+        let token = invite.to_token();
+        let pairing = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), "phone", &store).unwrap();
+        let request = a.pair_request(&invite, &store).unwrap().expect("request visible");
+        assert_eq!(request.code, pairing.code(), "{kind:?}");
+        let replay = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), "again", &store);
+        assert!(matches!(replay, Err(Error::InviteUsed)), "{kind:?}: {replay:?}");
+        a.approve_pairing(&invite, &store, &request).unwrap();
+        let epoch = pairing.poll(&store).unwrap().expect("approved");
+        let options = CreateOptions { device_name: "phone".into(), unlock: unlock() };
+        let mut phone = pairing.finish(&Home::new(dir.path().join("phone")), &options, epoch, &store).unwrap();
+        assert!(store.list("pair/").unwrap().is_empty(), "{kind:?}: the exchange is removed");
+        phone.sync(handle, Direction::Both).unwrap();
+        assert_eq!(records(&phone), records(&a), "{kind:?}");
+
+        a.sync(handle, Direction::Both).unwrap();
+        a.revoke_device(&phone.device_id().to_string()).unwrap();
+        a.put("notes", "n2", &json!("after")).unwrap();
+        a.sync(handle, Direction::Both).unwrap();
+        let err = phone.sync(handle, Direction::Both).unwrap_err();
+        assert!(matches!(err, Error::Revoked { .. }), "{kind:?}: {err:?}");
+        assert_eq!(records(&phone).len(), 1, "{kind:?}: nothing sealed with the new key is readable");
     }
 }
 
