@@ -418,6 +418,25 @@ mod tests {
     }
 
     #[test]
+    fn format_document_states_the_registry_payload_vectors() {
+        let format = include_str!("../../../docs/FORMAT.md");
+        let check = |name: &str, computed: String| {
+            let line = format!("{name}: `{computed}`");
+            assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+        };
+        let epoch = KeyEpochPayload {
+            epoch: 1,
+            previous_key: [0x42; 32],
+            members: vec![ByteArray16([0x22; 16])],
+            created_ms: 1_763_776_800_123,
+        };
+        check("key epoch payload", hex::encode(encode(&epoch)));
+        let revocation =
+            RevocationPayload { device_id: [0x55; 16], revoked_ms: 1_763_776_800_123, new_epoch: 1, last_seq: 3 };
+        check("revocation payload", hex::encode(encode(&revocation)));
+    }
+
+    #[test]
     fn paths_match_the_layout() {
         let device = DeviceId::from_bytes([0xab; 16]);
         assert_eq!(paths::segment(device, 12), "log/abababababababababababababababab/0000000000000012.seg");

@@ -312,6 +312,18 @@ mod tests {
     }
 
     #[test]
+    fn format_document_states_the_pairing_vectors() {
+        let format = include_str!("../../../docs/FORMAT.md");
+        let check = |name: &str, computed: String| {
+            let line = format!("{name}: `{computed}`");
+            assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+        };
+        check("invite token", invite().to_token());
+        check("pairing request", hex::encode(invite().seal_request(&request(), [8; 24])));
+        check("confirmation code", invite().confirmation_code(&request()));
+    }
+
+    #[test]
     fn codes_agree_only_for_the_same_secret_and_request() {
         let invite = invite();
         let code = invite.confirmation_code(&request());
