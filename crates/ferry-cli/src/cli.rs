@@ -145,8 +145,6 @@ pub enum PairAction {
         /// How long the invite stays valid, in minutes
         #[arg(long, value_name = "MINUTES", default_value_t = 10)]
         expires: u64,
-        #[command(flatten)]
-        json: JsonArg,
     },
     /// On the new device: answer an invite; shows the code to type on the inviting device
     Accept {

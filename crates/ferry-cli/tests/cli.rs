@@ -230,4 +230,23 @@ fn the_os_keychain_unlocks_without_a_passphrase() {
     let status: serde_json::Value = serde_json::from_str(&device.ok(&["status", "--json"])).unwrap();
     assert_eq!(status["unlocked_with"], "passphrase");
     assert_eq!(status["key_in_keychain"], true);
+
+    // `ferry doctor` says the keychain is in use; `key keychain off` and `on` switch it.
+    let keychain = |args: &[&str]| {
+        let mut cmd = device.command(args);
+        cmd.env_remove("FERRY_NO_KEYCHAIN");
+        device.run_with(cmd, args)
+    };
+    let doctor = keychain(&["doctor"]);
+    doctor.expect_code(0, &device.home);
+    assert!(doctor.stdout.contains("the OS keychain holds this device's key"), "{}", doctor.stdout);
+    keychain(&["key", "keychain", "off"]).expect_code(0, &device.home);
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.args(["status"]).env("FERRY_HOME", &device.home).env_remove("FERRY_NO_KEYCHAIN").write_stdin("");
+    device.run_with(cmd, &["status"]).expect_code(4, &device.home);
+    keychain(&["key", "keychain", "on"]).expect_code(0, &device.home);
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.args(["status"]).env("FERRY_HOME", &device.home).env_remove("FERRY_NO_KEYCHAIN").write_stdin("");
+    device.run_with(cmd, &["status"]).expect_code(0, &device.home);
+    keychain(&["key", "keychain", "off"]).expect_code(0, &device.home);
 }

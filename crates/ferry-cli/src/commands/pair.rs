@@ -16,9 +16,7 @@ const POLL: Duration = Duration::from_millis(300);
 
 pub fn pair(global: &GlobalArgs, action: &PairAction) -> Result<()> {
     match action {
-        PairAction::Invite { store, expires, json } => {
-            invite(global, &mut super::open(global)?, store.as_deref(), *expires, json.json)
-        }
+        PairAction::Invite { store, expires } => invite(global, &mut super::open(global)?, store.as_deref(), *expires),
         PairAction::Accept { token, name, json } => accept(global, token, name.as_deref(), json.json),
     }
 }
@@ -29,7 +27,7 @@ fn before(deadline_ms: u64) -> bool {
     now < u128::from(deadline_ms)
 }
 
-fn invite(global: &GlobalArgs, vault: &mut Vault, store: Option<&str>, minutes: u64, json: bool) -> Result<()> {
+fn invite(global: &GlobalArgs, vault: &mut Vault, store: Option<&str>, minutes: u64) -> Result<()> {
     let configured = match store {
         Some(text) => super::find_store(vault, text)?,
         None => vault.stores()?.into_iter().next().ok_or_else(|| {
@@ -85,12 +83,6 @@ fn invite(global: &GlobalArgs, vault: &mut Vault, store: Option<&str>, minutes: 
         return Err(Error::PairingCodeMismatch.into());
     }
     vault.approve_pairing(&invite, store, &request).context("cannot enroll the new device")?;
-    if json {
-        return output::json(
-            &mut out,
-            &serde_json::json!({ "device_id": request.device_id, "name": request.name, "fingerprint": request.fingerprint }),
-        );
-    }
     writeln!(out, "Enrolled \"{}\" ({}). It finishes on its own and syncs.", request.name, request.device_id)?;
     Ok(())
 }
