@@ -19,21 +19,31 @@ fn init_with_store(device: &Device, name: &str, store: &Store) -> String {
     json(&out)["recovery_phrase"].as_str().unwrap().to_owned()
 }
 
-/// Pairs `new` into `inviter`'s vault the way two people would: the invite line is copied to
-/// the new device, the code it shows is typed on the inviter.
-fn pair(inviter: &Device, new: &Device, name: &str) -> (String, String) {
+/// Starts `ferry pair invite` on `inviter`; returns the process, its stdout after the first
+/// line, and the invite token from that line.
+fn start_invite(
+    inviter: &Device,
+    minutes: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>, String) {
     let mut invite = inviter
-        .process(&["pair", "invite", "--expires", "2"])
+        .process(&["pair", "invite", "--expires", minutes])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut invite_out = BufReader::new(invite.stdout.take().unwrap());
+    let mut out = BufReader::new(invite.stdout.take().unwrap());
     let mut line = String::new();
-    invite_out.read_line(&mut line).unwrap();
+    out.read_line(&mut line).unwrap();
     assert!(line.starts_with("ferry pair accept 'ferry1:"), "one line to copy: {line:?}");
     let token = line.trim().trim_start_matches("ferry pair accept ").trim_matches('\'').to_owned();
+    (invite, out, token)
+}
+
+/// Pairs `new` into `inviter`'s vault the way two people would: the invite line is copied to
+/// the new device, the code it shows is typed on the inviter.
+fn pair(inviter: &Device, new: &Device, name: &str) -> (String, String) {
+    let (mut invite, mut invite_out, token) = start_invite(inviter, "2");
 
     let mut accept = new
         .process(&["pair", "accept", &token, "--name", name])
@@ -103,16 +113,7 @@ fn invites_that_expired_were_used_or_were_altered_are_refused() {
     let store = Store::new();
     let laptop = Device::new();
     init_with_store(&laptop, "laptop", &store);
-    let mut invite = laptop
-        .process(&["pair", "invite", "--expires", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(invite.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let token = line.trim().trim_start_matches("ferry pair accept ").trim_matches('\'').to_owned();
+    let (mut invite, _, token) = start_invite(&laptop, "1");
 
     let mut altered = token.clone().into_bytes();
     let i = altered.len() - 12;
@@ -135,7 +136,9 @@ fn invites_that_expired_were_used_or_were_altered_are_refused() {
     assert!(err.contains("used already"), "{err}");
 
     // A wrong code on the inviter refuses the device; nothing is enrolled.
-    writeln!(invite.stdin.take().unwrap(), "000 000").unwrap();
+    let shown: String = code.chars().filter(char::is_ascii_digit).collect();
+    let wrong: String = shown.chars().map(|c| char::from(b'0' + (c as u8 - b'0' + 1) % 10)).collect();
+    writeln!(invite.stdin.take().unwrap(), "{wrong}").unwrap();
     let refused = invite.wait_with_output().unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", String::from_utf8_lossy(&refused.stderr));
     answering.kill().unwrap();
@@ -144,18 +147,9 @@ fn invites_that_expired_were_used_or_were_altered_are_refused() {
     assert!(!first.home.join("vault.db").exists());
 
     // An invite past its time.
-    let mut stale = laptop
-        .process(&["pair", "invite", "--expires", "1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(stale.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (mut stale, _, token) = start_invite(&laptop, "1");
     stale.kill().unwrap();
     stale.wait().unwrap();
-    let token = line.trim().trim_start_matches("ferry pair accept ").trim_matches('\'').to_owned();
     let decoded = ferry_format::pairing::Invite::parse(&token).unwrap();
     let expired = ferry_format::pairing::Invite { expires_ms: 1, ..decoded };
     let err = Device::new().fails(&["pair", "accept", &expired.to_token(), "--name", "late"], 2);

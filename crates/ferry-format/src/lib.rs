@@ -37,6 +37,9 @@ mod op;
 pub mod pairing;
 pub mod seal;
 
+#[cfg(test)]
+mod format_document;
+
 pub use hlc::{Hlc, HlcClock, HlcError};
 pub use id::{DeviceId, IdError, OpId, VaultId};
 pub use keys::{Fingerprint, MasterKey, RecoveryPhrase, RecoveryPhraseError, SecretBytes};

@@ -122,24 +122,5 @@ fn accept(global: &GlobalArgs, token: &str, name: Option<&str>, json: bool) -> R
     let mut vault = pairing.finish(&home, &options, epoch, store).context("cannot finish pairing")?;
     let keychain = super::offer_keychain(global, &vault);
     let outcomes = super::sync::sync_all(&mut vault, Direction::Both, &super::store_options(global))?;
-    let status = vault.status()?;
-    if json {
-        let mut report = output::device_json(&status);
-        report.insert("store".into(), url.to_text().into());
-        output::json(&mut out, &report)?;
-    } else {
-        writeln!(
-            out,
-            "Paired: this device is \"{}\" ({}) in vault {}.",
-            status.device_name, status.device_id, status.vault_id
-        )?;
-        writeln!(
-            out,
-            "Vault key fingerprint: {} (the same on every device of the vault)",
-            status.vault_key_fingerprint
-        )?;
-        writeln!(out, "{keychain}")?;
-        super::sync::print_outcomes(&mut out, &outcomes)?;
-    }
-    super::sync::fail_on_errors(outcomes)
+    super::sync::report_joined(&vault, "Paired into", &url.to_text(), &keychain, outcomes, json)
 }

@@ -55,16 +55,29 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
     let keychain = super::offer_keychain(global, &vault);
     let outcomes = sync_all(&mut vault, Direction::Both, &super::store_options(global))?;
+    report_joined(&vault, "Joined", &url.to_text(), &keychain, outcomes, args.json.json)
+}
+
+/// After a device joined (with the passphrase, the recovery phrase, or by pairing): what it is
+/// now, and how its first sync went.
+pub fn report_joined(
+    vault: &Vault,
+    verb: &str,
+    store: &str,
+    keychain: &str,
+    outcomes: Vec<Outcome>,
+    json: bool,
+) -> Result<()> {
     let status = vault.status()?;
     let mut out = std::io::stdout().lock();
-    if args.json.json {
+    if json {
         let mut report = output::device_json(&status);
-        report.insert("store".into(), url.to_text().into());
+        report.insert("store".into(), store.into());
         report.insert("records".into(), status.records.into());
         report.insert("ops".into(), status.ops.into());
         output::json(&mut out, &report)?;
     } else {
-        writeln!(out, "Joined vault {} as \"{}\" ({}).", status.vault_id, status.device_name, status.device_id)?;
+        writeln!(out, "{verb} vault {} as \"{}\" ({}).", status.vault_id, status.device_name, status.device_id)?;
         writeln!(
             out,
             "Vault key fingerprint: {} (the same on every device of the vault)",

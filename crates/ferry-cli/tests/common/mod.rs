@@ -65,16 +65,7 @@ impl Device {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::cargo_bin("ferry").unwrap();
-        cmd.args(args)
-            .env("FERRY_HOME", &self.home)
-            .env("FERRY_TEST_PASSPHRASE", &self.passphrase)
-            .env("FERRY_INSECURE_KDF_WORK_FACTOR", "10")
-            .env("FERRY_NO_KEYCHAIN", "1")
-            .env_remove("FERRY_PASSPHRASE_COMMAND")
-            .arg("--key-from-env")
-            .arg("FERRY_TEST_PASSPHRASE");
-        cmd
+        Command::from_std(self.process(args))
     }
 
     pub fn run_with(&self, mut cmd: Command, args: &[&str]) -> Run {
