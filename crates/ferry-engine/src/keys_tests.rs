@@ -91,6 +91,7 @@ fn forged_revocations_and_records_are_refused_and_reported() {
     for vault in [&mut b, &mut c, &mut a] {
         sync(vault, &store);
     }
+    sync(&mut b, &store);
     a.revoke_device(&c.device_id().to_string()).unwrap();
     sync(&mut a, &store);
 
@@ -127,6 +128,21 @@ fn forged_revocations_and_records_are_refused_and_reported() {
     let known: Vec<String> = a.devices().unwrap().into_iter().map(|d| d.device_id).collect();
     assert_eq!(known.len(), 3, "{known:?}");
     assert!(!known.contains(&intruder.to_string()));
+    // b has not pulled since the revocation: for it, c is still active when it meets c's
+    // forged revocation of b. The forgery names key epoch 1, which a started, so it is refused
+    // whatever the order of the listing; c's real revocation is accepted.
+    let forged_bytes = store.get(&paths::revocation(b.device_id())).unwrap().unwrap();
+    let b_view = crate::sync::registry::Registry::load(&b.conn).unwrap();
+    let b_keys = VaultKeys::load(&b.conn).unwrap();
+    let forged = crate::sync::registry::open_revocation(&forged_bytes, b.device_id(), &b_keys, &b_view)
+        .unwrap_or_else(|e| panic!("c is active for b, so only the epoch check can refuse it: {e}"));
+    let epoch_object = store.get(&paths::key_epoch(1)).unwrap();
+    let refused = crate::sync::registry::check_revocation_epoch(&forged, epoch_object.as_deref(), &b_keys, &b_view);
+    assert!(refused.unwrap_err().to_string().contains("started by another device"));
+    b.pull(handle(&store)).unwrap();
+    let states: Vec<(String, bool)> = b.devices().unwrap().into_iter().map(|i| (i.name, i.active)).collect();
+    assert!(states.contains(&("b".into(), true)) && states.contains(&("c".into(), false)), "{states:?}");
+
     // b is still active: its writes still arrive.
     b.put("notes", "still", &json!(true)).unwrap();
     sync(&mut b, &store);

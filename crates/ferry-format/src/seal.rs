@@ -326,6 +326,20 @@ pub fn check_identity(header: &Header, expected: &Expected) -> Result<(), OpenEr
     Ok(())
 }
 
+/// Verifies only the writer's signature (anyone with the writer's public key can; no vault key
+/// is needed).
+///
+/// # Errors
+/// [`OpenError::Truncated`] or [`OpenError::BadSignature`].
+pub fn verify_signature(sealed: &[u8], verifying_key: &VerifyingKey) -> Result<(), OpenError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(OpenError::Truncated { len: sealed.len() });
+    }
+    let (signed, signature) = sealed.split_at(sealed.len() - SIGNATURE_LEN);
+    let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| OpenError::BadSignature)?;
+    verifying_key.verify(signed, &signature).map_err(|_| OpenError::BadSignature)
+}
+
 /// Verifies the signature, decrypts and decompresses, given the writer's key.
 ///
 /// # Errors
@@ -336,12 +350,8 @@ pub fn open_with_key<'k>(
     verifying_key: &VerifyingKey,
     master_key: impl FnOnce(u32) -> Option<&'k MasterKey>,
 ) -> Result<Vec<u8>, OpenError> {
-    if sealed.len() < SEAL_OVERHEAD {
-        return Err(OpenError::Truncated { len: sealed.len() });
-    }
-    let (signed, signature) = sealed.split_at(sealed.len() - SIGNATURE_LEN);
-    let signature = ed25519_dalek::Signature::from_slice(signature).map_err(|_| OpenError::BadSignature)?;
-    verifying_key.verify(signed, &signature).map_err(|_| OpenError::BadSignature)?;
+    verify_signature(sealed, verifying_key)?;
+    let signed = &sealed[..sealed.len() - SIGNATURE_LEN];
     let master_key = master_key(header.epoch).ok_or(OpenError::UnknownEpoch(header.epoch))?;
     let header_bytes = &signed[..HEADER_LEN];
     let cipher = XChaCha20Poly1305::new(&object_key(master_key, header_bytes).into());

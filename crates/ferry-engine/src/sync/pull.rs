@@ -7,7 +7,7 @@
 
 use super::StoreHandle;
 use super::import::import_ops;
-use super::registry::{Registry, open_device_record, open_revocation};
+use super::registry::{Registry, check_revocation_epoch, open_device_record, open_revocation};
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::write::now_ms;
@@ -81,7 +81,7 @@ impl Vault {
         let revocations: Vec<(String, DeviceId)> = listed
             .iter()
             .filter_map(|path| Some((path.clone(), paths::parse_revocation(path)?)))
-            .filter(|(_, device)| registry.is_active(*device) || !registry.contains(*device))
+            .filter(|(_, device)| !registry.has_revocation(*device))
             .collect();
         let unknown: Vec<(String, DeviceId)> = listed
             .into_iter()
@@ -91,7 +91,14 @@ impl Vault {
         self.learn_records(handle, keys, &mut registry, unknown, report)?;
         for (path, device) in revocations {
             let Some(bytes) = handle.store.get(&path)? else { continue };
-            match open_revocation(&bytes, device, keys, &registry) {
+            let checked = match open_revocation(&bytes, device, keys, &registry) {
+                Ok(revocation) => {
+                    let epoch_object = handle.store.get(&paths::key_epoch(revocation.payload.new_epoch))?;
+                    check_revocation_epoch(&revocation, epoch_object.as_deref(), keys, &registry).map(|()| revocation)
+                }
+                Err(reason) => Err(reason),
+            };
+            match checked {
                 Ok(_) if !registry.contains(device) => {
                     self.record_skip(handle.id, &path, "revokes a device this device does not know", report)?;
                 }

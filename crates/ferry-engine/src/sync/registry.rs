@@ -23,6 +23,8 @@ struct Entry {
     key: VerifyingKey,
     /// For a revoked device: its last segment that is accepted.
     revoked_after: Option<u64>,
+    /// A revocation of it has been verified (a left-out device may still receive one).
+    revocation_known: bool,
 }
 
 /// The devices this device knows: their verifying keys, revocations, and the members of the
@@ -36,20 +38,27 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub(crate) fn load(conn: &Connection) -> Result<Self> {
-        let mut stmt = conn.prepare_cached("SELECT device_id, signing_public, revoked_last_seq FROM devices")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT device_id, signing_public, revoked_last_seq, revoked_ms IS NOT NULL FROM devices",
+        )?;
         let rows = stmt.query_map([], |row| {
-            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Option<i64>>(2)?))
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, bool>(3)?,
+            ))
         })?;
         let mut devices = HashMap::new();
         for row in rows {
-            let (id, key, revoked_after) = row?;
+            let (id, key, revoked_after, revocation_known) = row?;
             let id = DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
             let key: [u8; 32] =
                 key.as_slice().try_into().map_err(|_| Error::Corrupt(format!("device registry: key of {id}")))?;
             let key =
                 VerifyingKey::from_bytes(&key).map_err(|_| Error::Corrupt(format!("device registry: key of {id}")))?;
             let revoked_after = revoked_after.map(from_sql_u64).transpose()?;
-            devices.insert(id, Entry { key, revoked_after });
+            devices.insert(id, Entry { key, revoked_after, revocation_known });
         }
         let members: Option<Vec<u8>> = conn
             .query_row(
@@ -64,7 +73,10 @@ impl Registry {
 
     /// A registry of one trusted device (a new device checks its inviter's signature with it).
     pub(crate) fn trusting(device: DeviceId, key: VerifyingKey) -> Self {
-        Self { devices: HashMap::from([(device, Entry { key, revoked_after: None })]), members: None }
+        Self {
+            devices: HashMap::from([(device, Entry { key, revoked_after: None, revocation_known: false })]),
+            members: None,
+        }
     }
 
     /// The verifying key of a known device, revoked or not (its earlier objects stay valid).
@@ -79,6 +91,11 @@ impl Registry {
     /// Whether a device may enroll, revoke and write: known and not revoked.
     pub(crate) fn is_active(&self, device: DeviceId) -> bool {
         self.devices.get(&device).is_some_and(|entry| entry.revoked_after.is_none())
+    }
+
+    /// Whether a revocation of the device has been verified here.
+    pub(crate) fn has_revocation(&self, device: DeviceId) -> bool {
+        self.devices.get(&device).is_some_and(|entry| entry.revocation_known)
     }
 
     /// For a revoked device, its last accepted segment.
@@ -196,6 +213,31 @@ pub(crate) fn open_revocation(
         )));
     }
     Ok(Revocation { sealed: bytes.to_vec(), revoked_by: header.device_id, payload })
+}
+
+/// Checks that the key epoch a revocation starts was begun by the revoker: the store's
+/// `keys/<new_epoch>/epoch` names the revoker as its writer and carries its signature. Only one
+/// object can hold that name, so a device cannot revoke with an epoch it did not start (a
+/// revoked device racing its own revocation included).
+pub(crate) fn check_revocation_epoch(
+    revocation: &Revocation,
+    epoch_object: Option<&[u8]>,
+    keys: &VaultKeys,
+    registry: &Registry,
+) -> Result<(), OpenError> {
+    let epoch = revocation.payload.new_epoch;
+    let bytes = epoch_object
+        .ok_or_else(|| OpenError::Malformed(format!("key epoch {epoch} it starts is missing (not yet visible?)")))?;
+    let expected = Expected {
+        kind: ObjectKind::KeyEpoch,
+        vault_id: keys.vault_id,
+        device_id: Some(revocation.revoked_by),
+        object_id: Some(ObjectId::epoch(epoch)),
+    };
+    seal::check_identity(&seal::Header::parse(bytes)?, &expected)
+        .map_err(|_| OpenError::Malformed(format!("key epoch {epoch} was started by another device")))?;
+    let key = registry.key(revocation.revoked_by).ok_or(OpenError::UnknownDevice(revocation.revoked_by))?;
+    seal::verify_signature(bytes, &key)
 }
 
 impl Vault {
