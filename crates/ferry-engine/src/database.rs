@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -173,6 +173,16 @@ ALTER TABLE devices ADD COLUMN revocation BLOB;
 ALTER TABLE devices ADD COLUMN last_write_ms INTEGER;
 ";
 
+/// Version 6: merge policies. A record keeps the value its policy merged when that is no
+/// single op's value (`fields`); concurrent writes are counted per collection.
+const SCHEMA_V6: &str = "
+ALTER TABLE records ADD COLUMN merged TEXT;
+CREATE TABLE collection_stats (
+    collection TEXT PRIMARY KEY NOT NULL,
+    concurrent INTEGER NOT NULL DEFAULT 0   -- writes that did not see each other, merged
+) WITHOUT ROWID;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -202,7 +212,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

@@ -164,6 +164,14 @@ pub enum Error {
         /// When (RFC 3339).
         at: String,
     },
+    /// The op picked to resolve a conflict is not one of the record's heads.
+    #[error("{op} is not a head of this record: pick one of {heads:?} (see `ferry conflicts show`)")]
+    NotAHead {
+        /// The op given.
+        op: String,
+        /// The heads.
+        heads: Vec<String>,
+    },
     /// No device with that id (or id prefix) is known.
     #[error("no device `{0}` in this vault: see `ferry devices`")]
     UnknownDevice(String),
@@ -311,6 +319,7 @@ impl Error {
             | Self::InviteUsed
             | Self::PairingCodeMismatch
             | Self::CannotRevoke(_)
+            | Self::NotAHead { .. }
             | Self::BadBackup { .. } => ErrorClass::BadInput,
             Self::NoSuchRecord { .. } | Self::BlobNotFound(_) | Self::UnknownDevice(_) => ErrorClass::NotFound,
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {

@@ -44,6 +44,7 @@
 
 mod backup;
 mod blob;
+mod conflicts;
 mod database;
 mod error;
 mod home;
@@ -51,6 +52,7 @@ mod identity;
 mod keychain;
 mod merge;
 mod oplog;
+mod policy;
 mod random;
 mod read;
 mod repair;
@@ -63,8 +65,10 @@ mod write;
 
 pub use backup::{BackupSecret, ExportReport, ExportTo, ImportReport};
 pub use blob::{BlobId, BlobInfo, CHUNK_SIZE};
+pub use conflicts::{CollectionConflicts, Conflict, ConflictReport, Head, Resolution};
 pub use error::{Error, ErrorClass, Result};
 pub use home::Home;
+pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
 pub use sync::{
@@ -80,6 +84,8 @@ pub use write::Writer;
 
 #[cfg(test)]
 mod keys_tests;
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -96,10 +96,11 @@ pub(crate) fn write_record_state(
     collection: &str,
     key: &str,
     state: &RecordState,
+    merged: Option<&str>,
 ) -> Result<()> {
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {table} (collection, key, winner_device, winner_counter, winner_hlc, deleted, heads)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT OR REPLACE INTO {table} (collection, key, winner_device, winner_counter, winner_hlc, deleted, heads, merged)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     ))?
     .execute(params![
         collection,
@@ -109,6 +110,18 @@ pub(crate) fn write_record_state(
         to_sql_u64(state.winner.hlc.to_u64())?,
         state.winner.deleted,
         OpId::encode_list(&state.heads),
+        merged,
     ])?;
     Ok(())
+}
+
+/// What the fold needs of every op of one record.
+pub(crate) fn record_ops(conn: &Connection, collection: &str, key: &str) -> Result<Vec<OpMeta>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND key = ?2"))?;
+    let mut rows = stmt.query(params![collection, key])?;
+    let mut ops = Vec::new();
+    while let Some(row) = rows.next()? {
+        ops.push(op_meta(&op_from_row(row)?));
+    }
+    Ok(ops)
 }

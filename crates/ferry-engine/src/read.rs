@@ -21,6 +21,9 @@ pub struct Record {
     pub hlc: Hlc,
     /// How many heads the record has: more than one means concurrent writes were merged.
     pub heads: usize,
+    /// Several heads in a `manual` collection: the value shown is the last writer's pick, and
+    /// a person should resolve it (`Vault::resolve`).
+    pub conflict: bool,
 }
 
 /// A collection and how many records it holds.
@@ -51,7 +54,7 @@ pub struct ListOptions {
 }
 
 const RECORD_SELECT: &str =
-    "SELECT r.collection, r.key, o.value, r.winner_device, r.winner_counter, r.winner_hlc, length(r.heads)
+    "SELECT r.collection, r.key, coalesce(r.merged, o.value), r.winner_device, r.winner_counter, r.winner_hlc, length(r.heads)
      FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter";
 
 fn record_from_row(row: &Row<'_>) -> Result<Record> {
@@ -70,6 +73,7 @@ fn record_from_row(row: &Row<'_>) -> Result<Record> {
         version,
         hlc: Hlc::from_u64(from_sql_u64(row.get(5)?)?),
         heads: usize::try_from(row.get::<_, i64>(6)?).unwrap_or(0) / OpId::ENCODED_LEN,
+        conflict: false,
     })
 }
 
@@ -86,7 +90,9 @@ impl Vault {
             .prepare_cached(&format!("{RECORD_SELECT} WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted"))?;
         let row =
             stmt.query_row(params![collection.as_str(), key.as_str()], |row| Ok(record_from_row(row))).optional()?;
-        row.transpose()
+        let mut records: Vec<Record> = row.transpose()?.into_iter().collect();
+        self.flag_conflicts(&mut records)?;
+        Ok(records.pop())
     }
 
     /// The live records of a collection, most recently written first.
@@ -100,7 +106,9 @@ impl Vault {
             "{RECORD_SELECT} WHERE r.collection = ?1 AND NOT r.deleted ORDER BY r.winner_hlc DESC, r.key LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![collection.as_str(), limit], |row| Ok(record_from_row(row)))?;
-        rows.map(|row| row?).collect()
+        let mut records = rows.map(|row| row?).collect::<Result<Vec<_>>>()?;
+        self.flag_conflicts(&mut records)?;
+        Ok(records)
     }
 
     /// Every collection that has ever held a record, by name (ferry's reserved ones excluded).

@@ -1,8 +1,10 @@
 //! Rebuilding the derived state from the op log.
 
 use crate::merge::{self, OpMeta};
-use crate::oplog::{OP_COLUMNS, op_from_row, op_meta, write_record_state};
+use crate::oplog::{OP_COLUMNS, op_from_row, op_meta, record_ops, write_record_state};
+use crate::policy::{apply, policy_of};
 use crate::{Result, Vault};
+use ferry_format::OpId;
 use rusqlite::Connection;
 
 /// What [`Vault::repair`] did.
@@ -29,6 +31,28 @@ impl Vault {
              CREATE TABLE records_rebuilt AS SELECT * FROM records WHERE 0;",
         )?;
         let (ops, records) = rebuild_into(&tx, "records_rebuilt")?;
+        // Policies are records too: with every record folded, apply them.
+        let collections: Vec<String> = tx
+            .prepare("SELECT DISTINCT collection FROM records_rebuilt WHERE length(heads) > ?1")?
+            .query_map([OpId::ENCODED_LEN], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for collection in collections {
+            let policy = policy_of(&tx, "records_rebuilt", &collection)?;
+            let keys: Vec<String> = tx
+                .prepare("SELECT key FROM records_rebuilt WHERE collection = ?1 AND length(heads) > ?2")?
+                .query_map(rusqlite::params![collection, OpId::ENCODED_LEN], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for key in keys {
+                let Some(state) = merge::fold(record_ops(&tx, &collection, &key)?.iter()) else { continue };
+                let (state, merged) = apply(&tx, &policy, state)?;
+                // The rebuild table has no key to replace on (CREATE TABLE … AS): replace by hand.
+                tx.execute(
+                    "DELETE FROM records_rebuilt WHERE collection = ?1 AND key = ?2",
+                    rusqlite::params![collection, key],
+                )?;
+                write_record_state(&tx, "records_rebuilt", &collection, &key, &state, merged.as_deref())?;
+            }
+        }
         let corrected: i64 = tx.query_row(
             "SELECT (SELECT count(*) FROM (SELECT * FROM records EXCEPT SELECT * FROM records_rebuilt))
                   + (SELECT count(*) FROM (SELECT * FROM records_rebuilt EXCEPT SELECT * FROM records))",
@@ -54,7 +78,7 @@ fn rebuild_into(conn: &Connection, table: &str) -> Result<(u64, u64)> {
     let mut group: Vec<OpMeta> = Vec::new();
     let mut flush = |record: &(String, String), group: &mut Vec<OpMeta>| -> Result<()> {
         if let Some(state) = merge::fold(group.iter()) {
-            write_record_state(conn, table, &record.0, &record.1, &state)?;
+            write_record_state(conn, table, &record.0, &record.1, &state, None)?;
             records += 1;
         }
         group.clear();

@@ -1,7 +1,8 @@
 //! Local writes: every change becomes an op in the log and updates the derived state.
 
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
-use crate::oplog::{insert_op, op_meta, record_state, write_record_state};
+use crate::oplog::{insert_op, op_meta, record_state};
+use crate::policy::{Policies, refold_collection, store_state};
 use crate::{Change, Error, Result, merge};
 use ferry_format::{Collection, DeviceId, Hlc, HlcClock, JsonValue, Op, OpId, OpKind, RecordKey};
 use rusqlite::Connection;
@@ -67,6 +68,18 @@ impl<'a> Writer<'a> {
         if kind == OpKind::Delete && !is_live {
             return Err(Error::NoSuchRecord { collection: collection.to_string(), key: key.to_string() });
         }
+        self.append(collection, key, kind)
+    }
+
+    /// Writes an op on any record, ferry's reserved collections included, with no check of the
+    /// record's state (settings, and resolving a conflict with a delete).
+    pub(crate) fn write_any(&mut self, collection: Collection, key: RecordKey, kind: OpKind) -> Result<OpId> {
+        self.append(collection, key, kind)
+    }
+
+    /// Appends an op whose parents are the record's heads, and folds it in.
+    fn append(&mut self, collection: Collection, key: RecordKey, kind: OpKind) -> Result<OpId> {
+        let current = record_state(self.conn, collection.as_str(), key.as_str())?;
         self.counter += 1;
         let op = Op {
             id: OpId { device: self.device, counter: self.counter },
@@ -81,7 +94,11 @@ impl<'a> Writer<'a> {
         }
         // A fresh local op is named by no other op: it is always a head.
         let state = merge::absorb(current, &op_meta(&op), false);
-        write_record_state(self.conn, "records", op.collection.as_str(), op.key.as_str(), &state)?;
+        let (state, changed_policy) =
+            store_state(self.conn, &mut Policies::default(), op.collection.as_str(), op.key.as_str(), state)?;
+        if let Some(collection) = changed_policy {
+            refold_collection(self.conn, &collection)?;
+        }
         self.changes.push(Change {
             collection: op.collection.to_string(),
             key: op.key.to_string(),

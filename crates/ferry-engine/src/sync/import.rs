@@ -2,7 +2,8 @@
 
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
 use crate::merge::{self};
-use crate::oplog::{insert_op, op_meta, record_state, write_record_state};
+use crate::oplog::{insert_op, op_meta, record_state};
+use crate::policy::{Policies, refold_collection, store_state};
 use crate::{Change, Result};
 use ferry_format::{Hlc, HlcClock, Op, OpId};
 use rusqlite::Connection;
@@ -35,6 +36,8 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     // "named by an existing op" sees every op of the batch already, which is what the final
     // state needs.
     new_ops.sort_by(|a, b| (a.collection.as_str(), a.key.as_str()).cmp(&(b.collection.as_str(), b.key.as_str())));
+    let mut policies = Policies::default();
+    let mut changed_policies = std::collections::BTreeSet::new();
     for op in new_ops {
         imported.new_ops += 1;
         let (collection, key) = (op.collection.as_str(), op.key.as_str());
@@ -44,14 +47,23 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
         let state = merge::absorb(current, &op_meta(op), named);
         if heads_before == 1 && state.heads.len() > 1 {
             auto_resolved += 1; // two writes that did not see each other, merged by the policy
+            conn.prepare_cached(
+                "INSERT INTO collection_stats (collection, concurrent) VALUES (?1, 1)
+                 ON CONFLICT (collection) DO UPDATE SET concurrent = concurrent + 1",
+            )?
+            .execute([collection])?;
         }
-        write_record_state(conn, "records", collection, key, &state)?;
+        let (state, changed_policy) = store_state(conn, &mut policies, collection, key, state)?;
+        changed_policies.extend(changed_policy);
         imported.changes.push(Change {
             collection: collection.to_owned(),
             key: key.to_owned(),
             op: state.winner.id,
             deleted: state.winner.deleted,
         });
+    }
+    for collection in changed_policies {
+        refold_collection(conn, &collection)?;
     }
     meta_set(conn, "hlc", to_sql_u64(clock.last().to_u64())?)?;
     meta_set(conn, "auto_resolved", auto_resolved)?;
