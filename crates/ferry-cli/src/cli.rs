@@ -80,6 +80,11 @@ pub enum Command {
     Import(ImportArgs),
     /// Check this device: unlock, keychain, keys, stores, sync; says what to do about problems
     Doctor(JsonArg),
+    /// How concurrent writes to a collection merge: set, ls (see docs/CONFLICTS.md)
+    #[command(subcommand)]
+    Policy(PolicyAction),
+    /// Records waiting for a person (manual collections) and concurrent-write counts; show, resolve
+    Conflicts(ConflictsArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
     /// The stores this device syncs with: add, ls, rm
@@ -198,6 +203,57 @@ pub enum KeyAction {
         /// on or off
         #[arg(value_parser = ["on", "off"])]
         state: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Set a collection's policy: lww (default), fields, priority --order DEV,DEV, manual
+    Set {
+        /// The collection
+        collection: String,
+        /// lww | fields | priority | manual
+        #[arg(value_parser = ["lww", "fields", "priority", "manual"])]
+        policy: String,
+        /// For priority: device names or ids, the most trusted first
+        #[arg(long, value_delimiter = ',', required_if_eq("policy", "priority"))]
+        order: Vec<String>,
+    },
+    /// List the collections whose policy was set
+    Ls(JsonArg),
+}
+
+#[derive(Debug, Args)]
+pub struct ConflictsArgs {
+    #[command(subcommand)]
+    pub action: Option<ConflictsAction>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsAction {
+    /// Every head of a record: device, time, value, and how they differ
+    Show {
+        /// The collection
+        collection: String,
+        /// The record's key
+        key: String,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Resolve a record's concurrent writes: keep one head (--pick OP) or write --value JSON
+    Resolve {
+        /// The collection
+        collection: String,
+        /// The record's key
+        key: String,
+        /// The op id of the head to keep (from `ferry conflicts show`)
+        #[arg(long, conflicts_with = "value", required_unless_present = "value")]
+        pick: Option<String>,
+        /// A new value, as JSON
+        #[arg(long)]
+        value: Option<String>,
     },
 }
 

@@ -2,6 +2,7 @@
 
 mod backup;
 mod blob;
+mod conflicts;
 mod devices;
 mod doctor;
 mod init;
@@ -29,6 +30,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => backup::export(&mut open(global)?, &args),
         Command::Import(args) => backup::import(global, &args),
         Command::Doctor(args) => doctor::doctor(global, &args),
+        Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
+        Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
         Command::Store(action) => stores::store(global, &mut open(global)?, &action),
         Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),

@@ -26,6 +26,12 @@ pub fn get(vault: &Vault, args: &RecordArgs) -> Result<()> {
         return output::json(&mut out, &record_json(&record)?);
     }
     writeln!(out, "{}", record.value.as_str())?;
+    if record.conflict {
+        eprintln!(
+            "ferry: note: {}/{} has {} concurrent versions; this is the latest. See `ferry conflicts show {} {}`",
+            record.collection, record.key, record.heads, record.collection, record.key
+        );
+    }
     Ok(())
 }
 
@@ -85,6 +91,7 @@ fn record_json(record: &Record) -> Result<serde_json::Value> {
         "updated": output::timestamp(record.hlc.wall_ms()),
         "hlc": record.hlc.to_u64(),
         "heads": record.heads,
+        "conflict": record.conflict,
     }))
 }
 
