@@ -85,6 +85,10 @@ pub enum Command {
     Policy(PolicyAction),
     /// Records waiting for a person (manual collections) and concurrent-write counts; show, resolve
     Conflicts(ConflictsArgs),
+    /// Full-text search across every record on this device, from every device: ferry find 'alice budget'
+    Find(FindArgs),
+    /// Which fields of a collection are searched: ferry index notes --fields title,body (or --all-fields)
+    Index(IndexArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
     /// The stores this device syncs with: add, ls, rm
@@ -255,6 +259,32 @@ pub enum ConflictsAction {
         #[arg(long)]
         value: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// Words that must all occur (a trailing * matches a prefix)
+    pub query: String,
+    /// Only this collection
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Show at most N results
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// The collection
+    pub collection: String,
+    /// Search only these top-level fields
+    #[arg(long, value_delimiter = ',', required_unless_present = "all_fields", conflicts_with = "all_fields")]
+    pub fields: Vec<String>,
+    /// Search every string value (the default)
+    #[arg(long)]
+    pub all_fields: bool,
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -183,6 +183,26 @@ CREATE TABLE collection_stats (
 ) WITHOUT ROWID;
 ";
 
+/// Version 7: search. Live records' text in an FTS5 index (with secure-delete, so deleted
+/// words leave the index), its rowids, and the records changed since it was last brought up
+/// to date.
+const SCHEMA_V7: &str = "
+CREATE TABLE search_rows (
+    id         INTEGER PRIMARY KEY,
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    UNIQUE (collection, key)
+);
+CREATE VIRTUAL TABLE search_index USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO search_index (search_index, rank) VALUES ('secure-delete', 1);
+CREATE TABLE search_dirty (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -212,7 +232,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

@@ -56,6 +56,7 @@ mod policy;
 mod random;
 mod read;
 mod repair;
+mod search;
 mod sync;
 mod time;
 mod unlock;
@@ -71,6 +72,7 @@ pub use home::Home;
 pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
+pub use search::Found;
 pub use sync::{
     ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingRequest, PullReport, PushReport,
     Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
@@ -82,6 +84,8 @@ pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault}
 pub use watch::Change;
 pub use write::Writer;
 
+#[cfg(test)]
+mod forget_tests;
 #[cfg(test)]
 mod keys_tests;
 #[cfg(test)]

@@ -112,6 +112,9 @@ pub(crate) fn write_record_state(
         OpId::encode_list(&state.heads),
         merged,
     ])?;
+    if table == "records" {
+        crate::search::mark_dirty(conn, collection, key)?;
+    }
     Ok(())
 }
 

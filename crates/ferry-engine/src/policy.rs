@@ -217,6 +217,11 @@ pub(crate) fn store_state(
         (state, None)
     };
     crate::oplog::write_record_state(conn, "records", collection, key, &state, merged.as_deref())?;
+    if collection == SETTINGS_COLLECTION
+        && let Some(searched) = key.strip_prefix("search/")
+    {
+        crate::search::mark_collection_dirty(conn, searched)?;
+    }
     let changed_policy =
         (collection == SETTINGS_COLLECTION).then(|| key.strip_prefix("policy/").map(str::to_owned)).flatten();
     Ok((state, changed_policy))

@@ -32,6 +32,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::doctor(global, &args),
         Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
         Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
+        Command::Find(args) => records::find(&mut open(global)?, &args),
+        Command::Index(args) => records::index(&mut open(global)?, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
         Command::Store(action) => stores::store(global, &mut open(global)?, &action),
         Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),

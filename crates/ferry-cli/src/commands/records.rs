@@ -125,3 +125,26 @@ fn unknown_collection(vault: &Vault, collection: &str) -> anyhow::Error {
     };
     CliError::new(ErrorClass::NotFound, format!("no collection `{collection}` in this vault ({hint})")).into()
 }
+
+pub fn find(vault: &mut Vault, args: &crate::cli::FindArgs) -> Result<()> {
+    let found = vault.find(&args.query, args.collection.as_deref(), args.limit)?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        return output::json(&mut out, &found);
+    }
+    if found.is_empty() {
+        writeln!(out, "nothing found for {:?}", args.query)?;
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> =
+        found.iter().map(|f| vec![f.collection.clone(), f.key.clone(), output::shorten(&f.snippet, 100)]).collect();
+    Ok(output::table(&mut out, &["COLLECTION", "KEY", "MATCH"], &rows)?)
+}
+
+pub fn index(vault: &mut Vault, args: &crate::cli::IndexArgs) -> Result<()> {
+    let fields = (!args.all_fields).then_some(args.fields.as_slice());
+    vault.set_search_fields(&args.collection, fields)?;
+    let what = fields.map_or_else(|| "every string value".to_owned(), |f| f.join(", "));
+    writeln!(std::io::stdout().lock(), "{}: searching {what} (syncs to every device)", args.collection)?;
+    Ok(())
+}
