@@ -202,7 +202,7 @@ fn repair_rebuilds_a_damaged_derived_table_to_the_identical_state() {
             "DELETE FROM records WHERE key = 'n20';
              UPDATE records SET winner_counter = 1 WHERE key = 'n30';
              UPDATE records SET deleted = 1 WHERE key = 'n40';
-             INSERT INTO records SELECT collection, 'ghost', winner_device, winner_counter, winner_hlc, deleted, heads FROM records WHERE key = 'n41';",
+             INSERT INTO records SELECT collection, 'ghost', winner_device, winner_counter, winner_hlc, deleted, heads, merged FROM records WHERE key = 'n41';",
         )
         .unwrap();
     assert_ne!(snapshot(&vault, "notes"), before);
