@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -203,6 +203,22 @@ CREATE TABLE search_dirty (
 INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records;
 ";
 
+/// Version 8: forget. The ids (only) of forgotten ops, so they are never imported again and
+/// their copies are purged; per store, the first own segment to overwrite after a purge; per
+/// other device, the generation of its log this device follows.
+const SCHEMA_V8: &str = "
+CREATE TABLE forgotten_ops (
+    device  BLOB NOT NULL,
+    counter INTEGER NOT NULL,
+    purged  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (device, counter)
+) WITHOUT ROWID;
+CREATE INDEX ops_forgets ON ops (kind) WHERE kind = 3;
+ALTER TABLE stores ADD COLUMN rewrite_from INTEGER;
+ALTER TABLE cursors ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+INSERT INTO meta (name, value) VALUES ('log_generation', 0), ('rewritten_from', 0) ON CONFLICT DO NOTHING;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -219,6 +235,7 @@ pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connecti
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 10000;
          PRAGMA temp_store = MEMORY;
+         PRAGMA secure_delete = ON;
          PRAGMA cache_size = -32768;",
     )?;
     Ok(conn)
@@ -232,7 +249,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

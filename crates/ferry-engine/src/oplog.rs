@@ -8,15 +8,22 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const KIND_PUT: i64 = 1;
 const KIND_DELETE: i64 = 2;
+/// Forget ops are kept in the log (so they are sealed and travel) but never folded into a record.
+pub(crate) const KIND_FORGET: i64 = 3;
 
 /// The columns [`op_from_row`] reads, in order.
 pub(crate) const OP_COLUMNS: &str = "device, counter, hlc, collection, key, kind, value, parents";
 
 /// Inserts an op; `false` if the op log already had it (imports are idempotent).
 pub(crate) fn insert_op(conn: &Connection, op: &Op) -> Result<bool> {
+    let selector;
     let (kind, value) = match &op.kind {
         OpKind::Put(value) => (KIND_PUT, Some(value.as_str())),
         OpKind::Delete => (KIND_DELETE, None),
+        OpKind::Forget(forget) => {
+            selector = serde_json::to_string(forget).map_err(|e| Error::Corrupt(e.to_string()))?;
+            (KIND_FORGET, Some(selector.as_str()))
+        }
     };
     let inserted = conn
         .prepare_cached(
@@ -48,6 +55,9 @@ pub(crate) fn op_from_row(row: &Row<'_>) -> Result<Op> {
     let kind = match (row.get::<_, i64>(5)?, row.get::<_, Option<String>>(6)?) {
         (KIND_PUT, Some(value)) => OpKind::Put(JsonValue::from_normalised(value)),
         (KIND_DELETE, None) => OpKind::Delete,
+        (KIND_FORGET, Some(selector)) => OpKind::Forget(
+            serde_json::from_str(&selector).map_err(|e| Error::Corrupt(format!("op {id}: forget selector: {e}")))?,
+        ),
         (kind, _) => return Err(Error::Corrupt(format!("op {id} has unknown kind {kind}"))),
     };
     let parents: Vec<u8> = row.get(7)?;
@@ -120,7 +130,9 @@ pub(crate) fn write_record_state(
 
 /// What the fold needs of every op of one record.
 pub(crate) fn record_ops(conn: &Connection, collection: &str, key: &str) -> Result<Vec<OpMeta>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND key = ?2"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OP_COLUMNS} FROM ops WHERE collection = ?1 AND key = ?2 AND kind != {KIND_FORGET}"
+    ))?;
     let mut rows = stmt.query(params![collection, key])?;
     let mut ops = Vec::new();
     while let Some(row) = rows.next()? {

@@ -74,7 +74,10 @@ impl Vault {
 
 /// Folds every record's ops into `table`, streaming the log one record at a time.
 fn rebuild_into(conn: &Connection, table: &str) -> Result<(u64, u64)> {
-    let mut stmt = conn.prepare(&format!("SELECT {OP_COLUMNS} FROM ops ORDER BY collection, key"))?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {OP_COLUMNS} FROM ops WHERE kind != {} ORDER BY collection, key",
+        crate::oplog::KIND_FORGET
+    ))?;
     let mut rows = stmt.query([])?;
     let (mut ops, mut records) = (0u64, 0u64);
     let mut current: Option<(String, String)> = None;

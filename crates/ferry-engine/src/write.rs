@@ -1,10 +1,11 @@
 //! Local writes: every change becomes an op in the log and updates the derived state.
 
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
+use crate::forget::Forgets;
 use crate::oplog::{insert_op, op_meta, record_state};
 use crate::policy::{Policies, refold_collection, store_state};
 use crate::{Change, Error, Result, merge};
-use ferry_format::{Collection, DeviceId, Hlc, HlcClock, JsonValue, Op, OpId, OpKind, RecordKey};
+use ferry_format::{Collection, DeviceId, Forget, Hlc, HlcClock, JsonValue, Op, OpId, OpKind, RecordKey};
 use rusqlite::Connection;
 
 /// Writes of one transaction, handed out by [`crate::Vault::write`]. Everything written
@@ -15,6 +16,8 @@ pub struct Writer<'a> {
     clock: HlcClock,
     counter: u64,
     changes: Vec<Change>,
+    /// The forgets in the log, read when a write creates a record (it names those selecting it).
+    forgets: Option<Forgets>,
 }
 
 impl<'a> Writer<'a> {
@@ -23,7 +26,7 @@ impl<'a> Writer<'a> {
     pub(crate) fn begin(conn: &'a Connection, device: DeviceId) -> Result<Self> {
         let counter = from_sql_u64(meta_get(conn, "op_counter")?)?;
         let clock = HlcClock::resume(Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
-        Ok(Self { conn, device, clock, counter, changes: Vec::new() })
+        Ok(Self { conn, device, clock, counter, changes: Vec::new(), forgets: None })
     }
 
     /// Persists the counter and the clock; returns the changes to announce after commit.
@@ -80,11 +83,24 @@ impl<'a> Writer<'a> {
     /// Appends an op whose parents are the record's heads, and folds it in.
     fn append(&mut self, collection: Collection, key: RecordKey, kind: OpKind) -> Result<OpId> {
         let current = record_state(self.conn, collection.as_str(), key.as_str())?;
+        let parents = match &current {
+            Some(state) => state.heads.clone(),
+            // A new record (or one forgotten): it comes after every forget that selects it.
+            None => {
+                if self.forgets.is_none() {
+                    self.forgets = Some(Forgets::load(self.conn)?);
+                }
+                self.forgets
+                    .as_ref()
+                    .map(|f| f.parents_for_new_record(collection.as_str(), key.as_str()))
+                    .unwrap_or_default()
+            }
+        };
         self.counter += 1;
         let op = Op {
             id: OpId { device: self.device, counter: self.counter },
             hlc: self.clock.tick(now_ms())?,
-            parents: current.as_ref().map(|state| state.heads.clone()).unwrap_or_default(),
+            parents,
             collection,
             key,
             kind,
@@ -106,6 +122,44 @@ impl<'a> Writer<'a> {
             deleted: state.winner.deleted,
         });
         Ok(op.id)
+    }
+}
+
+impl Writer<'_> {
+    /// Writes a forget op and applies it: returns the op, the ops erased and the records changed.
+    pub(crate) fn forget(
+        &mut self,
+        collection: Collection,
+        key: RecordKey,
+        forget: Forget,
+    ) -> Result<(OpId, u64, u64)> {
+        self.counter += 1;
+        let op = Op {
+            id: OpId { device: self.device, counter: self.counter },
+            hlc: self.clock.tick(now_ms())?,
+            collection,
+            key,
+            kind: OpKind::Forget(forget.clone()),
+            parents: Vec::new(),
+        };
+        if !insert_op(self.conn, &op)? {
+            return Err(Error::Corrupt(format!("op id {} was issued twice", op.id)));
+        }
+        let (erased, changed) = crate::forget::apply(self.conn, &op, &forget)?;
+        self.forgets = None;
+        for (collection, key) in &changed {
+            self.changes.push(Change { collection: collection.clone(), key: key.clone(), op: op.id, deleted: true });
+        }
+        if changed.is_empty() {
+            // Nothing here yet: still a change of this device's log (the forget must be sealed).
+            self.changes.push(Change {
+                collection: op.collection.to_string(),
+                key: op.key.to_string(),
+                op: op.id,
+                deleted: true,
+            });
+        }
+        Ok((op.id, erased, changed.len() as u64))
     }
 }
 

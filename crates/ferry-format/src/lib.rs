@@ -44,4 +44,4 @@ pub use hlc::{Hlc, HlcClock, HlcError};
 pub use id::{DeviceId, IdError, OpId, VaultId};
 pub use keys::{Fingerprint, MasterKey, RecoveryPhrase, RecoveryPhraseError, SecretBytes};
 pub use name::{Collection, NameError, RecordKey};
-pub use op::{JsonValue, MAX_VALUE_BYTES, Op, OpKind, ValueError};
+pub use op::{Forget, ForgetScope, JsonValue, MAX_VALUE_BYTES, Op, OpKind, ValueError};

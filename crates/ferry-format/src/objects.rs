@@ -68,9 +68,9 @@ pub struct WireOp {
     pub c: String,
     /// Key.
     pub k: String,
-    /// Kind: 1 put, 2 delete.
+    /// Kind: 1 put, 2 delete, 3 forget.
     pub o: u8,
-    /// Value (JSON text) of a put.
+    /// Value (JSON text) of a put; the selector (JSON) of a forget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub v: Option<String>,
     /// Parents.
@@ -84,6 +84,7 @@ impl WireOp {
         let (kind, value) = match &op.kind {
             OpKind::Put(value) => (1, Some(value.as_str().to_owned())),
             OpKind::Delete => (2, None),
+            OpKind::Forget(forget) => (3, Some(serde_json::to_string(forget).unwrap_or_default())),
         };
         Self {
             n: op.id.counter,
@@ -105,6 +106,9 @@ impl WireOp {
         let kind = match (self.o, self.v) {
             (1, Some(value)) => OpKind::Put(JsonValue::parse(&value).map_err(|e| format!("op {id}: {e}"))?),
             (2, None) => OpKind::Delete,
+            (3, Some(selector)) => {
+                OpKind::Forget(serde_json::from_str(&selector).map_err(|e| format!("op {id}: forget selector: {e}"))?)
+            }
             (kind, _) => return Err(format!("op {id}: unknown kind {kind}")),
         };
         Ok(Op {
@@ -138,6 +142,17 @@ pub struct HeadPayload {
     /// BLAKE3 of that segment's sealed bytes.
     #[serde(with = "serde_bytes_32")]
     pub hash: [u8; 32],
+    /// How many times the device rewrote its log to purge forgotten ops (0: never).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u32,
+    /// With a generation: the first segment that last rewrite changed; readers verify and
+    /// import again from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewritten_from: Option<u64>,
+}
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// A device's enrollment record (payload of `devices/<device>.dev`; the subject's signing key

@@ -76,6 +76,48 @@ pub enum OpKind {
     Put(JsonValue),
     /// Deletes the record. A delete is an op like any other: a later put revives the record.
     Delete,
+    /// Erases records of the op's collection everywhere: the ops it selects are removed from
+    /// every device and never imported again (see [`Forget`]).
+    Forget(Forget),
+}
+
+/// Which records of its collection a forget erases, and which of their ops.
+#[derive(Clone, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Forget {
+    /// `record`: the op's key; `prefix`: every key that starts with the op's key; `all`.
+    pub scope: ForgetScope,
+    /// With a window, only the ops whose hlc is in `from ..= to` (as `u64`); without, every op
+    /// of the selected records that was written without having seen the forget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<(u64, u64)>,
+}
+
+/// See [`Forget::scope`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgetScope {
+    /// One record: the forget op's key.
+    Record,
+    /// The records whose key starts with the forget op's key.
+    Prefix,
+    /// Every record of the collection (the op's key is `*`, unused).
+    All,
+}
+
+impl Forget {
+    /// Whether the forget (written with key `forget_key`) selects the record `key`.
+    pub fn selects(&self, forget_key: &str, key: &str) -> bool {
+        match self.scope {
+            ForgetScope::Record => key == forget_key,
+            ForgetScope::Prefix => key.starts_with(forget_key),
+            ForgetScope::All => true,
+        }
+    }
+
+    /// Whether an op stamped `hlc` falls in the window (always, without one).
+    pub fn in_window(&self, hlc: Hlc) -> bool {
+        self.window.is_none_or(|(from, to)| (from..=to).contains(&hlc.to_u64()))
+    }
 }
 
 impl OpKind {
@@ -87,11 +129,12 @@ impl OpKind {
         JsonValue::parse(text).map(Self::Put)
     }
 
-    /// A short lowercase name for logs: `put`, `delete`.
+    /// A short lowercase name for logs: `put`, `delete`, `forget`.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Put(_) => "put",
             Self::Delete => "delete",
+            Self::Forget(_) => "forget",
         }
     }
 }

@@ -27,7 +27,11 @@ pub fn log(vault: &Vault, args: &LogArgs) -> Result<()> {
                     "kind": op.kind.name(),
                     "collection": op.collection.as_str(),
                     "key": op.key.as_str(),
-                    "value": match &op.kind { OpKind::Put(v) => v.to_value().ok(), OpKind::Delete => None },
+                    "value": match &op.kind {
+                        OpKind::Put(v) => v.to_value().ok(),
+                        OpKind::Delete => None,
+                        OpKind::Forget(f) => serde_json::to_value(f).ok(),
+                    },
                     "parents": op.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 })
             })

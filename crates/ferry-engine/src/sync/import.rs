@@ -1,11 +1,12 @@
 //! Importing verified ops: insert into the log, fold into the derived state, absorb clocks.
 
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
+use crate::forget::Forgets;
 use crate::merge::{self};
 use crate::oplog::{insert_op, op_meta, record_state};
 use crate::policy::{Policies, refold_collection, store_state};
 use crate::{Change, Result};
-use ferry_format::{Hlc, HlcClock, Op, OpId};
+use ferry_format::{Hlc, HlcClock, Op, OpId, OpKind};
 use rusqlite::Connection;
 
 /// What importing a batch changed.
@@ -15,6 +16,8 @@ pub(crate) struct Imported {
     pub(crate) new_ops: u64,
     /// Changes to announce to watchers.
     pub(crate) changes: Vec<Change>,
+    /// A forget was applied or a forgotten op refused: copies must be purged.
+    pub(crate) forgot: bool,
 }
 
 /// Imports ops (already verified) inside the caller's transaction. Idempotent: ops already in
@@ -23,10 +26,37 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     let mut clock = HlcClock::resume(Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
     let mut auto_resolved: i64 = meta_get(conn, "auto_resolved")?;
     let mut imported = Imported::default();
-    // Pass 1: append the new ops to the log, in the order they come (by device and counter).
-    let mut new_ops: Vec<&Op> = Vec::new();
+    // Pass 0: forgets first, so that what they select is not imported by this very batch.
     for op in ops {
+        if let OpKind::Forget(forget) = &op.kind {
+            clock.observe(op.hlc);
+            if insert_op(conn, op)? {
+                imported.new_ops += 1;
+                let (_, changed) = crate::forget::apply(conn, op, forget)?;
+                imported.forgot = true;
+                imported.changes.extend(changed.into_iter().map(|(collection, key)| Change {
+                    collection,
+                    key,
+                    op: op.id,
+                    deleted: true,
+                }));
+            }
+        }
+    }
+    // Pass 1: append the new ops to the log, parents before children (by clock), unless a
+    // forget selects them.
+    let forgets = Forgets::load(conn)?;
+    let mut sorted: Vec<&Op> = ops.iter().filter(|op| !matches!(op.kind, OpKind::Forget(_))).collect();
+    sorted.sort_by_key(|op| (op.hlc, op.id.device, op.id.counter));
+    let mut new_ops: Vec<&Op> = Vec::new();
+    for op in sorted {
         clock.observe(op.hlc);
+        if forgets.drops(conn, op)? {
+            conn.prepare_cached("INSERT INTO forgotten_ops (device, counter) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+                .execute(rusqlite::params![&op.id.device.as_bytes()[..], to_sql_u64(op.id.counter)?])?;
+            imported.forgot = true;
+            continue;
+        }
         if insert_op(conn, op)? {
             new_ops.push(op);
         }
@@ -72,7 +102,7 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
 
 /// Whether an op of the record already names `id` as a parent (it arrived after its child).
 fn named_by_existing(conn: &Connection, collection: &str, key: &str, id: OpId) -> Result<bool> {
-    let mut stmt = conn.prepare_cached("SELECT parents FROM ops WHERE collection = ?1 AND key = ?2")?;
+    let mut stmt = conn.prepare_cached("SELECT parents FROM ops WHERE collection = ?1 AND key = ?2 AND kind != 3")?;
     let mut rows = stmt.query([collection, key])?;
     let needle = id.to_bytes();
     while let Some(row) = rows.next()? {

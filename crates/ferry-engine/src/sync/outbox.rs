@@ -93,5 +93,6 @@ fn wire_value_len(op: &ferry_format::Op) -> usize {
     match &op.kind {
         ferry_format::OpKind::Put(value) => value.as_str().len(),
         ferry_format::OpKind::Delete => 0,
+        ferry_format::OpKind::Forget(_) => 64,
     }
 }

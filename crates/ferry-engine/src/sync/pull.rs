@@ -45,6 +45,8 @@ pub struct PullReport {
     pub revocations: u64,
     /// The key epoch this device moved to (after a revocation elsewhere), if it did.
     pub adopted_epoch: Option<u32>,
+    /// A forget was imported (or a forgotten op refused): copies were purged.
+    pub forgot: bool,
     /// Objects skipped this time, with reasons (also kept for `sync status`).
     pub skipped: Vec<(String, String)>,
 }
@@ -70,6 +72,9 @@ impl Vault {
         devices.sort();
         for device in devices {
             self.pull_device(handle, &keys, &registry, device, &mut report)?;
+        }
+        if report.forgot {
+            self.purge_forgotten()?;
         }
         Ok(report)
     }
@@ -195,6 +200,31 @@ impl Vault {
             }
         };
         let (mut seq, mut hash) = self.cursor(device)?;
+        let generation: u32 = self
+            .conn
+            .query_row("SELECT generation FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if head.generation < generation {
+            let reason = format!(
+                "rollback: the store's HEAD is of log generation {}, but generation {generation} was already imported",
+                head.generation
+            );
+            return self.record_skip(handle.id, &head_path, &reason, report);
+        }
+        if head.generation > generation {
+            // The device purged forgotten ops from its log: verify and import again from the
+            // first rewritten segment (from the start if the copy before it was dropped).
+            let from = head.rewritten_from.unwrap_or(1).max(1);
+            if from <= seq {
+                (seq, hash) = (0, None);
+                if from > 1
+                    && let Some(before) = self.kept_segment_hash(device, from - 1)?
+                {
+                    (seq, hash) = (from - 1, Some(before));
+                }
+            }
+        }
         if head.seq < seq {
             let reason = format!(
                 "rollback: the store's HEAD names segment {}, but segment {seq} was already imported",
@@ -262,6 +292,12 @@ impl Vault {
             return self.record_skip(handle.id, &paths::segment(device, limit + 1), &reason, report);
         }
         self.forget_skip(handle.id, &head_path)?;
+        if head.generation > generation {
+            self.conn.execute(
+                "UPDATE cursors SET generation = ?2 WHERE device = ?1",
+                params![&device.as_bytes()[..], head.generation],
+            )?;
+        }
         self.conn.execute(
             "INSERT INTO device_heads (device, seq, bytes) VALUES (?1, ?2, ?3)
              ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, bytes = excluded.bytes WHERE excluded.seq >= device_heads.seq",
@@ -287,6 +323,7 @@ impl Vault {
         let Some((last_seq, last_hash)) = batch.last.take() else { return Ok(()) };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let imported = import_ops(&tx, &batch.ops)?;
+        report.forgot |= imported.forgot;
         tx.execute(
             "INSERT INTO cursors (device, seq, hash, ops) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ops = ops + excluded.ops",
@@ -302,7 +339,8 @@ impl Vault {
         )?;
         for (seq, sealed) in &batch.sealed {
             tx.execute(
-                "INSERT INTO imported_segments (device, seq, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                "INSERT INTO imported_segments (device, seq, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (device, seq) DO UPDATE SET bytes = excluded.bytes",
                 params![&device.as_bytes()[..], to_sql_u64(*seq)?, sealed],
             )?;
         }
@@ -314,6 +352,19 @@ impl Vault {
         batch.paths.clear();
         batch.sealed.clear();
         Ok(())
+    }
+
+    /// The hash of a kept copy of another device's segment, if this device still has it.
+    fn kept_segment_hash(&self, device: DeviceId, seq: u64) -> Result<Option<[u8; 32]>> {
+        let bytes: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                params![&device.as_bytes()[..], to_sql_u64(seq)?],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(bytes.map(|bytes| *blake3::hash(&bytes).as_bytes()))
     }
 
     /// The last segment imported from `device`: its seq (0 for none) and hash.

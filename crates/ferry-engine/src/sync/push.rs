@@ -5,7 +5,7 @@
 //! next one: segments already in the store are found with identical bytes and kept.
 
 use super::StoreHandle;
-use crate::database::{from_sql_u64, to_sql_u64};
+use crate::database::{from_sql_u64, meta_get, to_sql_u64};
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{HeadPayload, encode, paths};
@@ -28,6 +28,8 @@ pub struct PushReport {
     pub head_seq: u64,
     /// Other devices' objects carried to this store (device records, segments, HEADs).
     pub relayed_objects: u64,
+    /// Own segments overwritten after a purge (forget).
+    pub rewritten_segments: u64,
 }
 
 impl Vault {
@@ -56,9 +58,17 @@ impl Vault {
         }
         // Blobs before the segments whose records may name them.
         report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
+        if let Some(from) = self.pending_rewrite(handle.id)? {
+            // A purge re-sealed segments this store has: overwrite them, then the HEAD says so.
+            report.rewritten_segments = self.overwrite_own_segments(handle, from, uploaded)?;
+            if last_seq == uploaded {
+                handle.store.put(&paths::head(self.device_id()), &self.seal_own_head(last_seq)?)?;
+            }
+        }
         if last_seq > uploaded {
             report.head_seq = self.push_own_segments(handle, uploaded, last_seq, &mut report)?;
         }
+        self.conn.execute("UPDATE stores SET rewrite_from = NULL WHERE id = ?1", [handle.id])?;
         report.relayed_objects = self.relay(handle)?;
         Ok(report)
     }
@@ -92,6 +102,23 @@ impl Vault {
         Ok(last_seq)
     }
 
+    /// Overwrites own segments `from ..= to` in the store with their re-sealed bytes.
+    fn overwrite_own_segments(&self, handle: StoreHandle<'_>, from: u64, to: u64) -> Result<u64> {
+        let device = self.device_id();
+        let mut written = 0;
+        for seq in from..=to {
+            let bytes: Option<Vec<u8>> = self
+                .conn
+                .query_row("SELECT bytes FROM own_segments WHERE seq = ?1", [to_sql_u64(seq)?], |row| row.get(0))
+                .optional()?;
+            if let Some(bytes) = bytes {
+                handle.store.put(&paths::segment(device, seq), &bytes)?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
     /// Seals this device's HEAD naming own segment `last_seq`.
     pub(crate) fn seal_own_head(&self, last_seq: u64) -> Result<Vec<u8>> {
         let hash: Vec<u8> =
@@ -107,7 +134,15 @@ impl Vault {
             ObjectId::HEAD,
             random::bytes()?,
             &keys.sealing(&device_keys),
-            &encode(&HeadPayload { seq: last_seq, hash }),
+            &encode(&HeadPayload {
+                seq: last_seq,
+                hash,
+                generation: meta_get(&self.conn, "log_generation")?,
+                rewritten_from: match from_sql_u64(meta_get(&self.conn, "rewritten_from")?)? {
+                    0 => None,
+                    from => Some(from),
+                },
+            }),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))
     }

@@ -68,6 +68,9 @@ pub struct StoreStatus {
     pub pending_segments: u64,
     /// Objects queued for this store (enrollment).
     pub queued_objects: u64,
+    /// After a forget: the first own segment the next push overwrites here without the
+    /// forgotten ops (`None`: no purge pending).
+    pub pending_purge: Option<u64>,
 }
 
 /// Import progress from one other device.
@@ -211,7 +214,14 @@ impl Vault {
                 (Some(_), _) if transient => StoreState::Offline,
                 (Some(_), _) => StoreState::Error,
                 (None, None) => StoreState::NeverSynced,
-                (None, Some(_)) if pending_segments > 0 || queued > 0 || unpublished_ops > 0 => StoreState::Pending,
+                (None, Some(_))
+                    if pending_segments > 0
+                        || queued > 0
+                        || unpublished_ops > 0
+                        || self.pending_rewrite(id)?.is_some() =>
+                {
+                    StoreState::Pending
+                }
                 (None, Some(_)) => StoreState::UpToDate,
             };
             stores.push(StoreStatus {
@@ -226,6 +236,7 @@ impl Vault {
                 uploaded_seq: from_sql_u64(uploaded)?,
                 pending_segments,
                 queued_objects: from_sql_u64(queued)?,
+                pending_purge: self.pending_rewrite(id)?,
             });
         }
 
