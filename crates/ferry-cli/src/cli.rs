@@ -87,6 +87,8 @@ pub enum Command {
     Conflicts(ConflictsArgs),
     /// Full-text search across every record on this device, from every device: ferry find 'alice budget'
     Find(FindArgs),
+    /// Erase records on every device, for good: ferry forget notes n1 | --prefix P | --all [--from T --to T]
+    Forget(ForgetArgs),
     /// Which fields of a collection are searched: ferry index notes --fields title,body (or --all-fields)
     Index(IndexArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
@@ -271,6 +273,32 @@ pub struct FindArgs {
     /// Show at most N results
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// The collection
+    pub collection: String,
+    /// One record's key
+    #[arg(required_unless_present_any = ["prefix", "all"], conflicts_with_all = ["prefix", "all"])]
+    pub key: Option<String>,
+    /// Every record whose key starts with PREFIX
+    #[arg(long, conflicts_with = "all")]
+    pub prefix: Option<String>,
+    /// Every record of the collection
+    #[arg(long)]
+    pub all: bool,
+    /// Only changes made at or after this time (2026-11-20T14:00 is UTC; or RFC 3339)
+    #[arg(long, requires = "to", value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only changes made up to this time
+    #[arg(long, requires = "from", value_name = "TIME")]
+    pub to: Option<String>,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub json: JsonArg,
 }

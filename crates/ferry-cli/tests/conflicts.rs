@@ -92,3 +92,40 @@ fn fields_policy_keeps_both_edits() {
     assert_eq!(laptop.ok(&["get", "notes", "n1"]).trim(), r#"{"body":"phone","title":"a"}"#);
     assert!(laptop.ok(&["policy", "ls"]).contains("priority (phone > laptop)"));
 }
+
+#[test]
+fn find_then_forget_through_the_binary() {
+    let store = Store::new();
+    let (laptop, phone) = pair_of_devices(&store);
+    laptop.ok(&["put", "notes", "n1", r#"{"title":"Budget with Alice","body":"secret numbers"}"#]);
+    laptop.ok(&["put", "notes", "n2", r#"{"title":"Groceries"}"#]);
+    laptop.ok(&["sync"]);
+    phone.ok(&["sync"]);
+    let found = phone.ok(&["find", "alice"]);
+    assert!(found.contains("notes") && found.contains("n1") && found.contains("[Alice]"), "{found}");
+    assert_eq!(json(&phone.ok(&["find", "groc*", "--json"])).as_array().unwrap().len(), 1);
+    phone.ok(&["index", "notes", "--fields", "body"]);
+    assert!(phone.ok(&["find", "alice"]).contains("nothing found"));
+    phone.ok(&["index", "notes", "--all-fields"]);
+
+    let refused = phone.run_stdin(&["forget", "notes", "n1"], "no\n");
+    refused.expect_code(2, &phone.home);
+    assert!(phone.ok(&["get", "notes", "n1"]).contains("Alice"));
+    let out = phone.run_stdin(&["forget", "notes", "n1"], "forget\n");
+    out.expect_code(0, &phone.home);
+    assert!(out.stdout.contains("1 ops erased"), "{}", out.stdout);
+    phone.fails(&["get", "notes", "n1"], 3);
+    assert!(phone.ok(&["find", "alice"]).contains("nothing found"));
+    phone.ok(&["sync"]);
+    laptop.ok(&["sync"]);
+    laptop.fails(&["get", "notes", "n1"], 3);
+    let status = laptop.ok(&["sync", "status"]);
+    assert!(status.contains("purge pending"), "the laptop rewrites its own segment next: {status}");
+    laptop.ok(&["sync"]);
+    assert!(!laptop.ok(&["sync", "status"]).contains("purge pending"));
+    assert!(laptop.ok(&["log", "notes", "n1"]).contains("forget"));
+    let err = laptop.fails(&["forget", "notes", "--all", "--from", "yesterday", "--to", "today", "--yes"], 2);
+    assert!(err.contains("is not a time"), "{err}");
+    laptop.ok(&["forget", "notes", "--all", "--from", "2020-01-01", "--to", "2020-01-02", "--yes"]);
+    assert!(laptop.ok(&["get", "notes", "n2"]).contains("Groceries"), "outside the window");
+}

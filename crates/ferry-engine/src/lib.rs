@@ -80,7 +80,7 @@ pub use sync::{
     Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
     end_invite,
 };
-pub use time::rfc3339;
+pub use time::{parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};
 pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault};
 pub use watch::Change;

@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
         Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
         Command::Find(args) => records::find(&mut open(global)?, &args),
+        Command::Forget(args) => records::forget(&mut open(global)?, &args),
         Command::Index(args) => records::index(&mut open(global)?, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
         Command::Store(action) => stores::store(global, &mut open(global)?, &action),

@@ -148,3 +148,54 @@ pub fn index(vault: &mut Vault, args: &crate::cli::IndexArgs) -> Result<()> {
     writeln!(std::io::stdout().lock(), "{}: searching {what} (syncs to every device)", args.collection)?;
     Ok(())
 }
+
+pub fn forget(vault: &mut Vault, args: &crate::cli::ForgetArgs) -> Result<()> {
+    use ferry_engine::ForgetTarget;
+    let target = match (&args.key, &args.prefix) {
+        (Some(key), _) => ForgetTarget::Record(key.clone()),
+        (None, Some(prefix)) => ForgetTarget::Prefix(prefix.clone()),
+        (None, None) => ForgetTarget::All,
+    };
+    let bad_time = |e: String| crate::exit::CliError::new(ferry_engine::ErrorClass::BadInput, e);
+    let window = match (&args.from, &args.to) {
+        (Some(from), Some(to)) => {
+            let from = ferry_engine::parse_time(from).map_err(bad_time)?;
+            let to = ferry_engine::parse_time(to).map_err(bad_time)?;
+            let hlc = |ms: u64, counter: u16| {
+                ferry_format::Hlc::new(ms, counter).ok_or_else(|| bad_time("time out of range".into()))
+            };
+            Some((hlc(from, 0)?, hlc(to, u16::MAX)?))
+        }
+        _ => None,
+    };
+    let what = match &target {
+        ForgetTarget::Record(key) => format!("{}/{key}", args.collection),
+        ForgetTarget::Prefix(prefix) => format!("every record of {} whose key starts with {prefix:?}", args.collection),
+        ForgetTarget::All => format!("every record of {}", args.collection),
+    };
+    let when = window.map_or_else(String::new, |(from, to)| {
+        format!(", changes from {} to {}", output::timestamp(from.wall_ms()), output::timestamp(to.wall_ms()))
+    });
+    if !args.yes {
+        eprintln!("This erases {what}{when} on every device of the vault, for good (not only here).");
+        let typed = crate::prompt::line("Type forget to go on: ", false)?;
+        if typed != "forget" {
+            return Err(crate::exit::CliError::new(
+                ferry_engine::ErrorClass::BadInput,
+                "not confirmed: nothing was forgotten",
+            )
+            .into());
+        }
+    }
+    let report = vault.forget(&args.collection, &target, window)?;
+    let mut out = std::io::stdout().lock();
+    if args.json.json {
+        return output::json(&mut out, &report);
+    }
+    writeln!(
+        out,
+        "forgot {what}{when}: {} ops erased here from {} records; every device erases them when it syncs (op {})",
+        report.ops, report.records, report.op
+    )?;
+    Ok(())
+}

@@ -190,6 +190,12 @@ fn status(vault: &Vault, json: bool) -> Result<()> {
             "  this device's published segments: {} ({} waiting, {} other objects queued)",
             store.uploaded_seq, store.pending_segments, store.queued_objects
         )?;
+        if let Some(from) = store.pending_purge {
+            writeln!(
+                out,
+                "  purge pending: segments from {from} on are rewritten without forgotten data at the next sync"
+            )?;
+        }
     }
     writeln!(out, "pending local ops: {}", status.unpublished_ops)?;
     if !status.devices.is_empty() {
