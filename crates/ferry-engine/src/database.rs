@@ -195,11 +195,11 @@ CREATE TABLE search_rows (
 );
 CREATE VIRTUAL TABLE search_index USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 INSERT INTO search_index (search_index, rank) VALUES ('secure-delete', 1);
-CREATE TABLE search_dirty (
+CREATE TABLE search_dirty (            -- appended to (cheap on every write), read distinct
+    id         INTEGER PRIMARY KEY,
     collection TEXT NOT NULL,
-    key        TEXT NOT NULL,
-    PRIMARY KEY (collection, key)
-) WITHOUT ROWID;
+    key        TEXT NOT NULL
+);
 INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records;
 ";
 

@@ -65,7 +65,7 @@ impl Vault {
              DROP TABLE records_rebuilt;
              DELETE FROM search_index;
              DELETE FROM search_rows;
-             INSERT OR IGNORE INTO search_dirty (collection, key) SELECT collection, key FROM records;",
+             INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records;",
         )?;
         tx.commit()?;
         Ok(RepairReport { ops, records, corrected: u64::try_from(corrected).unwrap_or(0) })

@@ -2,7 +2,7 @@
 //!
 //! Each live record is one document: the JSON string values of its fields (all of them, or
 //! the fields set for its collection with [`Vault::set_search_fields`]). Writes and imports only
-//! mark records as changed (`search_dirty`, one small insert), and a search first indexes what
+//! append the record's name to `search_dirty` (an append, the cheapest insert), and a search first indexes what
 //! changed: writing stays as fast as it was, and a search always sees everything imported. The
 //! index uses FTS5's `secure-delete`, so a forgotten record's words leave the index itself, not
 //! only its visible rows.
@@ -29,7 +29,7 @@ pub struct Found {
 
 /// Marks a record as changed for the search index (called wherever `records` changes).
 pub(crate) fn mark_dirty(conn: &Connection, collection: &str, key: &str) -> Result<()> {
-    conn.prepare_cached("INSERT INTO search_dirty (collection, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+    conn.prepare_cached("INSERT INTO search_dirty (collection, key) VALUES (?1, ?2)")?
         .execute(params![collection, key])?;
     Ok(())
 }
@@ -67,7 +67,7 @@ fn text_of(value: &Value, out: &mut String) {
 /// Brings the index up to date with every record marked as changed.
 pub(crate) fn catch_up(conn: &Connection) -> Result<u64> {
     let dirty: Vec<(String, String)> = conn
-        .prepare("SELECT collection, key FROM search_dirty")?
+        .prepare("SELECT DISTINCT collection, key FROM search_dirty")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut fields_of: std::collections::HashMap<String, Option<Vec<String>>> = std::collections::HashMap::new();
@@ -185,7 +185,7 @@ impl Vault {
 /// Marks every record of a collection changed (its search fields changed).
 pub(crate) fn mark_collection_dirty(conn: &Connection, collection: &str) -> Result<()> {
     conn.execute(
-        "INSERT OR IGNORE INTO search_dirty (collection, key) SELECT collection, key FROM records WHERE collection = ?1",
+        "INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records WHERE collection = ?1",
         [collection],
     )?;
     Ok(())
