@@ -100,6 +100,16 @@ fn load_head(conn: &Connection, id: OpId) -> Result<Option<Head>> {
 /// for `fields`, the merged value when it differs from the winner's.
 pub(crate) fn apply(conn: &Connection, policy: &Policy, state: RecordState) -> Result<(RecordState, Option<String>)> {
     if state.heads.len() <= 1 {
+        // One head: it is the winner under `priority` (which chooses among heads). Under the
+        // other policies the winner is the greatest op, which is the head unless a device broke
+        // the clock's causality; either way the state depends only on the op set.
+        if let (Policy::Priority { .. }, [head]) = (policy, state.heads.as_slice())
+            && state.winner.id != *head
+            && let Some(loaded) = load_head(conn, *head)?
+        {
+            let winner = Winner { id: loaded.id, hlc: loaded.hlc, deleted: loaded.value.is_none() };
+            return Ok((RecordState { winner, heads: state.heads }, None));
+        }
         return Ok((state, None));
     }
     match policy {
@@ -210,7 +220,7 @@ pub(crate) fn store_state(
     key: &str,
     state: RecordState,
 ) -> Result<(RecordState, Option<String>)> {
-    let (state, merged) = if state.heads.len() > 1 {
+    let (state, merged) = if needs_policy(&state) {
         let policy = policies.get(conn, collection)?.clone();
         apply(conn, &policy, state)?
     } else {
@@ -227,13 +237,19 @@ pub(crate) fn store_state(
     Ok((state, changed_policy))
 }
 
-/// Folds again, under its current policy, every record of `collection` that has several heads
-/// (the only ones a policy decides).
+/// Whether a policy may decide this state: several heads, or a single head that is not the
+/// greatest op (only a device that broke clock causality makes those).
+pub(crate) fn needs_policy(state: &RecordState) -> bool {
+    state.heads.len() > 1 || state.heads.first().is_some_and(|head| *head != state.winner.id)
+}
+
+/// Folds again, under its current policy, every record of `collection` (a policy change is
+/// rare; folding all of them keeps the result a function of the op set alone).
 pub(crate) fn refold_collection(conn: &Connection, collection: &str) -> Result<u64> {
     let policy = policy_of(conn, "records", collection)?;
     let keys: Vec<String> = conn
-        .prepare("SELECT key FROM records WHERE collection = ?1 AND length(heads) > ?2")?
-        .query_map(params![collection, OpId::ENCODED_LEN], |row| row.get(0))?
+        .prepare("SELECT key FROM records WHERE collection = ?1")?
+        .query_map(params![collection], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for key in &keys {
         let ops = crate::oplog::record_ops(conn, collection, key)?;

@@ -2,9 +2,8 @@
 
 use crate::merge::{self, OpMeta};
 use crate::oplog::{OP_COLUMNS, op_from_row, op_meta, record_ops, write_record_state};
-use crate::policy::{apply, policy_of};
+use crate::policy::{apply, needs_policy, policy_of};
 use crate::{Result, Vault};
-use ferry_format::OpId;
 use rusqlite::Connection;
 
 /// What [`Vault::repair`] did.
@@ -31,19 +30,28 @@ impl Vault {
              CREATE TABLE records_rebuilt AS SELECT * FROM records WHERE 0;",
         )?;
         let (ops, records) = rebuild_into(&tx, "records_rebuilt")?;
-        // Policies are records too: with every record folded, apply them.
+        // Policies are records too: with every record folded, apply them where they decide.
         let collections: Vec<String> = tx
-            .prepare("SELECT DISTINCT collection FROM records_rebuilt WHERE length(heads) > ?1")?
-            .query_map([OpId::ENCODED_LEN], |row| row.get(0))?
+            .prepare("SELECT DISTINCT collection FROM records_rebuilt")?
+            .query_map([], |row| row.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         for collection in collections {
             let policy = policy_of(&tx, "records_rebuilt", &collection)?;
-            let keys: Vec<String> = tx
-                .prepare("SELECT key FROM records_rebuilt WHERE collection = ?1 AND length(heads) > ?2")?
-                .query_map(rusqlite::params![collection, OpId::ENCODED_LEN], |row| row.get(0))?
+            // Only records with several heads, or whose single head is not the winner.
+            let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = tx
+                .prepare("SELECT key, heads, winner_device, winner_counter FROM records_rebuilt WHERE collection = ?1")?
+                .query_map([&collection], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
                 .collect::<rusqlite::Result<_>>()?;
+            let keys = rows.into_iter().filter_map(|(key, heads, device, counter)| {
+                let mut winner = device;
+                winner.extend_from_slice(&counter.to_be_bytes());
+                (heads != winner).then_some(key)
+            });
             for key in keys {
                 let Some(state) = merge::fold(record_ops(&tx, &collection, &key)?.iter()) else { continue };
+                if !needs_policy(&state) {
+                    continue;
+                }
                 let (state, merged) = apply(&tx, &policy, state)?;
                 // The rebuild table has no key to replace on (CREATE TABLE … AS): replace by hand.
                 tx.execute(
