@@ -20,6 +20,11 @@ fn pair_of_devices(store: &Store) -> (Device, Device) {
     (laptop, phone)
 }
 
+/// The edits both tests make: a title on the laptop, a body on the phone.
+const BASE: &str = r#"{"title":"a","body":"b"}"#;
+const LAPTOP_EDIT: &str = r#"{"title":"laptop","body":"b"}"#;
+const PHONE_EDIT: &str = r#"{"title":"a","body":"phone"}"#;
+
 /// Both devices edit `notes/n1` apart, then sync both ways.
 fn edit_apart(laptop: &Device, phone: &Device, base: &str, on_laptop: &str, on_phone: &str) {
     laptop.ok(&["put", "notes", "n1", base]);
@@ -41,13 +46,7 @@ fn manual_conflicts_are_listed_shown_and_resolved() {
     laptop.ok(&["sync"]);
     phone.ok(&["sync"]);
     assert!(phone.ok(&["policy", "ls"]).contains("manual"));
-    edit_apart(
-        &laptop,
-        &phone,
-        r#"{"title":"a","body":"b"}"#,
-        r#"{"title":"laptop","body":"b"}"#,
-        r#"{"title":"a","body":"phone"}"#,
-    );
+    edit_apart(&laptop, &phone, BASE, LAPTOP_EDIT, PHONE_EDIT);
 
     let listed = laptop.ok(&["conflicts"]);
     assert!(listed.contains("notes") && listed.contains("n1"), "{listed}");
@@ -76,13 +75,7 @@ fn fields_policy_keeps_both_edits() {
     let store = Store::new();
     let (laptop, phone) = pair_of_devices(&store);
     laptop.ok(&["policy", "set", "notes", "fields"]);
-    edit_apart(
-        &laptop,
-        &phone,
-        r#"{"title":"a","body":"b"}"#,
-        r#"{"title":"laptop","body":"b"}"#,
-        r#"{"title":"a","body":"phone"}"#,
-    );
+    edit_apart(&laptop, &phone, BASE, LAPTOP_EDIT, PHONE_EDIT);
     let merged = r#"{"body":"phone","title":"laptop"}"#;
     assert_eq!(laptop.ok(&["get", "notes", "n1"]).trim(), merged);
     assert_eq!(phone.ok(&["get", "notes", "n1"]).trim(), merged);

@@ -96,18 +96,7 @@ impl<'a> Writer<'a> {
                     .unwrap_or_default()
             }
         };
-        self.counter += 1;
-        let op = Op {
-            id: OpId { device: self.device, counter: self.counter },
-            hlc: self.clock.tick(now_ms())?,
-            parents,
-            collection,
-            key,
-            kind,
-        };
-        if !insert_op(self.conn, &op)? {
-            return Err(Error::Corrupt(format!("op id {} was issued twice", op.id)));
-        }
+        let op = self.log(collection, key, kind, parents)?;
         // A fresh local op is named by no other op: it is always a head.
         let state = merge::absorb(current, &op_meta(&op), false);
         let (state, changed_policy) =
@@ -126,6 +115,23 @@ impl<'a> Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Issues the next op id and clock reading, and appends the op to the log.
+    fn log(&mut self, collection: Collection, key: RecordKey, kind: OpKind, parents: Vec<OpId>) -> Result<Op> {
+        self.counter += 1;
+        let op = Op {
+            id: OpId { device: self.device, counter: self.counter },
+            hlc: self.clock.tick(now_ms())?,
+            collection,
+            key,
+            kind,
+            parents,
+        };
+        if !insert_op(self.conn, &op)? {
+            return Err(Error::Corrupt(format!("op id {} was issued twice", op.id)));
+        }
+        Ok(op)
+    }
+
     /// Writes a forget op and applies it: returns the op, the ops erased and the records changed.
     pub(crate) fn forget(
         &mut self,
@@ -133,18 +139,7 @@ impl Writer<'_> {
         key: RecordKey,
         forget: Forget,
     ) -> Result<(OpId, u64, u64)> {
-        self.counter += 1;
-        let op = Op {
-            id: OpId { device: self.device, counter: self.counter },
-            hlc: self.clock.tick(now_ms())?,
-            collection,
-            key,
-            kind: OpKind::Forget(forget.clone()),
-            parents: Vec::new(),
-        };
-        if !insert_op(self.conn, &op)? {
-            return Err(Error::Corrupt(format!("op id {} was issued twice", op.id)));
-        }
+        let op = self.log(collection, key, OpKind::Forget(forget.clone()), Vec::new())?;
         let (erased, changed) = crate::forget::apply(self.conn, &op, &forget)?;
         self.forgets = None;
         for (collection, key) in &changed {
