@@ -58,13 +58,7 @@ fn selects(forget: &Forget, forget_key: &str, key: &str) -> bool {
 /// Returns the records changed.
 pub(crate) fn apply(conn: &Connection, forget_op: &Op, forget: &Forget) -> Result<(u64, Vec<(String, String)>)> {
     let collection = forget_op.collection.as_str();
-    let keys: Vec<String> = conn
-        .prepare_cached(&format!("SELECT DISTINCT key FROM ops WHERE collection = ?1 AND kind != {KIND_FORGET}"))?
-        .query_map([collection], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?
-        .into_iter()
-        .filter(|key| selects(forget, forget_op.key.as_str(), key))
-        .collect();
+    let keys = selected_keys(conn, collection, forget, forget_op.key.as_str())?;
     let mut erased = 0;
     let mut changed = Vec::new();
     let mut policies = Policies::default();
@@ -105,6 +99,33 @@ pub(crate) fn apply(conn: &Connection, forget_op: &Op, forget: &Forget) -> Resul
         changed.push((collection.to_owned(), key));
     }
     Ok((erased, changed))
+}
+
+/// The keys of the collection a forget selects, read through the `(collection, key)` index.
+fn selected_keys(conn: &Connection, collection: &str, forget: &Forget, forget_key: &str) -> Result<Vec<String>> {
+    let base = format!("SELECT DISTINCT key FROM ops WHERE collection = ?1 AND kind != {KIND_FORGET}");
+    let keys: Vec<String> = match forget.scope {
+        ForgetScope::Record => conn
+            .prepare_cached(&format!("{base} AND key = ?2"))?
+            .query_map(params![collection, forget_key], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?,
+        ForgetScope::Prefix => {
+            // GLOB is case-sensitive and uses the index for a literal prefix; its wildcards in
+            // the prefix are matched literally through classes.
+            let escaped: String = forget_key
+                .chars()
+                .map(|c| if matches!(c, '*' | '?' | '[' | ']') { format!("[{c}]") } else { c.to_string() })
+                .collect();
+            conn.prepare_cached(&format!("{base} AND key GLOB ?2"))?
+                .query_map(params![collection, format!("{escaped}*")], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?
+        }
+        ForgetScope::All => {
+            conn.prepare_cached(&base)?.query_map([collection], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?
+        }
+    };
+    // The index narrowed the search; the rule itself decides.
+    Ok(keys.into_iter().filter(|key| selects(forget, forget_key, key)).collect())
 }
 
 /// Removes an op from the log, keeping its id as forgotten.
@@ -256,8 +277,8 @@ impl Vault {
             purged.dropped_copies += self.drop_copies(*device, counters)?;
         }
         tx.execute("UPDATE forgotten_ops SET purged = 1 WHERE purged = 0", [])?;
+        // FTS5 secure-delete removes the words from the index as the rows go.
         crate::search::catch_up(&tx)?;
-        tx.execute("INSERT INTO search_index (search_index) VALUES ('optimize')", [])?;
         tx.commit()?;
         // Old page images must not linger in the write-ahead log.
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;

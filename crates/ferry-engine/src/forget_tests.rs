@@ -67,7 +67,9 @@ fn database_contains(vault: &Vault, dir: &std::path::Path, needle: &str) -> bool
     vault.conn.execute_batch("DETACH DATABASE plaintext;").unwrap();
     let exported = std::fs::read(&plain).unwrap();
     assert!(exported.len() > 4096 && exported.starts_with(b"SQLite format 3"), "a real plaintext export");
-    let found = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+    // Case-insensitive: the search index keeps words lowercased.
+    let needle = needle.to_lowercase();
+    let found = |bytes: &[u8]| bytes.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
     let mut files = vec![exported];
     for entry in std::fs::read_dir(vault.home.root()).unwrap() {
         let path = entry.unwrap().path();
@@ -117,7 +119,10 @@ fn a_forgotten_record_stays_gone_everywhere_even_after_an_offline_device_syncs()
     for vault in [&mut b, &mut c, &mut a] {
         sync(vault, &store);
     }
-    // The checks below can see the words while they are there.
+    // Every device has the words in its search index, and the checks below can see them.
+    for vault in [&mut a, &mut b, &mut c] {
+        assert_eq!(vault.find("topsecret", None, 10).unwrap().len(), 1);
+    }
     assert!(database_contains(&a, dir.path(), "TOPSECRET") && store_contains(&a, &store, "TOPSECRET"));
     // c goes offline and edits the record; meanwhile a forgets it.
     c.put("notes", "secret", &json!({"text": "TOPSECRET-C"})).unwrap();
