@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -219,6 +219,12 @@ ALTER TABLE cursors ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
 INSERT INTO meta (name, value) VALUES ('log_generation', 0), ('rewritten_from', 0) ON CONFLICT DO NOTHING;
 ";
 
+/// Version 9: peers. A peer this device pulls from keeps its progress (HEAD etags, skipped
+/// objects, attempts) in `stores` like a store, marked as a peer so store commands skip it.
+const SCHEMA_V9: &str = "
+ALTER TABLE stores ADD COLUMN peer INTEGER NOT NULL DEFAULT 0;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -249,7 +255,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
+    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

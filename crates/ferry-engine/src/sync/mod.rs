@@ -14,6 +14,7 @@
 mod checks;
 pub(crate) mod enroll;
 pub(crate) mod epochs;
+mod held;
 pub(crate) mod import;
 mod outbox;
 mod pair;
@@ -64,7 +65,7 @@ impl Vault {
     /// # Errors
     /// Database failures.
     pub fn stores(&self) -> Result<Vec<ConfiguredStore>> {
-        let mut stmt = self.conn.prepare("SELECT id, url FROM stores ORDER BY id")?;
+        let mut stmt = self.conn.prepare("SELECT id, url FROM stores WHERE NOT peer ORDER BY id")?;
         let rows = stmt.query_map([], |row| Ok(ConfiguredStore { id: row.get(0)?, url: row.get(1)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }

@@ -171,7 +171,7 @@ impl Vault {
     pub(crate) fn unpublished_ops(&self) -> Result<u64> {
         let op_counter = from_sql_u64(meta_get(&self.conn, "op_counter")?)?;
         let published: Option<i64> = self.conn.query_row(
-            "SELECT min(coalesce((SELECT last_counter FROM own_segments WHERE seq = s.uploaded_seq), 0)) FROM stores s",
+            "SELECT min(coalesce((SELECT last_counter FROM own_segments WHERE seq = s.uploaded_seq), 0)) FROM stores s WHERE NOT s.peer",
             [],
             |row| row.get(0),
         )?;

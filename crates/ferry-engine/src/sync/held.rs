@@ -1,0 +1,262 @@
+//! The store objects this device holds, by store path: what it serves to peers (DESIGN §5: "a
+//! device serves the objects it holds (its own and those it imported), so sync is
+//! transitive"). Everything here is sealed bytes exactly as written; nothing is decrypted.
+
+use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
+use crate::identity::VaultKeys;
+use crate::{Result, Vault};
+use ferry_format::DeviceId;
+use ferry_format::objects::{VaultFile, paths};
+use rusqlite::OptionalExtension;
+
+/// What a store path names, for the objects a device holds.
+enum HeldPath {
+    VaultFile,
+    KeyEpoch(u32),
+    Record(DeviceId),
+    Revocation(DeviceId),
+    Segment(DeviceId, u64),
+    Head(DeviceId),
+    Blob([u8; 32]),
+}
+
+fn parse(path: &str) -> Option<HeldPath> {
+    if path == paths::VAULT_FILE {
+        return Some(HeldPath::VaultFile);
+    }
+    if let Some(device) = paths::parse_device_record(path).filter(|_| path.starts_with(paths::DEVICES)) {
+        return Some(HeldPath::Record(device));
+    }
+    if let Some(device) = paths::parse_revocation(path).filter(|_| path.starts_with(paths::DEVICES)) {
+        return Some(HeldPath::Revocation(device));
+    }
+    if let Some(rest) = path.strip_prefix("keys/") {
+        let epoch = rest.strip_suffix("/epoch")?.parse().ok()?;
+        return Some(HeldPath::KeyEpoch(epoch));
+    }
+    if let Some(rest) = path.strip_prefix("log/") {
+        let (device, name) = rest.split_once('/')?;
+        let device: DeviceId = device.parse().ok()?;
+        if name == "HEAD" {
+            return Some(HeldPath::Head(device));
+        }
+        let seq = name.strip_suffix(".seg")?;
+        return (seq.len() == 16).then(|| seq.parse().ok().map(|seq| HeldPath::Segment(device, seq))).flatten();
+    }
+    let rest = path.strip_prefix("blobs/")?;
+    let (_, hex) = rest.split_once('/')?;
+    let mut id = [0u8; 32];
+    hex::decode_to_slice(hex, &mut id).ok()?;
+    (paths::blob(&id) == path).then_some(HeldPath::Blob(id))
+}
+
+impl Vault {
+    /// The sealed object this device holds at a store path, if any.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn held_object(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        let Some(held) = parse(path) else { return Ok(None) };
+        let me = self.device_id();
+        let one = |sql: &str, key: &[&dyn rusqlite::ToSql]| -> Result<Option<Vec<u8>>> {
+            Ok(self.conn.query_row(sql, key, |row| row.get::<_, Option<Vec<u8>>>(0)).optional()?.flatten())
+        };
+        match held {
+            HeldPath::VaultFile => self.vault_file_bytes().map(Some),
+            HeldPath::KeyEpoch(epoch) => one("SELECT object FROM key_epochs WHERE epoch = ?1", &[&epoch]),
+            HeldPath::Record(device) => {
+                one("SELECT record FROM devices WHERE device_id = ?1", &[&&device.as_bytes()[..]])
+            }
+            HeldPath::Revocation(device) => {
+                one("SELECT revocation FROM devices WHERE device_id = ?1", &[&&device.as_bytes()[..]])
+            }
+            HeldPath::Segment(device, seq) if device == me => {
+                one("SELECT bytes FROM own_segments WHERE seq = ?1", &[&to_sql_u64(seq)?])
+            }
+            HeldPath::Segment(device, seq) => one(
+                "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                &[&&device.as_bytes()[..], &to_sql_u64(seq)?],
+            ),
+            HeldPath::Head(device) if device == me => {
+                // A peer asking for this HEAD wants this device's latest writes: seal them now.
+                self.seal_pending_ops()?;
+                self.own_head_bytes()
+            }
+            HeldPath::Head(device) => {
+                one("SELECT bytes FROM device_heads WHERE device = ?1", &[&&device.as_bytes()[..]])
+            }
+            HeldPath::Blob(id) => {
+                let listed = self.conn.prepare_cached("SELECT 1 FROM blob_objects WHERE id = ?1")?.exists([&id[..]])?;
+                let file = self.blob_file(&crate::BlobId(id));
+                Ok(if listed { std::fs::read(file).ok() } else { None })
+            }
+        }
+    }
+
+    /// The store paths of the objects this device holds under `prefix`, sorted.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn held_paths(&mut self, prefix: &str) -> Result<Vec<String>> {
+        self.seal_pending_ops()?;
+        let mut all = vec![paths::VAULT_FILE.to_owned()];
+        let strings = |sql: &str| -> Result<Vec<(Vec<u8>, i64)>> {
+            Ok(self
+                .conn
+                .prepare(sql)?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        };
+        for (_, epoch) in strings("SELECT x'', epoch FROM key_epochs WHERE object IS NOT NULL")? {
+            all.push(paths::key_epoch(u32::try_from(epoch).unwrap_or(0)));
+        }
+        for (device, revoked) in
+            strings("SELECT device_id, revocation IS NOT NULL FROM devices WHERE record IS NOT NULL")?
+        {
+            let Some(device) = DeviceId::from_slice(&device) else { continue };
+            all.push(paths::device_record(device));
+            if revoked != 0 {
+                all.push(paths::revocation(device));
+            }
+        }
+        for (device, seq) in strings("SELECT device, seq FROM imported_segments")? {
+            let Some(device) = DeviceId::from_slice(&device) else { continue };
+            all.push(paths::segment(device, from_sql_u64(seq)?));
+        }
+        for (device, _) in strings("SELECT device, seq FROM device_heads")? {
+            let Some(device) = DeviceId::from_slice(&device) else { continue };
+            all.push(paths::head(device));
+        }
+        let me = self.device_id();
+        let own: Vec<(Vec<u8>, i64)> = strings("SELECT x'', seq FROM own_segments")?;
+        if !own.is_empty() {
+            all.push(paths::head(me));
+        }
+        for (_, seq) in own {
+            all.push(paths::segment(me, from_sql_u64(seq)?));
+        }
+        for id in self.blob_ids()? {
+            all.push(paths::blob(&id.0));
+        }
+        all.retain(|path| path.starts_with(prefix));
+        all.sort();
+        Ok(all)
+    }
+
+    /// Pulls from a peer (another device serving what it holds): like a pull from a store, with
+    /// the same verification; the peer's progress is kept under its location.
+    ///
+    /// # Errors
+    /// The peer is unreachable or refuses; local failures.
+    pub fn pull_from_peer(&mut self, peer: &dyn ferry_store::Store) -> Result<crate::PullReport> {
+        let url = peer.location();
+        let known: Option<i64> =
+            self.conn.query_row("SELECT id FROM stores WHERE url = ?1", [&url], |row| row.get(0)).optional()?;
+        let id = match known {
+            Some(id) => id,
+            None => {
+                self.conn.execute(
+                    "INSERT INTO stores (url, added_ms, peer) VALUES (?1, ?2, 1)",
+                    rusqlite::params![url, to_sql_u64(crate::write::now_ms())?],
+                )?;
+                self.conn.last_insert_rowid()
+            }
+        };
+        let handle = crate::StoreHandle { id, store: peer };
+        self.sync(handle, crate::Direction::Pull).map(|report| report.pull.unwrap_or_default())
+    }
+
+    /// The Ed25519 public keys of the vault's active devices (this one included): the keys a
+    /// peer connection may present.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn active_device_keys(&self) -> Result<Vec<(DeviceId, [u8; 32])>> {
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare("SELECT device_id, signing_public FROM devices WHERE revoked_last_seq IS NULL")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, key)| Some((DeviceId::from_slice(&id)?, <[u8; 32]>::try_from(key.as_slice()).ok()?)))
+            .collect())
+    }
+
+    /// This device's Ed25519 secret key, for the one use outside the engine that needs it: the
+    /// TLS handshake that proves to a peer that this is the device its registry knows. Keep it
+    /// in memory only.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn device_signing_secret(&self) -> Result<ferry_format::SecretBytes> {
+        Ok(ferry_format::SecretBytes::new(crate::identity::DeviceKeys::load(&self.conn)?.signing_key().to_bytes()))
+    }
+
+    /// The vault file, as published.
+    pub(crate) fn vault_file_bytes(&self) -> Result<Vec<u8>> {
+        let keys = VaultKeys::load(&self.conn)?;
+        let file = VaultFile {
+            format: "ferry-vault".into(),
+            version: VaultFile::VERSION,
+            vault_id: keys.vault_id.to_string(),
+            created_ms: from_sql_u64(meta_get(&self.conn, "created_ms")?)?,
+            fingerprint: keys.fingerprint().to_string(),
+        };
+        serde_json::to_vec_pretty(&file).map_err(|e| crate::Error::Corrupt(e.to_string()))
+    }
+
+    /// This device's HEAD, sealed once per state of its log (so its bytes, and a peer's etag,
+    /// change only when the log does).
+    fn own_head_bytes(&mut self) -> Result<Option<Vec<u8>>> {
+        let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
+        if last == 0 {
+            return Ok(None);
+        }
+        let generation: i64 = meta_get(&self.conn, "log_generation")?;
+        let state = format!("{last}/{generation}");
+        let cached: Option<(String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT a.value, b.value FROM meta a, meta b WHERE a.name = 'own_head_state' AND b.name = 'own_head'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        if let Some((cached_state, bytes)) = cached
+            && cached_state == state
+        {
+            return Ok(Some(bytes));
+        }
+        let bytes = self.seal_own_head(from_sql_u64(last)?)?;
+        meta_set(&self.conn, "own_head", &bytes)?;
+        meta_set(&self.conn, "own_head_state", &state)?;
+        Ok(Some(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_paths_parse_to_what_they_name() {
+        let device = DeviceId::from_bytes([0xab; 16]);
+        assert!(matches!(parse(&paths::segment(device, 7)), Some(HeldPath::Segment(d, 7)) if d == device));
+        assert!(matches!(parse(&paths::head(device)), Some(HeldPath::Head(d)) if d == device));
+        assert!(matches!(parse(&paths::device_record(device)), Some(HeldPath::Record(_))));
+        assert!(matches!(parse(&paths::revocation(device)), Some(HeldPath::Revocation(_))));
+        assert!(matches!(parse("keys/3/epoch"), Some(HeldPath::KeyEpoch(3))));
+        assert!(matches!(parse(&paths::blob(&[7; 32])), Some(HeldPath::Blob(_))));
+        assert!(matches!(parse(paths::VAULT_FILE), Some(HeldPath::VaultFile)));
+        for junk in [
+            "log/zz/HEAD",
+            "log/abababababababababababababababab/1.seg",
+            "blobs/00/07",
+            "keys/0/passphrase.age",
+            "../x",
+        ] {
+            assert!(parse(junk).is_none(), "{junk}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! A peer as a store: the engine pulls from another device exactly as from a folder or bucket.
+//! Read-only: a device publishes by serving what it holds, so there is nothing to push to a
+//! peer (hubs, which accept writes, come separately).
+
+use crate::tls::{Pins, TlsError, TlsIdentity, client_config};
+use ferry_store::{Created, Fetched, Store, StoreError, StoreErrorKind, check_path};
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use std::time::Duration;
+
+/// Another device of the vault, reached over mutual TLS.
+pub struct PeerStore {
+    base: String,
+    label: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for PeerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PeerStore({})", self.label)
+    }
+}
+
+impl PeerStore {
+    /// A peer at `addr` (`host:port`), accepted only if its certificate key is pinned.
+    ///
+    /// # Errors
+    /// TLS or client setup.
+    pub fn new(addr: &str, identity: &TlsIdentity, pins: Pins) -> Result<Self, TlsError> {
+        let client = Client::builder()
+            .tls_backend_preconfigured(client_config(identity, pins)?)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| TlsError::Certificate(e.to_string()))?;
+        // The peer is identified by its key, not its name: any name works for SNI.
+        Ok(Self { base: format!("https://{addr}"), label: format!("peer:{addr}"), client })
+    }
+
+    fn error(&self, path: &str, err: &reqwest::Error) -> StoreError {
+        let text = error_chain(err);
+        let kind = if text.contains("not an active device") || text.contains("certificate") || text.contains("alert") {
+            StoreErrorKind::Denied
+        } else {
+            StoreErrorKind::Unavailable
+        };
+        let message = match kind {
+            StoreErrorKind::Denied => format!(
+                "{} refused the connection, or is not an active device of this vault (mutual TLS): {text}",
+                self.label
+            ),
+            _ => format!("{} cannot be reached: {text}", self.label),
+        };
+        StoreError::new(kind, path, message)
+    }
+
+    fn status_error(&self, path: &str, status: StatusCode) -> StoreError {
+        let kind = if status.is_server_error() { StoreErrorKind::Unavailable } else { StoreErrorKind::Other };
+        StoreError::new(kind, path, format!("{} answered {status}", self.label))
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn read_only(path: &str) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Denied,
+        path,
+        "a peer is read-only: it serves what it holds (sync with a peer pulls; push goes to stores and hubs)",
+    )
+}
+
+impl Store for PeerStore {
+    fn location(&self) -> String {
+        self.label.clone()
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get_if_changed(path, None)? {
+            Fetched::Changed { bytes, .. } => Ok(Some(bytes)),
+            Fetched::Missing | Fetched::Unchanged => Ok(None),
+        }
+    }
+
+    fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
+        check_path(path)?;
+        let mut request = self.client.get(format!("{}/v1/objects/{path}", self.base));
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().map_err(|e| self.error(path, &e))?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => Ok(Fetched::Unchanged),
+            StatusCode::NOT_FOUND => Ok(Fetched::Missing),
+            StatusCode::OK => {
+                let etag =
+                    response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                let bytes = response.bytes().map_err(|e| self.error(path, &e))?.to_vec();
+                Ok(Fetched::Changed { bytes, etag })
+            }
+            status => Err(self.status_error(path, status)),
+        }
+    }
+
+    fn put_if_absent(&self, path: &str, _bytes: &[u8]) -> Result<Created, StoreError> {
+        Err(read_only(path))
+    }
+
+    fn put(&self, path: &str, _bytes: &[u8]) -> Result<(), StoreError> {
+        Err(read_only(path))
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        check_path(prefix)?;
+        let response = self
+            .client
+            // A checked path holds only letters, digits, `.`, `_`, `-` and `/`: safe in a query.
+            .get(format!("{}/v1/list?prefix={prefix}", self.base))
+            .send()
+            .map_err(|e| self.error(prefix, &e))?;
+        if response.status() != StatusCode::OK {
+            return Err(self.status_error(prefix, response.status()));
+        }
+        let body = response.bytes().map_err(|e| self.error(prefix, &e))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, prefix, format!("{}: bad listing: {e}", self.label)))
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        Err(read_only(path))
+    }
+}

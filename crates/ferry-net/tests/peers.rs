@@ -1,0 +1,145 @@
+//! Devices pulling from each other over mutual TLS on 127.0.0.1, and the connections that must
+//! be refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+use ferry_engine::{
+    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
+};
+use ferry_net::{PeerStore, Pins, TlsIdentity, serve};
+use ferry_store::{FolderStore, Store, StoreErrorKind};
+use serde_json::json;
+use std::path::Path;
+
+fn unlock() -> Unlock {
+    Unlock { passphrase: Passphrase::new("vault passphrase"), kdf_cost: KdfCost::WorkFactor(4) }
+}
+
+fn options(name: &str) -> CreateOptions {
+    CreateOptions { device_name: name.into(), unlock: unlock() }
+}
+
+fn sync(vault: &mut Vault, store: &dyn Store) {
+    vault.sync(StoreHandle { id: 1, store }, Direction::Both).unwrap();
+}
+
+/// Three devices enrolled through a folder store, which then plays no further part.
+fn three_devices(dir: &Path) -> (Vault, Vault, Vault, FolderStore) {
+    std::fs::create_dir_all(dir.join("store")).unwrap();
+    let store = FolderStore::new(dir.join("store"));
+    let mut a = Vault::create_for_store(&Home::new(dir.join("a")), options("a"), "folder", &store).unwrap().vault;
+    sync(&mut a, &store);
+    let join = |name: &str| {
+        Vault::join(
+            &Home::new(dir.join(name)),
+            JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::Passphrase },
+            "folder",
+            &store,
+        )
+        .unwrap()
+    };
+    let (mut b, mut c) = (join("b"), join("c"));
+    for _ in 0..2 {
+        for vault in [&mut b, &mut c, &mut a] {
+            sync(vault, &store);
+        }
+    }
+    (a, b, c, store)
+}
+
+fn identity(vault: &Vault) -> TlsIdentity {
+    TlsIdentity::new(&vault.device_signing_secret().unwrap()).unwrap()
+}
+
+fn pins(vault: &Vault) -> Pins {
+    let pins = Pins::default();
+    pins.set(vault.active_device_keys().unwrap());
+    pins
+}
+
+/// Serves `vault`'s home through a second handle (the caller keeps writing with the first).
+fn serve_home(dir: &Path, name: &str, vault: &Vault) -> ferry_net::PeerServer {
+    let served = Vault::open(&Home::new(dir.join(name)), &unlock()).unwrap();
+    serve(served, &identity(vault), pins(vault), "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn peer(of: &Vault, server: &ferry_net::PeerServer) -> PeerStore {
+    PeerStore::new(&server.addr().to_string(), &identity(of), pins(of)).unwrap()
+}
+
+fn value(vault: &Vault, key: &str) -> Option<String> {
+    vault.get("notes", key).unwrap().map(|r| r.value.as_str().to_owned())
+}
+
+#[test]
+fn devices_pull_from_each_other_and_data_travels_on_with_the_first_one_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut c, _store) = three_devices(dir.path());
+    a.put("notes", "lan", &json!("from a, over the LAN only")).unwrap();
+
+    let a_server = serve_home(dir.path(), "a", &a);
+    let from_a = peer(&b, &a_server);
+    let report = b.pull_from_peer(&from_a).unwrap();
+    assert_eq!(report.imported_ops, 1, "{report:?}");
+    assert_eq!(value(&b, "lan").as_deref(), Some("\"from a, over the LAN only\""));
+    // Nothing changed: the second pull reads HEADs with etags and imports nothing.
+    assert_eq!(b.pull_from_peer(&from_a).unwrap().imported_ops, 0);
+    assert!(from_a.put("log/x/HEAD", b"x").is_err(), "a peer is read-only");
+    drop(a_server);
+
+    // a is gone; c gets a's write from b, verified against a's signature.
+    let b_server = serve_home(dir.path(), "b", &b);
+    let from_b = peer(&c, &b_server);
+    c.pull_from_peer(&from_b).unwrap();
+    assert_eq!(value(&c, "lan").as_deref(), Some("\"from a, over the LAN only\""));
+    assert!(b.stores().unwrap().iter().all(|s| !s.url.starts_with("peer:")), "peers are not stores");
+
+    // A peer that is down is unavailable (retry later), not an error of the data.
+    let gone = PeerStore::new("127.0.0.1:1", &identity(&c), pins(&c)).unwrap();
+    let err = gone.get("ferry-vault.json").unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Unavailable, "{err}");
+}
+
+#[test]
+fn strangers_revoked_devices_and_plain_http_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, b, c, _store) = three_devices(dir.path());
+    let a_server = serve_home(dir.path(), "a", &a);
+
+    // A device of another vault, in both directions.
+    let stranger = Vault::create(&Home::new(dir.path().join("stranger")), options("stranger")).unwrap().vault;
+    let err = PeerStore::new(&a_server.addr().to_string(), &identity(&stranger), pins(&stranger))
+        .unwrap()
+        .get("ferry-vault.json")
+        .unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let stranger_server = serve(
+        Vault::open(&Home::new(dir.path().join("stranger")), &unlock()).unwrap(),
+        &identity(&stranger),
+        pins(&stranger),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    let err = peer(&b, &stranger_server).get("ferry-vault.json").unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+
+    // A revoked device: refused once the server's pins follow the registry.
+    a.revoke_device(&c.device_id().to_string()).unwrap();
+    drop(a_server);
+    let a_server = serve_home(dir.path(), "a", &a);
+    let err = peer(&c, &a_server).get("ferry-vault.json").unwrap_err();
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    let mut b = b;
+    assert!(peer(&b, &a_server).get("ferry-vault.json").unwrap().is_some(), "b is still a member");
+    b.pull_from_peer(&peer(&b, &a_server)).unwrap();
+
+    // Plain HTTP to the TLS port gets no answer it could use.
+    let plain = std::net::TcpStream::connect(a_server.addr()).unwrap();
+    plain.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut plain = plain;
+    std::io::Write::write_all(&mut plain, b"GET /v1/objects/ferry-vault.json HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(!String::from_utf8_lossy(&answer).contains("ferry-vault"), "no object over plain HTTP");
+    assert!(!answer.starts_with(b"HTTP/1.1 200"));
+}
