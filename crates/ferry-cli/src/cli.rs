@@ -80,6 +80,9 @@ pub enum Command {
     Import(ImportArgs),
     /// Check this device: unlock, keychain, keys, stores, sync; says what to do about problems
     Doctor(JsonArg),
+    /// Serve this device's data to the vault's other devices (mutual TLS) and sync the stores
+    /// on an interval, until stopped
+    Serve(ServeArgs),
     /// How concurrent writes to a collection merge: set, ls (see docs/CONFLICTS.md)
     #[command(subcommand)]
     Policy(PolicyAction),
@@ -264,6 +267,16 @@ pub enum ConflictsAction {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen (port 0: any free port; the address is printed)
+    #[arg(long, default_value = "0.0.0.0:7420", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Seconds between syncs with the stores (and registry refreshes)
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub interval: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct FindArgs {
     /// Words that must all occur (a trailing * matches a prefix)
     pub query: String,
@@ -344,6 +357,9 @@ pub struct ImportArgs {
 pub struct SyncArgs {
     #[command(subcommand)]
     pub action: Option<SyncAction>,
+    /// Pull from another device of the vault running `ferry serve` (HOST:PORT) instead of the stores
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer: Option<String>,
     #[command(flatten)]
     pub json: JsonArg,
 }

@@ -73,7 +73,7 @@ impl Unlock {
 }
 
 /// The random key of the local database (redacted in `Debug`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LocalKey(SecretBytes);
 
 impl LocalKey {

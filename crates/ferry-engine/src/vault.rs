@@ -267,6 +267,15 @@ impl Vault {
         })
     }
 
+    /// Opens a second handle on this vault (another database connection), for a thread that
+    /// serves or syncs while this one writes. No passphrase is asked: the key is in memory.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub fn reopen(&self) -> Result<Self> {
+        Self::open_with_key(&self.home, self.local_key.clone(), self.unlocked_with)
+    }
+
     /// Keeps this device's database key in the OS keychain, so it opens without the passphrase
     /// ([`Vault::open_from_keychain`]). The passphrase keeps working.
     ///

@@ -9,6 +9,7 @@ mod init;
 mod inspect;
 mod keys;
 mod pair;
+mod peers;
 mod records;
 mod stores;
 mod sync;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => backup::export(&mut open(global)?, &args),
         Command::Import(args) => backup::import(global, &args),
         Command::Doctor(args) => doctor::doctor(global, &args),
+        Command::Serve(args) => peers::serve(global, open(global)?, &args),
         Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
         Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
         Command::Find(args) => records::find(&mut open(global)?, &args),

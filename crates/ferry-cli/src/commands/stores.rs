@@ -56,12 +56,14 @@ fn add(global: &GlobalArgs, vault: &mut Vault, text: &str, json: bool) -> Result
 fn ls(vault: &Vault, json: bool) -> Result<()> {
     let status = vault.sync_status()?;
     let mut out = std::io::stdout().lock();
+    let stores: Vec<_> = status.stores.iter().filter(|s| !s.peer).collect();
     if json {
-        return output::json(&mut out, &status.stores);
+        return output::json(&mut out, &stores);
     }
     let rows: Vec<Vec<String>> = status
         .stores
         .iter()
+        .filter(|s| !s.peer)
         .map(|s| {
             vec![
                 s.id.to_string(),

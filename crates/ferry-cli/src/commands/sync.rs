@@ -90,6 +90,9 @@ pub fn report_joined(
 }
 
 pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<()> {
+    if let Some(addr) = &args.peer {
+        return super::peers::pull_from(vault, addr, args.json.json);
+    }
     let (direction, json) = match &args.action {
         None => (Direction::Both, args.json.json),
         Some(SyncAction::Push(JsonArg { json })) => (Direction::Push, *json || args.json.json),
@@ -178,7 +181,7 @@ fn status(vault: &Vault, json: bool) -> Result<()> {
     }
     for store in &status.stores {
         let state = serde_json::to_value(store.state)?.as_str().unwrap_or_default().to_owned();
-        writeln!(out, "store {}  {state}", store.url)?;
+        writeln!(out, "{} {}  {state}", if store.peer { "peer" } else { "store" }, store.url)?;
         let when = |ms: Option<u64>| ms.map_or_else(|| "never".to_owned(), output::timestamp);
         writeln!(out, "  last sync: {}   last attempt: {}", when(store.last_success_ms), when(store.last_attempt_ms))?;
         if let Some(error) = &store.last_error {

@@ -48,6 +48,8 @@ pub enum StoreState {
 pub struct StoreStatus {
     /// Local id.
     pub id: i64,
+    /// A device pulled from directly (`ferry sync --peer`), not a store.
+    pub peer: bool,
     /// Location (never with credentials).
     pub url: String,
     /// The state.
@@ -188,8 +190,8 @@ impl Vault {
             self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
         let mut stmt = self.conn.prepare(
             "SELECT id, url, last_attempt_ms, last_success_ms, last_error, error_transient, failures, next_retry_ms,
-                    uploaded_seq, (SELECT count(*) FROM store_outbox o WHERE o.store = s.id)
-             FROM stores s ORDER BY id",
+                    uploaded_seq, (SELECT count(*) FROM store_outbox o WHERE o.store = s.id), peer
+             FROM stores s ORDER BY peer, id",
         )?;
         let rows = stmt.query_map([], |row| {
             Ok((
@@ -203,12 +205,13 @@ impl Vault {
                 row.get::<_, Option<i64>>(7)?,
                 row.get::<_, i64>(8)?,
                 row.get::<_, i64>(9)?,
+                row.get::<_, bool>(10)?,
             ))
         })?;
         let optional = |value: Option<i64>| value.map(from_sql_u64).transpose();
         let mut stores = Vec::new();
         for row in rows {
-            let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued) = row?;
+            let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued, peer) = row?;
             let pending_segments = from_sql_u64(last_seq.saturating_sub(uploaded))?;
             let state = match (&error, success) {
                 (Some(_), _) if transient => StoreState::Offline,
@@ -227,6 +230,7 @@ impl Vault {
             stores.push(StoreStatus {
                 id,
                 url,
+                peer,
                 state,
                 last_attempt_ms: optional(attempt)?,
                 last_success_ms: optional(success)?,
