@@ -81,8 +81,10 @@ pub enum Command {
     /// Check this device: unlock, keychain, keys, stores, sync; says what to do about problems
     Doctor(JsonArg),
     /// Serve this device's data to the vault's other devices (mutual TLS) and sync the stores
-    /// on an interval, until stopped
+    /// and known peers on an interval, until stopped
     Serve(ServeArgs),
+    /// Devices this one pulls from directly: ls, add ID ADDR, forget-address ADDR
+    Peers(PeersArgs),
     /// How concurrent writes to a collection merge: set, ls (see docs/CONFLICTS.md)
     #[command(subcommand)]
     Policy(PolicyAction),
@@ -274,6 +276,30 @@ pub struct ServeArgs {
     /// Seconds between syncs with the stores (and registry refreshes)
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub interval: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    #[command(subcommand)]
+    pub action: Option<PeersAction>,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PeersAction {
+    /// Remember where a device serves (a LAN or Tailscale name or IP, with the port)
+    Add {
+        /// The device's id, or the start of it (see `ferry devices`)
+        id: String,
+        /// HOST:PORT
+        addr: String,
+    },
+    /// Forget a stored address
+    ForgetAddress {
+        /// HOST:PORT
+        addr: String,
+    },
 }
 
 #[derive(Debug, Args)]

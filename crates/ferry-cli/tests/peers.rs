@@ -56,3 +56,53 @@ fn a_device_pulls_from_another_that_serves_without_any_store() {
     let err = phone.fails(&["sync", "--peer", &addr], 6);
     assert!(err.contains("cannot be reached"), "{err}");
 }
+
+/// Starts `ferry serve` on `device`; returns it and the address it listens on.
+fn serve(device: &Device, interval: &str) -> (Running, String) {
+    let mut child = device
+        .process(&["serve", "--listen", "127.0.0.1:0", "--interval", interval])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
+    (Running(child), addr)
+}
+
+fn device_id(device: &Device) -> String {
+    let status: serde_json::Value = serde_json::from_str(&device.ok(&["status", "--json"])).unwrap();
+    status["device_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn two_serving_devices_that_know_each_other_converge_on_their_own() {
+    let store = Store::new();
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    let phone = Device::new();
+    phone.ok(&["join", &store.url(), "--name", "phone"]);
+    laptop.ok(&["sync"]);
+    laptop.ok(&["store", "rm", "1"]);
+    phone.ok(&["store", "rm", "1"]);
+    let (_laptop_server, laptop_addr) = serve(&laptop, "1");
+    let (_phone_server, phone_addr) = serve(&phone, "1");
+    laptop.ok(&["peers", "add", &device_id(&phone)[..8], &phone_addr]);
+    phone.ok(&["peers", "add", &device_id(&laptop)[..8], &laptop_addr]);
+    let err = phone.fails(&["peers", "add", "00000000", "127.0.0.1:1"], 3);
+    assert!(err.contains("no device"), "{err}");
+
+    laptop.ok(&["put", "notes", "a", r#""from the laptop""#]);
+    phone.ok(&["put", "notes", "b", r#""from the phone""#]);
+    // Bounded wait: each daemon pulls once a second.
+    let converged = (0..60).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        laptop.run(&["get", "notes", "b"]).code == 0 && phone.run(&["get", "notes", "a"]).code == 0
+    });
+    assert!(converged, "both records on both devices within 15 s");
+    let peers = laptop.ok(&["peers"]);
+    assert!(peers.contains(&phone_addr) && peers.contains("phone"), "{peers}");
+    laptop.ok(&["peers", "forget-address", &phone_addr]);
+    assert!(!laptop.ok(&["peers"]).contains(&phone_addr));
+}

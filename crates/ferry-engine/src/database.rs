@@ -223,6 +223,7 @@ INSERT INTO meta (name, value) VALUES ('log_generation', 0), ('rewritten_from', 
 /// objects, attempts) in `stores` like a store, marked as a peer so store commands skip it.
 const SCHEMA_V9: &str = "
 ALTER TABLE stores ADD COLUMN peer INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE stores ADD COLUMN peer_device BLOB;  -- the device expected at a stored peer address
 ";
 
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.

@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => backup::import(global, &args),
         Command::Doctor(args) => doctor::doctor(global, &args),
         Command::Serve(args) => peers::serve(global, open(global)?, &args),
+        Command::Peers(args) => peers::peers(&mut open(global)?, &args),
         Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
         Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
         Command::Find(args) => records::find(&mut open(global)?, &args),

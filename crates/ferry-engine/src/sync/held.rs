@@ -143,6 +143,55 @@ impl Vault {
         Ok(all)
     }
 
+    /// Remembers an address where another device of the vault serves (`ferry peers add`):
+    /// `ferry serve` pulls from it on every round. Returns its local id.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownDevice`] for a device that is not an active member; local failures.
+    pub fn add_peer(&mut self, device: &str, addr: &str) -> Result<i64> {
+        let device = self.resolve_device(device)?;
+        if !self.active_device_keys()?.iter().any(|(d, _)| *d == device) || device == self.device_id() {
+            return Err(crate::Error::UnknownDevice(device.to_string()));
+        }
+        let url = format!("peer:{addr}");
+        self.conn.execute(
+            "INSERT INTO stores (url, added_ms, peer, peer_device) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (url) DO UPDATE SET peer = 1, peer_device = excluded.peer_device",
+            rusqlite::params![url, to_sql_u64(crate::write::now_ms())?, &device.as_bytes()[..]],
+        )?;
+        Ok(self.conn.query_row("SELECT id FROM stores WHERE url = ?1", [&url], |row| row.get(0))?)
+    }
+
+    /// Forgets a stored peer address.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownStore`]; local failures.
+    pub fn remove_peer(&mut self, addr: &str) -> Result<()> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM stores WHERE url = ?1 AND peer", [format!("peer:{addr}")], |row| row.get(0))
+            .optional()?;
+        self.detach_store(id.ok_or(crate::Error::UnknownStore(-1))?)
+    }
+
+    /// The stored peer addresses (`host:port`), with the device expected there.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn peer_addresses(&self) -> Result<Vec<(String, Option<DeviceId>)>> {
+        let rows: Vec<(String, Option<Vec<u8>>)> = self
+            .conn
+            .prepare("SELECT url, peer_device FROM stores WHERE peer AND peer_device IS NOT NULL ORDER BY id")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(url, device)| {
+                Some((url.strip_prefix("peer:")?.to_owned(), device.as_deref().and_then(DeviceId::from_slice)))
+            })
+            .collect())
+    }
+
     /// Pulls from a peer (another device serving what it holds): like a pull from a store, with
     /// the same verification; the peer's progress is kept under its location.
     ///
