@@ -28,17 +28,8 @@ fn a_device_pulls_from_another_that_serves_without_any_store() {
     laptop.ok(&["sync"]);
     laptop.ok(&["put", "notes", "lan", r#""only over the LAN""#]);
 
-    let mut child = laptop
-        .process(&["serve", "--listen", "127.0.0.1:0", "--interval", "3600"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let server = Running(child);
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(line.starts_with("serving ") && addr.starts_with("127.0.0.1:"), "{line:?}");
+    let (server, addr) = serve(&laptop, "3600");
+    assert!(addr.starts_with("127.0.0.1:"), "{addr:?}");
 
     let out = phone.ok(&["sync", "--peer", &addr]);
     assert!(out.contains("pulled 1 ops"), "{out}");
