@@ -85,6 +85,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Devices this one pulls from directly: ls, add ID ADDR, forget-address ADDR
     Peers(PeersArgs),
+    /// Run `ferry serve` as a user service (systemd --user on Linux, a LaunchAgent on macOS)
+    #[command(subcommand)]
+    Service(ServiceAction),
     /// How concurrent writes to a collection merge: set, ls (see docs/CONFLICTS.md)
     #[command(subcommand)]
     Policy(PolicyAction),
@@ -276,6 +279,25 @@ pub struct ServeArgs {
     /// Seconds between syncs with the stores (and registry refreshes)
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub interval: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Write the service definition for this device home, and enable it (unless --no-enable)
+    Install {
+        /// Where `ferry serve` listens
+        #[arg(long, default_value = "0.0.0.0:7420", value_name = "ADDR")]
+        listen: String,
+        /// Only write the definition
+        #[arg(long)]
+        no_enable: bool,
+    },
+    /// Start the service
+    Start,
+    /// Stop the service
+    Stop,
+    /// Show the service's state
+    Status,
 }
 
 #[derive(Debug, Args)]

@@ -97,3 +97,38 @@ fn two_serving_devices_that_know_each_other_converge_on_their_own() {
     laptop.ok(&["peers", "forget-address", &phone_addr]);
     assert!(!laptop.ok(&["peers"]).contains(&phone_addr));
 }
+
+#[test]
+fn service_install_writes_a_user_unit_that_serves_this_home() {
+    let device = Device::new();
+    device.ok(&["init", "--name", "laptop"]);
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = device.command(args);
+        cmd.env("XDG_CONFIG_HOME", config.path());
+        device.run_with(cmd, args)
+    };
+    let status = run(&["service", "status"]);
+    status.expect_code(0, &device.home);
+    assert!(status.stdout.contains("not installed"), "{}", status.stdout);
+    // Without the keychain the service needs a passphrase command.
+    let refused = run(&["service", "install", "--no-enable"]);
+    refused.expect_code(5, &device.home);
+    assert!(refused.stderr.contains("--passphrase-command"), "{}", refused.stderr);
+    // (Without the harness's --key-from-env, which excludes a passphrase command.)
+    let args =
+        ["service", "install", "--no-enable", "--passphrase-command", "pass show ferry", "--listen", "0.0.0.0:7421"];
+    let mut cmd = assert_cmd::Command::cargo_bin("ferry").unwrap();
+    cmd.args(args).env("FERRY_HOME", &device.home).env("FERRY_NO_KEYCHAIN", "1").env("XDG_CONFIG_HOME", config.path());
+    device.run_with(cmd, &args).expect_code(0, &device.home);
+    let unit = std::fs::read_to_string(config.path().join("systemd/user/ferry.service")).unwrap();
+    let home = device.home.canonicalize().unwrap();
+    assert!(
+        unit.contains(&format!(
+            "--home {} --passphrase-command \"pass show ferry\" serve --listen 0.0.0.0:7421",
+            home.display()
+        )),
+        "{unit}"
+    );
+    assert!(unit.lines().any(|l| l.starts_with("ExecStart=/") && l.contains("ferry")), "{unit}");
+}

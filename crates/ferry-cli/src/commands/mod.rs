@@ -11,6 +11,7 @@ mod keys;
 mod pair;
 mod peers;
 mod records;
+mod service;
 mod stores;
 mod sync;
 
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Doctor(args) => doctor::doctor(global, &args),
         Command::Serve(args) => peers::serve(global, open(global)?, &args),
         Command::Peers(args) => peers::peers(&mut open(global)?, &args),
+        Command::Service(action) => service::service(global, &action),
         Command::Policy(action) => conflicts::policy(&mut open(global)?, &action),
         Command::Conflicts(args) => conflicts::conflicts(&mut open(global)?, &args),
         Command::Find(args) => records::find(&mut open(global)?, &args),
