@@ -4,20 +4,10 @@
 
 mod common;
 
-use common::{Device, Store};
+use common::{Device, Store, laptop_and_phone};
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// Two devices of one vault, synced.
-fn pair_of_devices(store: &Store) -> (Device, Device) {
-    let laptop = Device::new();
-    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
-    let phone = Device::new();
-    phone.ok(&["join", &store.url(), "--name", "phone"]);
-    laptop.ok(&["sync"]);
-    (laptop, phone)
 }
 
 /// The edits both tests make: a title on the laptop, a body on the phone.
@@ -41,7 +31,7 @@ fn edit_apart(laptop: &Device, phone: &Device, base: &str, on_laptop: &str, on_p
 #[test]
 fn manual_conflicts_are_listed_shown_and_resolved() {
     let store = Store::new();
-    let (laptop, phone) = pair_of_devices(&store);
+    let (laptop, phone) = laptop_and_phone(&store);
     laptop.ok(&["policy", "set", "notes", "manual"]);
     laptop.ok(&["sync"]);
     phone.ok(&["sync"]);
@@ -73,7 +63,7 @@ fn manual_conflicts_are_listed_shown_and_resolved() {
 #[test]
 fn fields_policy_keeps_both_edits() {
     let store = Store::new();
-    let (laptop, phone) = pair_of_devices(&store);
+    let (laptop, phone) = laptop_and_phone(&store);
     laptop.ok(&["policy", "set", "notes", "fields"]);
     edit_apart(&laptop, &phone, BASE, LAPTOP_EDIT, PHONE_EDIT);
     let merged = r#"{"body":"phone","title":"laptop"}"#;
@@ -89,7 +79,7 @@ fn fields_policy_keeps_both_edits() {
 #[test]
 fn find_then_forget_through_the_binary() {
     let store = Store::new();
-    let (laptop, phone) = pair_of_devices(&store);
+    let (laptop, phone) = laptop_and_phone(&store);
     laptop.ok(&["put", "notes", "n1", r#"{"title":"Budget with Alice","body":"secret numbers"}"#]);
     laptop.ok(&["put", "notes", "n2", r#"{"title":"Groceries"}"#]);
     laptop.ok(&["sync"]);

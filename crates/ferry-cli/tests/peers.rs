@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Device, Store};
+use common::{Device, Store, laptop_and_phone};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
@@ -21,11 +21,7 @@ impl Drop for Running {
 #[test]
 fn a_device_pulls_from_another_that_serves_without_any_store() {
     let store = Store::new();
-    let laptop = Device::new();
-    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
-    let phone = Device::new();
-    phone.ok(&["join", &store.url(), "--name", "phone"]);
-    laptop.ok(&["sync"]);
+    let (laptop, phone) = laptop_and_phone(&store);
     laptop.ok(&["put", "notes", "lan", r#""only over the LAN""#]);
 
     let (server, addr) = serve(&laptop, "3600");
@@ -70,11 +66,7 @@ fn device_id(device: &Device) -> String {
 #[test]
 fn two_serving_devices_that_know_each_other_converge_on_their_own() {
     let store = Store::new();
-    let laptop = Device::new();
-    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
-    let phone = Device::new();
-    phone.ok(&["join", &store.url(), "--name", "phone"]);
-    laptop.ok(&["sync"]);
+    let (laptop, phone) = laptop_and_phone(&store);
     laptop.ok(&["store", "rm", "1"]);
     phone.ok(&["store", "rm", "1"]);
     let (_laptop_server, laptop_addr) = serve(&laptop, "1");

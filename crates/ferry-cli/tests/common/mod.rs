@@ -38,6 +38,16 @@ impl Store {
     }
 }
 
+/// Two devices of one vault through `store`: "laptop" created it, "phone" joined, both synced.
+pub fn laptop_and_phone(store: &Store) -> (Device, Device) {
+    let laptop = Device::new();
+    laptop.ok(&["init", "--name", "laptop", "--store", &store.url()]);
+    let phone = Device::new();
+    phone.ok(&["join", &store.url(), "--name", "phone"]);
+    laptop.ok(&["sync"]);
+    (laptop, phone)
+}
+
 pub struct Device {
     _dir: tempfile::TempDir,
     pub home: PathBuf,
