@@ -276,9 +276,16 @@ pub struct ServeArgs {
     /// Where to listen (port 0: any free port; the address is printed)
     #[arg(long, default_value = "0.0.0.0:7420", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// Seconds between syncs with the stores (and registry refreshes)
-    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    /// Seconds between syncs with the stores when nothing is written here (local writes are
+    /// pushed within about a second; peers get them at once)
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub interval: u64,
+    /// Where the local API for apps listens (loopback only; `off`: no API)
+    #[arg(long, default_value = "127.0.0.1:7421", value_name = "ADDR|off")]
+    pub api: String,
+    /// Do not advertise or look for devices on the LAN with mDNS (stored addresses only)
+    #[arg(long)]
+    pub no_mdns: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -405,8 +412,9 @@ pub struct ImportArgs {
 pub struct SyncArgs {
     #[command(subcommand)]
     pub action: Option<SyncAction>,
-    /// Pull from another device of the vault running `ferry serve` (HOST:PORT) instead of the stores
-    #[arg(long, value_name = "HOST:PORT")]
+    /// Pull from another device of the vault running `ferry serve` instead of the stores: its
+    /// address (HOST:PORT), or its id or name (dialled at its known addresses)
+    #[arg(long, value_name = "HOST:PORT|DEVICE")]
     pub peer: Option<String>,
     #[command(flatten)]
     pub json: JsonArg,
@@ -458,6 +466,9 @@ pub enum SyncAction {
     Pull(JsonArg),
     /// Per store: state, last sync, pending ops, skipped objects with reasons; per device: cursors
     Status(JsonArg),
+    /// Ask the running daemon (`ferry serve`) to sync every store and retry every peer now;
+    /// without a daemon, sync once here
+    Now(JsonArg),
 }
 
 #[derive(Debug, Args)]

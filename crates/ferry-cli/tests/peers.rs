@@ -47,7 +47,7 @@ fn a_device_pulls_from_another_that_serves_without_any_store() {
 /// Starts `ferry serve` on `device`; returns it and the address it listens on.
 fn serve(device: &Device, interval: &str) -> (Running, String) {
     let mut child = device
-        .process(&["serve", "--listen", "127.0.0.1:0", "--interval", interval])
+        .process(&["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns", "--interval", interval])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -85,9 +85,10 @@ fn two_serving_devices_that_know_each_other_converge_on_their_own() {
     });
     assert!(converged, "both records on both devices within 15 s");
     let peers = laptop.ok(&["peers"]);
-    assert!(peers.contains(&phone_addr) && peers.contains("phone"), "{peers}");
+    assert!(peers.contains(&phone_addr) && peers.contains("phone") && peers.contains("connected"), "{peers}");
     laptop.ok(&["peers", "forget-address", &phone_addr]);
-    assert!(!laptop.ok(&["peers"]).contains(&phone_addr));
+    let peers: serde_json::Value = serde_json::from_str(&laptop.ok(&["peers", "--json"])).unwrap();
+    assert_eq!(peers[0]["stored_addresses"], serde_json::json!([]), "{peers}");
 }
 
 #[test]

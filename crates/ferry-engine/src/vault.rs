@@ -293,6 +293,11 @@ impl Vault {
         crate::keychain::forget(&self.home)
     }
 
+    /// The home this vault lives in.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
     /// This device's id.
     pub fn device_id(&self) -> DeviceId {
         self.device_id

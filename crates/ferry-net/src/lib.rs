@@ -3,13 +3,36 @@
 //! (`server`), read by [`PeerStore`], a [`ferry_store::Store`] the engine pulls from like any
 //! other. A device serves what it imported too, so data travels A → B → C with A offline.
 //!
+//! [`Daemon`] (`ferry serve`) puts it together: it finds the vault's other devices on the LAN
+//! with mDNS or at stored addresses, follows each with a long-poll so a write reaches a peer
+//! within one pull, pushes local writes to the stores, and answers apps on a local API.
+//!
 //! Nothing here decrypts an object or holds merge logic: the engine verifies everything it
 //! imports, whoever served it.
 
+pub mod api;
+mod attempts;
+mod changes;
+mod daemon;
+mod discovery;
+mod link;
 mod peer_store;
+mod peers;
 mod server;
 pub mod tls;
 
-pub use peer_store::PeerStore;
-pub use server::{PeerServer, serve};
+pub use attempts::{Attempt, Attempts, Direction};
+pub use changes::Changes;
+pub use daemon::{Daemon, DaemonConfig, DaemonError, StoreReason, StoreRound, SyncStores, token_path};
+pub use discovery::{DiscoveryError, SERVICE_TYPE};
+pub use peer_store::{PeerStore, Waited};
+pub use peers::{PeerInfo, PeerState, PeerTable};
+pub use server::{ServeError, Server, ServerEvents, serve};
 pub use tls::{Pins, TlsError, TlsIdentity};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

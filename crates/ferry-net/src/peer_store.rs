@@ -79,6 +79,49 @@ fn read_only(path: &str) -> StoreError {
     )
 }
 
+/// What a peer's `/v1/wait` answered.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct Waited {
+    /// The device that answered (as it says; its key was checked by TLS).
+    pub device: String,
+    /// The version of what it serves.
+    pub version: String,
+}
+
+impl PeerStore {
+    /// Waits (up to `timeout`) until what the peer serves differs from version `seen`; an empty
+    /// `seen` answers at once.
+    ///
+    /// # Errors
+    /// The peer is unreachable, refuses, or answers nonsense.
+    pub fn wait_for_change(&self, seen: &str, timeout: Duration) -> Result<Waited, StoreError> {
+        let path = "v1/wait";
+        let response = self
+            .client
+            // Versions are hex digits and a dash (anything else is dropped): safe in a query.
+            .get(format!(
+                "{}/v1/wait?seen={}&timeout_ms={}",
+                self.base,
+                seen.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>(),
+                timeout.as_millis()
+            ))
+            .timeout(timeout + Duration::from_secs(10))
+            .send()
+            .map_err(|e| self.error(path, &e))?;
+        if response.status() != StatusCode::OK {
+            return Err(self.status_error(path, response.status()));
+        }
+        let body = response.bytes().map_err(|e| self.error(path, &e))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| StoreError::new(StoreErrorKind::Other, path, format!("{}: bad answer: {e}", self.label)))
+    }
+
+    /// The address it was reached at.
+    pub fn address(&self) -> &str {
+        self.base.strip_prefix("https://").unwrap_or(&self.base)
+    }
+}
+
 impl Store for PeerStore {
     fn location(&self) -> String {
         self.label.clone()

@@ -3,10 +3,19 @@
 //! ```text
 //! GET /v1/objects/<store path>   the object; ETag = its BLAKE3; If-None-Match → 304; 404 if not held
 //! GET /v1/list?prefix=<prefix>   JSON array of the paths held under the prefix
+//! GET /v1/wait?seen=<v>&timeout_ms=<n>
+//!                                {"device": <id>, "version": <v'>} as soon as what the device
+//!                                serves differs from version <v> (at once if it already does),
+//!                                or after the timeout (at most 60 s) with the same version
 //! ```
+//! Peers long-poll `/v1/wait` and pull when the version moves: a write reaches a LAN peer in
+//! about the time of one pull, with no polling interval to wait out.
 //! Only over TLS with a client certificate of an active device of the vault (`tls`): anything
 //! else fails the handshake before a request is read.
 
+use crate::attempts::{Attempts, Direction};
+use crate::changes::Changes;
+use crate::peers::PeerTable;
 use crate::tls::{Pins, TlsError, TlsIdentity, server_config};
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -18,30 +27,51 @@ use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
-type Shared = Arc<Mutex<Vault>>;
+/// The longest a `/v1/wait` is held.
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
-/// A running peer server; dropping it stops it.
-pub struct PeerServer {
+/// What the server tells the rest of the daemon, and what it listens to. Each part is a
+/// cheap handle; the defaults suit a server on its own.
+#[derive(Clone, Debug, Default)]
+pub struct ServerEvents {
+    /// Bumped when what the device serves changes; `/v1/wait` answers on it.
+    pub changes: Changes,
+    /// Every connection attempt, refused ones with their reason.
+    pub attempts: Attempts,
+    /// Peers that connect are marked seen (and a link waiting to retry them wakes).
+    pub peers: PeerTable,
+}
+
+#[derive(Clone)]
+struct AppState {
+    vault: Arc<Mutex<Vault>>,
+    changes: Changes,
+    device: String,
+}
+
+/// A running server (the peer API, or the local API); dropping it stops it.
+pub struct Server {
     addr: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-impl std::fmt::Debug for PeerServer {
+impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PeerServer({})", self.addr)
+        write!(f, "Server({})", self.addr)
     }
 }
 
-impl PeerServer {
+impl Server {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
 
-impl Drop for PeerServer {
+impl Drop for Server {
     fn drop(&mut self) {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
@@ -69,47 +99,117 @@ pub enum ServeError {
 ///
 /// # Errors
 /// [`ServeError`].
-pub fn serve(vault: Vault, identity: &TlsIdentity, pins: Pins, listen: SocketAddr) -> Result<PeerServer, ServeError> {
-    let acceptor = TlsAcceptor::from(Arc::new(server_config(identity, pins)?));
+pub fn serve(
+    vault: Vault,
+    identity: &TlsIdentity,
+    pins: Pins,
+    listen: SocketAddr,
+    events: ServerEvents,
+) -> Result<Server, ServeError> {
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(identity, pins.clone())?));
+    let (runtime, listener, addr) = listen_on(listen, "ferry-peer")?;
+    let state = AppState {
+        device: vault.device_id().to_string(),
+        vault: Arc::new(Mutex::new(vault)),
+        changes: events.changes.clone(),
+    };
+    let app = Router::new()
+        .route("/v1/objects/{*path}", get(object))
+        .route("/v1/list", get(list))
+        .route("/v1/wait", get(wait))
+        .with_state(state);
+    runtime.spawn(async move {
+        loop {
+            let Ok((tcp, remote)) = listener.accept().await else { continue };
+            let (acceptor, app, events, pins) = (acceptor.clone(), app.clone(), events.clone(), pins.clone());
+            tokio::spawn(async move {
+                let address = remote.to_string();
+                // A refused or broken handshake ends here, recorded with its reason: nothing was read.
+                let tls = match acceptor.accept(tcp).await {
+                    Ok(tls) => tls,
+                    Err(err) => {
+                        events.attempts.record(Direction::Inbound, &address, None, false, refusal(&err));
+                        return;
+                    }
+                };
+                let device = tls.get_ref().1.peer_certificates().and_then(|chain| pins.device_of(chain.first()?));
+                if let Some(device) = device {
+                    events.peers.contacted_by(device);
+                }
+                let detail = "connected (mutual TLS)".to_owned();
+                events.attempts.record(Direction::Inbound, &address, device.map(|d| d.to_string()), true, detail);
+                let service = TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    Ok(Server { addr, runtime: Some(runtime) })
+}
+
+/// A one-thread runtime and a listener on `listen` (port 0: any free port) inside it.
+pub(crate) fn listen_on(
+    listen: SocketAddr,
+    thread_name: &str,
+) -> Result<(tokio::runtime::Runtime, tokio::net::TcpListener, SocketAddr), ServeError> {
     let listen_error = |source| ServeError::Listen { addr: listen, source };
     let listener = std::net::TcpListener::bind(listen).map_err(listen_error)?;
     listener.set_nonblocking(true).map_err(listen_error)?;
     let addr = listener.local_addr().map_err(listen_error)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .thread_name("ferry-peer")
+        .thread_name(thread_name)
         .enable_io()
         .enable_time()
         .build()
         .map_err(listen_error)?;
-    let app = Router::new()
-        .route("/v1/objects/{*path}", get(object))
-        .route("/v1/list", get(list))
-        .with_state(Arc::new(Mutex::new(vault)));
     let listener = {
         let _guard = runtime.enter();
         tokio::net::TcpListener::from_std(listener).map_err(listen_error)?
     };
-    runtime.spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else { continue };
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                // A refused or broken handshake ends here: nothing was read.
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let service = TowerToHyperService::new(app);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
-            });
-        }
-    });
-    Ok(PeerServer { addr, runtime: Some(runtime) })
+    Ok((runtime, listener, addr))
+}
+
+impl Server {
+    pub(crate) fn new(addr: SocketAddr, runtime: tokio::runtime::Runtime) -> Self {
+        Self { addr, runtime: Some(runtime) }
+    }
+}
+
+/// Why a handshake failed, in words a user can act on.
+fn refusal(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    if text.contains("not an active device") {
+        format!("refused: {text}")
+    } else if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        format!("refused: not TLS (plain HTTP?): {text}")
+    } else if text.contains("NoCertificatesPresented") || text.contains("peer sent no certificates") {
+        format!("refused: no client certificate (not a ferry device): {text}")
+    } else if text.contains("received fatal alert") {
+        format!("the other side refused this device's certificate (a device of another vault?): {text}")
+    } else {
+        format!("handshake failed: {text}")
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    #[serde(default)]
+    seen: String,
+    timeout_ms: Option<u64>,
+}
+
+async fn wait(State(state): State<AppState>, Query(query): Query<WaitQuery>) -> Response {
+    let timeout = query.timeout_ms.map_or(LONGEST_WAIT, Duration::from_millis).min(LONGEST_WAIT);
+    let version = state.changes.wait_unlike(&query.seen, timeout).await;
+    axum::Json(serde_json::json!({ "device": state.device, "version": version })).into_response()
 }
 
 fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", blake3::hash(bytes).to_hex())
 }
 
-async fn object(State(vault): State<Shared>, Path(path): Path<String>, headers: HeaderMap) -> Response {
+async fn object(State(state): State<AppState>, Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let vault = state.vault;
     let held = tokio::task::spawn_blocking(move || vault.lock().ok().map(|mut v| v.held_object(&path))).await;
     let bytes = match held {
         Ok(Some(Ok(Some(bytes)))) => bytes,
@@ -133,7 +233,8 @@ struct ListQuery {
     prefix: String,
 }
 
-async fn list(State(vault): State<Shared>, Query(query): Query<ListQuery>) -> Response {
+async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+    let vault = state.vault;
     let held = tokio::task::spawn_blocking(move || vault.lock().ok().map(|mut v| v.held_paths(&query.prefix))).await;
     match held {
         Ok(Some(Ok(paths))) => axum::Json(paths).into_response(),

@@ -6,7 +6,7 @@
 use ferry_engine::{
     CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
 };
-use ferry_net::{PeerStore, Pins, TlsIdentity, serve};
+use ferry_net::{PeerStore, Pins, Server, ServerEvents, TlsIdentity, serve};
 use ferry_store::{FolderStore, Store, StoreErrorKind};
 use serde_json::json;
 use std::path::Path;
@@ -58,12 +58,16 @@ fn pins(vault: &Vault) -> Pins {
 }
 
 /// Serves `vault`'s home through a second handle (the caller keeps writing with the first).
-fn serve_home(dir: &Path, name: &str, vault: &Vault) -> ferry_net::PeerServer {
-    let served = Vault::open(&Home::new(dir.join(name)), &unlock()).unwrap();
-    serve(served, &identity(vault), pins(vault), "127.0.0.1:0".parse().unwrap()).unwrap()
+fn serve_home(dir: &Path, name: &str, vault: &Vault) -> Server {
+    serve_home_with(dir, name, vault, ServerEvents::default())
 }
 
-fn peer(of: &Vault, server: &ferry_net::PeerServer) -> PeerStore {
+fn serve_home_with(dir: &Path, name: &str, vault: &Vault, events: ServerEvents) -> Server {
+    let served = Vault::open(&Home::new(dir.join(name)), &unlock()).unwrap();
+    serve(served, &identity(vault), pins(vault), "127.0.0.1:0".parse().unwrap(), events).unwrap()
+}
+
+fn peer(of: &Vault, server: &Server) -> PeerStore {
     PeerStore::new(&server.addr().to_string(), &identity(of), pins(of)).unwrap()
 }
 
@@ -104,11 +108,14 @@ fn devices_pull_from_each_other_and_data_travels_on_with_the_first_one_gone() {
 fn strangers_revoked_devices_and_plain_http_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (mut a, b, c, _store) = three_devices(dir.path());
-    let a_server = serve_home(dir.path(), "a", &a);
+    let events = ServerEvents::default();
+    let a_server = serve_home_with(dir.path(), "a", &a, events.clone());
 
-    // A device of another vault, in both directions.
+    // A device of another vault, in both directions (here, one that even trusts a's key).
     let stranger = Vault::create(&Home::new(dir.path().join("stranger")), options("stranger")).unwrap().vault;
-    let err = PeerStore::new(&a_server.addr().to_string(), &identity(&stranger), pins(&stranger))
+    let stranger_pins = pins(&stranger);
+    stranger_pins.set(stranger.active_device_keys().unwrap().into_iter().chain(a.active_device_keys().unwrap()));
+    let err = PeerStore::new(&a_server.addr().to_string(), &identity(&stranger), stranger_pins)
         .unwrap()
         .get("ferry-vault.json")
         .unwrap_err();
@@ -118,15 +125,23 @@ fn strangers_revoked_devices_and_plain_http_are_refused() {
         &identity(&stranger),
         pins(&stranger),
         "127.0.0.1:0".parse().unwrap(),
+        ServerEvents::default(),
     )
     .unwrap();
     let err = peer(&b, &stranger_server).get("ferry-vault.json").unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
 
+    // The refusal is recorded with its reason, for `GET /api/sync/attempts`.
+    let refused = events.attempts.latest(10);
+    assert!(
+        refused.iter().any(|a| !a.ok && a.detail.contains("not an active device") && a.device_id.is_none()),
+        "{refused:?}"
+    );
+
     // A revoked device: refused once the server's pins follow the registry.
     a.revoke_device(&c.device_id().to_string()).unwrap();
     drop(a_server);
-    let a_server = serve_home(dir.path(), "a", &a);
+    let a_server = serve_home_with(dir.path(), "a", &a, events.clone());
     let err = peer(&c, &a_server).get("ferry-vault.json").unwrap_err();
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     let mut b = b;
@@ -142,4 +157,6 @@ fn strangers_revoked_devices_and_plain_http_are_refused() {
     let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
     assert!(!String::from_utf8_lossy(&answer).contains("ferry-vault"), "no object over plain HTTP");
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
+    let latest = &events.attempts.latest(1)[0];
+    assert!(!latest.ok && latest.detail.contains("not TLS"), "{latest:?}");
 }

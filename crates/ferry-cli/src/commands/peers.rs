@@ -3,8 +3,8 @@
 use crate::cli::{GlobalArgs, PeersAction, PeersArgs, ServeArgs};
 use crate::output;
 use anyhow::{Context, Result};
-use ferry_engine::{Direction, Vault};
-use ferry_net::{PeerStore, Pins, TlsIdentity};
+use ferry_engine::Vault;
+use ferry_net::{Daemon, DaemonConfig, PeerStore, Pins, TlsIdentity};
 use std::io::Write;
 use std::time::Duration;
 
@@ -16,13 +16,43 @@ fn tls(vault: &Vault) -> Result<(TlsIdentity, Pins)> {
     Ok((identity, pins))
 }
 
-pub fn pull_from(vault: &mut Vault, addr: &str, json: bool) -> Result<()> {
+/// `ferry sync --peer ADDR|DEVICE`: one pull from a peer, at the address given or at the
+/// device's known addresses (the one that last worked first).
+pub fn pull_from(vault: &mut Vault, target: &str, json: bool) -> Result<()> {
+    let addresses = if target.contains(':') {
+        vec![target.to_owned()]
+    } else {
+        let device = vault.find_device(target)?;
+        let known = vault.peer_addresses_of(device)?;
+        if known.is_empty() {
+            return Err(crate::exit::CliError::new(
+                ferry_engine::ErrorClass::NotFound,
+                format!(
+                    "no known address for device {device}: `ferry peers add {target} HOST:PORT`, or run `ferry serve`, which finds devices on the LAN by mDNS"
+                ),
+            )
+            .into());
+        }
+        known
+    };
     let (identity, pins) = tls(vault)?;
-    let peer = PeerStore::new(addr, &identity, pins)?;
-    let report = vault.pull_from_peer(&peer).with_context(|| format!("cannot sync with the peer {addr}"))?;
+    let mut last_error = None;
+    for addr in &addresses {
+        let peer = PeerStore::new(addr, &identity, pins.clone())?;
+        match vault.pull_from_peer(&peer) {
+            Ok(report) => return print_pull(addr, &report, json),
+            Err(err) => {
+                last_error = Some(anyhow::Error::from(err).context(format!("cannot sync with the peer {addr}")))
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no address to try")))
+}
+
+fn print_pull(addr: &str, report: &ferry_engine::PullReport, json: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
-        return output::json(&mut out, &report);
+        return output::json(&mut out, report);
     }
     writeln!(
         out,
@@ -34,39 +64,36 @@ pub fn pull_from(vault: &mut Vault, addr: &str, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn serve(global: &GlobalArgs, mut vault: Vault, args: &ServeArgs) -> Result<()> {
-    let (identity, pins) = tls(&vault)?;
-    let served = vault.reopen()?;
-    let server = ferry_net::serve(served, &identity, pins.clone(), args.listen)
-        .with_context(|| format!("cannot serve on {}", args.listen))?;
+pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> {
+    let api = match args.api.as_str() {
+        "off" => None,
+        addr => {
+            Some(addr.parse().with_context(|| format!("--api {addr}: not an address like 127.0.0.1:7421 (or off)"))?)
+        }
+    };
+    let options = super::store_options(global);
+    let interval = Duration::from_secs(args.interval.max(1));
+    let sync_stores: ferry_net::SyncStores =
+        Box::new(move |vault, reason| super::sync::sync_due(vault, reason, interval, &options));
+    let config = DaemonConfig { listen: args.listen, api, mdns: !args.no_mdns, sync_stores };
     let status = vault.status()?;
+    let daemon = Daemon::start(vault, config).with_context(|| format!("cannot serve on {}", args.listen))?;
+    let info = daemon.info().clone();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "serving {} (\"{}\") on {}", status.device_id, status.device_name, server.addr())?;
+    writeln!(out, "serving {} (\"{}\") on {}", status.device_id, status.device_name, info.listen)?;
     out.flush()?;
     drop(out);
-    eprintln!("Other devices of the vault: ferry sync --peer {}. Stop with Ctrl-C.", server.addr());
-    let interval = Duration::from_secs(args.interval.max(1));
-    loop {
-        // Devices paired or revoked since: the next handshake knows.
-        pins.set(vault.active_device_keys()?);
-        if !vault.stores()?.is_empty() {
-            for outcome in super::sync::sync_all(&mut vault, Direction::Both, &super::store_options(global))? {
-                if let Some(error) = outcome.error {
-                    eprintln!("ferry: {}: {error} (retrying in {}s)", outcome.url, interval.as_secs());
-                }
-            }
-        }
-        for (addr, _) in vault.peer_addresses()? {
-            // Each attempt is recorded (`ferry peers`); one peer down does not stop the others.
-            let pulled = PeerStore::new(&addr, &identity, pins.clone())
-                .map_err(anyhow::Error::from)
-                .and_then(|peer| vault.pull_from_peer(&peer).map_err(anyhow::Error::from));
-            if let Err(error) = pulled {
-                eprintln!("ferry: peer {addr}: {error:#}");
-            }
-        }
-        std::thread::sleep(interval);
+    if let Some(api) = daemon.api_addr() {
+        eprintln!("Local API on http://{api} (key in {}).", ferry_net::api::TOKEN_FILE);
     }
+    match (&info.mdns_error, info.mdns) {
+        (Some(error), _) => eprintln!("ferry: {error}; devices are dialled at stored addresses only."),
+        (None, true) => eprintln!("Finding the vault's other devices on the LAN (mDNS)."),
+        (None, false) => eprintln!("mDNS off: devices are dialled at stored addresses (`ferry peers add`)."),
+    }
+    eprintln!("Other devices: ferry sync --peer {}. Stop with Ctrl-C.", info.listen);
+    daemon.run_forever();
+    Ok(())
 }
 
 pub fn peers(vault: &mut Vault, args: &PeersArgs) -> Result<()> {
@@ -74,9 +101,14 @@ pub fn peers(vault: &mut Vault, args: &PeersArgs) -> Result<()> {
     match &args.action {
         Some(PeersAction::Add { id, addr }) => {
             vault.add_peer(id, addr)?;
+            // A running daemon dials it at once rather than at its next retry.
+            let told = ferry_net::api::LocalClient::for_home(vault.home().root())
+                .and_then(|daemon| daemon.post("/api/sync/actions/sync-now"))
+                .is_ok();
             writeln!(
                 out,
-                "remembered {addr}: `ferry serve` pulls from it on every round; `ferry sync --peer {addr}` now"
+                "remembered {addr}: {} follows the device there; `ferry sync --peer {addr}` pulls once now",
+                if told { "the running daemon" } else { "`ferry serve`" }
             )?;
         }
         Some(PeersAction::ForgetAddress { addr }) => {
@@ -89,51 +121,69 @@ pub fn peers(vault: &mut Vault, args: &PeersArgs) -> Result<()> {
             writeln!(out, "forgot {addr}")?;
         }
         None => {
-            let names: std::collections::HashMap<String, String> =
-                vault.devices()?.into_iter().map(|d| (d.device_id, d.name)).collect();
-            let stored = vault.peer_addresses()?;
-            let status = vault.sync_status()?;
-            let peers: Vec<serde_json::Value> = status
-                .stores
-                .iter()
-                .filter(|s| s.peer)
-                .map(|s| {
-                    let addr = s.url.strip_prefix("peer:").unwrap_or(&s.url);
-                    let device = stored.iter().find(|(a, _)| a == addr).and_then(|(_, d)| *d).map(|d| d.to_string());
-                    serde_json::json!({
-                        "address": addr,
-                        "device_id": device,
-                        "device_name": device.as_ref().and_then(|d| names.get(d)),
-                        "stored": stored.iter().any(|(a, _)| a == addr),
-                        "state": s.state,
-                        "last_attempt_ms": s.last_attempt_ms,
-                        "last_success_ms": s.last_success_ms,
-                        "last_error": s.last_error,
-                    })
-                })
-                .collect();
+            // The running daemon knows most (mDNS, last contact, link state); without one, what
+            // the database remembers of past pulls.
+            let (peers, live) = match ferry_net::api::LocalClient::for_home(vault.home().root()) {
+                Ok(daemon) => (daemon.get("/api/sync/peers")?, true),
+                Err(ferry_net::api::ClientError::NotRunning { .. }) => (remembered_peers(vault)?, false),
+                Err(err) => return Err(err.into()),
+            };
             if args.json.json {
                 return output::json(&mut out, &peers);
             }
+            let peers = peers.as_array().cloned().unwrap_or_default();
             if peers.is_empty() {
-                writeln!(out, "no peers yet: `ferry peers add ID HOST:PORT`, or `ferry sync --peer HOST:PORT`")?;
+                writeln!(out, "no peers yet: pair a device (`ferry pair invite`), then run `ferry serve` on both")?;
                 return Ok(());
             }
             let when = |v: &serde_json::Value| v.as_u64().map_or_else(|| "never".to_owned(), output::timestamp);
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
             let rows: Vec<Vec<String>> = peers
                 .iter()
                 .map(|p| {
+                    let address = p["address"].as_str().or_else(|| p["mdns_address"].as_str()).unwrap_or("-");
                     vec![
-                        p["address"].as_str().unwrap_or_default().to_owned(),
-                        p["device_name"].as_str().unwrap_or("?").to_owned(),
-                        p["state"].as_str().unwrap_or_default().to_owned(),
-                        when(&p["last_success_ms"]),
-                        p["last_error"].as_str().unwrap_or("").to_owned(),
+                        text(&p["name"]),
+                        p["device_id"].as_str().map(|d| d.chars().take(8).collect()).unwrap_or_default(),
+                        text(&p["state"]),
+                        address.to_owned(),
+                        when(&p["last_sync_ms"]),
+                        text(&p["last_error"]),
                     ]
                 })
                 .collect();
-            output::table(&mut out, &["ADDRESS", "DEVICE", "STATE", "LAST SYNC", "LAST ERROR"], &rows)?;
+            output::table(&mut out, &["NAME", "DEVICE", "STATE", "ADDRESS", "LAST SYNC", "LAST ERROR"], &rows)?;
+            if !live {
+                writeln!(out, "(no daemon running: states are from the last pulls; `ferry serve` follows peers live)")?;
+            }
         }
     }
     Ok(())
+}
+
+/// The peers as the database remembers them: each stored or used address, by device.
+fn remembered_peers(vault: &Vault) -> Result<serde_json::Value> {
+    let names: std::collections::HashMap<String, String> =
+        vault.devices()?.into_iter().map(|d| (d.device_id, d.name)).collect();
+    let stored = vault.peer_addresses()?;
+    let status = vault.sync_status()?;
+    let peers: Vec<serde_json::Value> = status
+        .stores
+        .iter()
+        .filter(|s| s.peer)
+        .map(|s| {
+            let addr = s.url.strip_prefix("peer:").unwrap_or(&s.url);
+            let device = stored.iter().find(|(a, _)| a == addr).and_then(|(_, d)| *d).map(|d| d.to_string());
+            serde_json::json!({
+                "device_id": device,
+                "name": device.as_ref().and_then(|d| names.get(d)),
+                "address": addr,
+                "state": s.state,
+                "last_seen_ms": s.last_attempt_ms,
+                "last_sync_ms": s.last_success_ms,
+                "last_error": s.last_error,
+            })
+        })
+        .collect();
+    Ok(serde_json::Value::Array(peers))
 }

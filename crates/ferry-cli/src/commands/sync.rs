@@ -5,6 +5,7 @@ use crate::output;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result};
 use ferry_engine::{Direction, JoinOptions, JoinWith, StoreHandle, SyncReport, Vault};
+use ferry_net::{StoreReason, StoreRound};
 use ferry_store::StoreUrl;
 use std::io::Write;
 
@@ -34,6 +35,50 @@ pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::
         outcomes.push(Outcome { url: configured.url, report, error, error_value });
     }
     Ok(outcomes)
+}
+
+/// The daemon's store round: the stores due for `reason` (see [`StoreReason`]), each synced
+/// both ways, reported per store.
+pub fn sync_due(
+    vault: &mut Vault,
+    reason: StoreReason,
+    interval: std::time::Duration,
+    options: &ferry_store::OpenOptions,
+) -> Vec<StoreRound> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let Ok(status) = vault.sync_status() else { return Vec::new() };
+    let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let mut rounds = Vec::new();
+    for store in status.stores.iter().filter(|s| !s.peer) {
+        let backing_off = store.next_retry_ms.is_some_and(|at| at > now);
+        let due = match reason {
+            StoreReason::SyncNow => true,
+            StoreReason::LocalWrite => !backing_off,
+            StoreReason::Tick => {
+                !backing_off && store.last_attempt_ms.is_none_or(|at| at.saturating_add(interval) <= now)
+            }
+        };
+        if !due {
+            continue;
+        }
+        let result = StoreUrl::parse(&store.url)
+            .and_then(|url| ferry_store::open(&url, options))
+            .map_err(ferry_engine::Error::Store)
+            .and_then(|opened| vault.sync(StoreHandle { id: store.id, store: opened.as_ref() }, Direction::Both));
+        rounds.push(match result {
+            Ok(report) => StoreRound { url: store.url.clone(), ok: true, detail: summary(&report) },
+            Err(err) => StoreRound { url: store.url.clone(), ok: false, detail: err.with_causes() },
+        });
+    }
+    rounds
+}
+
+fn summary(report: &SyncReport) -> String {
+    let pushed = report.push.as_ref().map_or(0, |p| p.uploaded_ops);
+    let pulled = report.pull.as_ref().map_or(0, |p| p.imported_ops);
+    format!("pushed {pushed} ops, pulled {pulled} ops")
 }
 
 pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
@@ -98,6 +143,25 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
         Some(SyncAction::Push(JsonArg { json })) => (Direction::Push, *json || args.json.json),
         Some(SyncAction::Pull(JsonArg { json })) => (Direction::Pull, *json || args.json.json),
         Some(SyncAction::Status(JsonArg { json })) => return status(vault, *json || args.json.json),
+        Some(SyncAction::Now(JsonArg { json })) => {
+            let json = *json || args.json.json;
+            match ferry_net::api::LocalClient::for_home(vault.home().root()) {
+                Ok(daemon) => {
+                    let answer = daemon.post("/api/sync/actions/sync-now")?;
+                    let mut out = std::io::stdout().lock();
+                    if json {
+                        return output::json(&mut out, &answer);
+                    }
+                    writeln!(out, "asked the running daemon to sync every store and retry every peer now")?;
+                    return Ok(());
+                }
+                Err(ferry_net::api::ClientError::NotRunning { .. }) => {
+                    crate::prompt::note("No daemon runs for this home: syncing once here.");
+                    (Direction::Both, json)
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     };
     if vault.stores()?.is_empty() {
         return Err(crate::exit::CliError::new(

@@ -192,6 +192,95 @@ impl Vault {
             .collect())
     }
 
+    /// Remembers that `device` answered at `addr` (a peer address that worked): the daemon dials
+    /// it before other stored addresses next time. `ferry peers forget-address` drops it.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn note_peer_address(&mut self, device: DeviceId, addr: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO stores (url, added_ms, peer, peer_device) VALUES (?1, ?2, 1, ?3)
+             ON CONFLICT (url) DO UPDATE SET peer = 1, peer_device = excluded.peer_device",
+            rusqlite::params![format!("peer:{addr}"), to_sql_u64(crate::write::now_ms())?, &device.as_bytes()[..]],
+        )?;
+        Ok(())
+    }
+
+    /// The addresses known for `device`, the one that last worked first, then the others in the
+    /// order they were added (the daemon's dial order after mDNS).
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn peer_addresses_of(&self, device: DeviceId) -> Result<Vec<String>> {
+        let urls: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT url FROM stores WHERE peer AND peer_device = ?1
+                 ORDER BY last_success_ms IS NULL, last_success_ms DESC, id",
+            )?
+            .query_map([&device.as_bytes()[..]], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(urls.into_iter().filter_map(|url| url.strip_prefix("peer:").map(str::to_owned)).collect())
+    }
+
+    /// The device a user means by `text`: its name (any case), or its id or the start of it.
+    ///
+    /// # Errors
+    /// [`crate::Error::UnknownDevice`] when nothing (or several devices) match; local failures.
+    pub fn find_device(&self, text: &str) -> Result<DeviceId> {
+        let named: Vec<DeviceId> = self
+            .devices()?
+            .into_iter()
+            .filter(|d| d.name.eq_ignore_ascii_case(text.trim()))
+            .filter_map(|d| d.device_id.parse().ok())
+            .collect();
+        match named.as_slice() {
+            [device] => Ok(*device),
+            _ => self.resolve_device(text),
+        }
+    }
+
+    /// Seals this device's writes not yet in a segment, so that peers asking now get them.
+    /// Returns how many segments were made (0 when there was nothing new).
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn seal_local_writes(&mut self) -> Result<u64> {
+        self.seal_pending_ops()
+    }
+
+    /// A short text that changes whenever what this device serves changes (its own log, what it
+    /// imported or relays, the registry, blobs) and stays the same otherwise, e.g. across a no-op
+    /// pull. Peers long-poll on it: comparing it, rather than every commit, keeps two daemons from
+    /// waking each other forever.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn served_state(&self) -> Result<String> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT coalesce(max(seq), 0) FROM own_segments)
+                 || '/' || (SELECT value FROM meta WHERE name = 'log_generation')
+                 || '/' || (SELECT count(*) || '.' || coalesce(sum(seq), 0) FROM imported_segments)
+                 || '/' || (SELECT coalesce(group_concat(hex(device) || '.' || seq, ','), '') FROM device_heads)
+                 || '/' || (SELECT coalesce(group_concat(seq || '.' || generation, ','), '') FROM cursors)
+                 || '/' || (SELECT count(record) || '.' || count(revocation) FROM devices)
+                 || '/' || (SELECT count(object) FROM key_epochs)
+                 || '/' || (SELECT count(*) FROM blob_objects)",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// A number that changes whenever another connection to this vault's database (another
+    /// process, or another handle in this one) commits: SQLite's `data_version`. Cheap enough to
+    /// poll many times a second, which is how a daemon notices writes made by apps.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row("PRAGMA data_version", [], |row| row.get(0))?)
+    }
+
     /// Pulls from a peer (another device serving what it holds): like a pull from a store, with
     /// the same verification; the peer's progress is kept under its location.
     ///

@@ -1,0 +1,390 @@
+//! The daemon behind `ferry serve`: everything that keeps a device in sync without anyone
+//! typing `ferry sync`.
+//!
+//! Threads, each with its own connection to the vault so that none waits on another's I/O:
+//! - the **watcher** polls SQLite's `data_version` (20 times a second: one page read), so it
+//!   sees writes from any process — the CLI, an app using the library. On a change it seals the
+//!   new ops into a segment and, if what the device serves changed, bumps [`Changes`], which
+//!   answers every peer's long-poll at once; it also asks the store thread for a push. Every
+//!   couple of seconds it refreshes the TLS pins and the peer links from the device registry,
+//!   so a device paired or revoked anywhere is trusted or refused here within seconds;
+//! - the **peer server** serves what the device holds (`server`), and the **local API**
+//!   (`api`) answers apps on 127.0.0.1;
+//! - one **link** per other device follows it (`link`), found by mDNS (`discovery`) or at a
+//!   stored address;
+//! - the **store thread** syncs the stores: soon after a local write, on an interval, on
+//!   "sync now", honouring each store's backoff after failures.
+
+use crate::api::{self, ApiState, DaemonInfo};
+use crate::attempts::{Attempt, Attempts, Direction};
+use crate::changes::Changes;
+use crate::discovery::{self, Discovery};
+use crate::link::{self, Link, LinkShared};
+use crate::peers::{PeerInfo, Wake};
+use crate::server::{ServeError, Server, ServerEvents, serve};
+use crate::tls::{Pins, TlsError, TlsIdentity};
+use ferry_engine::Vault;
+use ferry_format::DeviceId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the watcher looks for local writes.
+const WATCH_EVERY: Duration = Duration::from_millis(50);
+/// How often the registry (pins, links) is re-read.
+const REGISTRY_EVERY: Duration = Duration::from_secs(2);
+/// How long local writes gather before a push to the stores.
+const PUSH_AFTER_WRITE: Duration = Duration::from_secs(1);
+/// The store thread looks at least this often whether a store is due (its backoff may end).
+const STORE_TICK: Duration = Duration::from_secs(5);
+
+/// Why the stores are being synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreReason {
+    /// The user asked (`ferry sync now`, the API): every store, backoff or not.
+    SyncNow,
+    /// Local writes to publish: every store not waiting out a backoff.
+    LocalWrite,
+    /// The periodic round: stores whose interval has passed and whose backoff is over.
+    Tick,
+}
+
+/// How one store's sync went.
+#[derive(Clone, Debug)]
+pub struct StoreRound {
+    /// The store's location.
+    pub url: String,
+    /// Whether it worked.
+    pub ok: bool,
+    /// What happened.
+    pub detail: String,
+}
+
+/// Syncs the stores that are due; the CLI provides it (it knows how to open each kind).
+pub type SyncStores = Box<dyn FnMut(&mut Vault, StoreReason) -> Vec<StoreRound> + Send>;
+
+/// How to run the daemon.
+pub struct DaemonConfig {
+    /// Where the peer API listens (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Where the local API listens (a loopback address), if at all.
+    pub api: Option<SocketAddr>,
+    /// Advertise and browse with mDNS.
+    pub mdns: bool,
+    /// Syncs the stores.
+    pub sync_stores: SyncStores,
+}
+
+/// What can stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A server could not start.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// The TLS identity.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The vault.
+    #[error(transparent)]
+    Engine(#[from] ferry_engine::Error),
+    /// Files or threads.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Io { what: what.to_owned(), source }
+}
+
+/// Asks the store thread to sync.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StoreTrigger {
+    wake: Arc<Wake>,
+    forced: Arc<AtomicBool>,
+    written: Arc<AtomicBool>,
+}
+
+impl StoreTrigger {
+    /// Sync every store now, whatever its backoff.
+    pub(crate) fn now(&self) {
+        self.forced.store(true, Ordering::Relaxed);
+        self.wake.wake();
+    }
+
+    fn after_write(&self) {
+        self.written.store(true, Ordering::Relaxed);
+        self.wake.wake();
+    }
+}
+
+/// A running daemon; dropping it stops it.
+pub struct Daemon {
+    device: DeviceId,
+    home: PathBuf,
+    peer_server: Option<Server>,
+    api_server: Option<Server>,
+    info: DaemonInfo,
+    events: ServerEvents,
+    stop: Arc<AtomicBool>,
+    stores: StoreTrigger,
+    threads: Vec<JoinHandle<()>>,
+    discovery: Option<Discovery>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Daemon({} on {})", self.device, self.info.listen)
+    }
+}
+
+impl Daemon {
+    /// Starts the daemon for the vault open in `vault` (in `vault.home()`; the API key goes in
+    /// the file [`api::TOKEN_FILE`] there).
+    ///
+    /// # Errors
+    /// [`DaemonError`]; mDNS failing to start is not one (the daemon runs without it and says
+    /// why in [`DaemonInfo::mdns_error`]).
+    pub fn start(vault: Vault, config: DaemonConfig) -> Result<Self, DaemonError> {
+        let device = vault.device_id();
+        let identity = Arc::new(TlsIdentity::new(&vault.device_signing_secret()?)?);
+        let pins = Pins::default();
+        pins.set(vault.active_device_keys()?);
+        let events = ServerEvents::default();
+        let peer_server = serve(vault.reopen()?, &identity, pins.clone(), config.listen, events.clone())?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stores = StoreTrigger::default();
+
+        let (discovery, mdns_error) = if config.mdns {
+            match discovery::start(device, peer_server.addr().port(), events.peers.clone()) {
+                Ok(discovery) => (Some(discovery), None),
+                Err(err) => (None, Some(err.to_string())),
+            }
+        } else {
+            (None, None)
+        };
+        let info = DaemonInfo {
+            listen: peer_server.addr().to_string(),
+            mdns: discovery.is_some(),
+            mdns_error,
+            started_ms: crate::now_ms(),
+            pid: std::process::id(),
+        };
+        let api_server = match config.api {
+            Some(listen) => {
+                let token = api::load_or_create_token(&token_path(&vault)).map_err(io("cannot write the API key"))?;
+                let state = ApiState {
+                    token: Arc::new(token),
+                    vault: Arc::new(Mutex::new(vault.reopen()?)),
+                    peers: events.peers.clone(),
+                    attempts: events.attempts.clone(),
+                    info: info.clone(),
+                    stores: stores.clone(),
+                };
+                let server = api::serve_api(listen, state)?;
+                let file = api::DaemonFile { pid: info.pid, api: server.addr(), listen: info.listen.clone() };
+                let text = serde_json::to_vec_pretty(&file).map_err(|e| io("daemon file")(std::io::Error::other(e)))?;
+                std::fs::write(vault.home().root().join(api::DAEMON_FILE), text)
+                    .map_err(io("cannot write the daemon file"))?;
+                Some(server)
+            }
+            None => None,
+        };
+        let home = vault.home().root().to_owned();
+
+        let shared =
+            LinkShared { identity, pins: pins.clone(), peers: events.peers.clone(), attempts: events.attempts.clone() };
+        let store_vault = vault.reopen()?;
+        let mut threads = Vec::new();
+        let watcher = Watcher {
+            vault,
+            pins,
+            shared,
+            changes: events.changes.clone(),
+            stores: stores.clone(),
+            links: HashMap::new(),
+        };
+        let flag = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ferry-watcher".into())
+                .spawn(move || watcher.run(&flag))
+                .map_err(io("cannot start a thread"))?,
+        );
+        let (flag, trigger, attempts) = (stop.clone(), stores.clone(), events.attempts.clone());
+        let sync_stores = config.sync_stores;
+        threads.push(
+            std::thread::Builder::new()
+                .name("ferry-stores".into())
+                .spawn(move || run_stores(store_vault, sync_stores, &trigger, &attempts, &flag))
+                .map_err(io("cannot start a thread"))?,
+        );
+        Ok(Self {
+            device,
+            home,
+            peer_server: Some(peer_server),
+            api_server,
+            info,
+            events,
+            stop,
+            stores,
+            threads,
+            discovery,
+        })
+    }
+
+    /// Where the peer API listens.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_server.as_ref().map(Server::addr)
+    }
+
+    /// Where the local API listens.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_server.as_ref().map(Server::addr)
+    }
+
+    /// What the daemon says of itself.
+    pub fn info(&self) -> &DaemonInfo {
+        &self.info
+    }
+
+    /// The other devices as peers.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.events.peers.snapshot()
+    }
+
+    /// Recent connection attempts, newest first.
+    pub fn attempts(&self, limit: usize) -> Vec<Attempt> {
+        self.events.attempts.latest(limit)
+    }
+
+    /// Syncs every store now and retries every peer now.
+    pub fn sync_now(&self) {
+        self.stores.now();
+        self.events.peers.wake_all();
+    }
+
+    /// Runs until the process is stopped.
+    pub fn run_forever(mut self) {
+        for thread in std::mem::take(&mut self.threads) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.stores.wake.wake();
+        self.discovery.take();
+        if self.api_server.take().is_some() {
+            let _ = std::fs::remove_file(self.home.join(api::DAEMON_FILE));
+        }
+        self.peer_server.take();
+        for thread in std::mem::take(&mut self.threads) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Where the API key is kept for the vault's home.
+pub fn token_path(vault: &Vault) -> PathBuf {
+    vault.home().root().join(api::TOKEN_FILE)
+}
+
+struct Watcher {
+    vault: Vault,
+    pins: Pins,
+    shared: LinkShared,
+    changes: Changes,
+    stores: StoreTrigger,
+    links: HashMap<DeviceId, Link>,
+}
+
+impl Watcher {
+    fn run(mut self, stop: &AtomicBool) {
+        let mut seen_version = None;
+        let mut served = self.vault.served_state().ok();
+        let mut registry_read: Option<Instant> = None;
+        while !stop.load(Ordering::Relaxed) {
+            if registry_read.is_none_or(|at| at.elapsed() >= REGISTRY_EVERY) {
+                self.refresh_registry();
+                registry_read = Some(Instant::now());
+            }
+            let version = self.vault.data_version().ok();
+            if version != seen_version {
+                seen_version = version;
+                // New local ops become a segment at once: a peer asking now gets them.
+                if let Ok(sealed) = self.vault.seal_local_writes()
+                    && sealed > 0
+                {
+                    self.stores.after_write();
+                }
+                let now_served = self.vault.served_state().ok();
+                if now_served != served {
+                    served = now_served;
+                    self.changes.bump();
+                }
+            }
+            std::thread::sleep(WATCH_EVERY);
+        }
+    }
+
+    /// Pins the vault's active devices and follows each other one.
+    fn refresh_registry(&mut self) {
+        let Ok(keys) = self.vault.active_device_keys() else { return };
+        let names: HashMap<String, String> =
+            self.vault.devices().unwrap_or_default().into_iter().map(|d| (d.device_id, d.name)).collect();
+        self.pins.set(keys.iter().copied());
+        let me = self.vault.device_id();
+        let members: Vec<(DeviceId, String)> = keys
+            .iter()
+            .filter(|(device, _)| *device != me)
+            .map(|(device, _)| (*device, names.get(&device.to_string()).cloned().unwrap_or_default()))
+            .collect();
+        self.shared.peers.set_members(&members);
+        self.links.retain(|device, _| members.iter().any(|(d, _)| d == device));
+        for (device, _) in members {
+            if self.links.contains_key(&device) {
+                continue;
+            }
+            let Ok(vault) = self.vault.reopen() else { continue };
+            if let Ok(link) = link::spawn(device, vault, self.shared.clone()) {
+                self.links.insert(device, link);
+            }
+        }
+    }
+}
+
+fn run_stores(mut vault: Vault, mut sync: SyncStores, trigger: &StoreTrigger, attempts: &Attempts, stop: &AtomicBool) {
+    // A first round at start: whatever happened while the daemon was down.
+    let mut reason = Some(StoreReason::SyncNow);
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(reason) = reason.take() {
+            for round in sync(&mut vault, reason) {
+                attempts.record(Direction::Outbound, &round.url, None, round.ok, round.detail);
+            }
+        }
+        trigger.wake.sleep(STORE_TICK);
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        reason = Some(if trigger.forced.swap(false, Ordering::Relaxed) {
+            StoreReason::SyncNow
+        } else if trigger.written.swap(false, Ordering::Relaxed) {
+            // Let a burst of writes finish before pushing it.
+            std::thread::sleep(PUSH_AFTER_WRITE);
+            StoreReason::LocalWrite
+        } else {
+            StoreReason::Tick
+        });
+    }
+}

@@ -1,0 +1,179 @@
+//! One thread per other device of the vault: find it (dial order: where mDNS saw it, the
+//! address that last worked, the other stored addresses), long-poll it for changes, pull when
+//! something changed. On failure the next address is tried; when none answers, the link sleeps
+//! with exponential backoff and jitter, and wakes early when the peer shows up (mDNS, or the
+//! peer connecting here) or the user asks to sync now.
+
+use crate::attempts::{Attempts, Direction};
+use crate::peer_store::PeerStore;
+use crate::peers::{PeerState, PeerTable};
+use crate::tls::{Pins, TlsIdentity};
+use ferry_engine::Vault;
+use ferry_format::DeviceId;
+use ferry_store::{StoreError, StoreErrorKind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How long one long-poll is held by the peer.
+const POLL: Duration = Duration::from_secs(25);
+/// The longest pause between rounds of attempts at a peer that does not answer.
+const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
+/// The pause while no address at all is known, before reading the stored ones again (mDNS
+/// news wakes it sooner).
+const SEARCH_PAUSE: Duration = Duration::from_secs(2);
+
+/// What every link shares.
+#[derive(Clone)]
+pub(crate) struct LinkShared {
+    pub identity: Arc<TlsIdentity>,
+    pub pins: Pins,
+    pub peers: PeerTable,
+    pub attempts: Attempts,
+}
+
+/// A running link; dropping it asks the thread to stop (it ends after its current long-poll).
+pub(crate) struct Link {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Starts following `device`, with its own connection to the vault.
+pub(crate) fn spawn(device: DeviceId, vault: Vault, shared: LinkShared) -> std::io::Result<Link> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name(format!("ferry-link-{}", &device.to_string()[..8]))
+        .spawn(move || run(device, vault, &shared, &flag))?;
+    Ok(Link { stop })
+}
+
+/// Why following one address ended.
+struct Failure {
+    state: PeerState,
+    error: String,
+}
+
+fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBool) {
+    let wake = shared.peers.wake_of(device);
+    let mut seen = String::new();
+    let mut failures = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let addresses = dial_order(device, &vault, &shared.peers);
+        if addresses.is_empty() {
+            wake.sleep(SEARCH_PAUSE);
+            continue;
+        }
+        let mut last_failure = None;
+        for addr in &addresses {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            match follow(device, addr, &mut vault, shared, stop, &mut seen) {
+                Ok(()) => return,
+                Err(failure) => last_failure = Some(failure),
+            }
+        }
+        if let Some(failure) = last_failure {
+            shared.peers.failed(device, failure.state, failure.error);
+        }
+        failures = failures.saturating_add(1);
+        wake.sleep(backoff(failures));
+    }
+}
+
+/// Where to look for `device`, best first, without repeats.
+fn dial_order(device: DeviceId, vault: &Vault, peers: &PeerTable) -> Vec<String> {
+    let mut addresses: Vec<String> = peers.mdns_address(device).map(|a| a.to_string()).into_iter().collect();
+    for addr in vault.peer_addresses_of(device).unwrap_or_default() {
+        if !addresses.contains(&addr) {
+            addresses.push(addr);
+        }
+    }
+    addresses
+}
+
+/// Follows `device` at `addr` until the address fails (`Err`) or the link stops (`Ok`).
+fn follow(
+    device: DeviceId,
+    addr: &str,
+    vault: &mut Vault,
+    shared: &LinkShared,
+    stop: &AtomicBool,
+    seen: &mut String,
+) -> Result<(), Failure> {
+    let who = Some(device.to_string());
+    let fail = |state: PeerState, error: String| {
+        shared.attempts.record(Direction::Outbound, addr, who.clone(), false, error.clone());
+        Failure { state, error }
+    };
+    let peer = PeerStore::new(addr, &shared.identity, shared.pins.clone())
+        .map_err(|e| fail(PeerState::Failing, e.to_string()))?;
+    while !stop.load(Ordering::Relaxed) {
+        let waited = peer.wait_for_change(seen, POLL).map_err(|e| fail(state_of(&e), e.to_string()))?;
+        if waited.device.parse::<DeviceId>().ok() != Some(device) {
+            let error = format!("{addr} now answers as device {}, not {device}", waited.device);
+            return Err(fail(PeerState::Failing, error));
+        }
+        shared.peers.answered(device, addr);
+        if waited.version == *seen {
+            continue;
+        }
+        match vault.pull_from_peer(&peer) {
+            Ok(report) => {
+                *seen = waited.version;
+                // An address found by mDNS is remembered as the last good one (stored ones
+                // already are: their last success orders them). Failing that is harmless.
+                if !vault.peer_addresses_of(device).unwrap_or_default().iter().any(|a| a == addr) {
+                    let _ = vault.note_peer_address(device, addr);
+                }
+                shared.peers.synced(device, addr, report.imported_ops);
+                let detail = format!("pulled {} ops in {} segments", report.imported_ops, report.imported_segments);
+                shared.attempts.record(Direction::Outbound, addr, who.clone(), true, detail);
+            }
+            Err(err) => {
+                let state = match &err {
+                    ferry_engine::Error::Store(e) => state_of(e),
+                    _ => PeerState::Failing,
+                };
+                return Err(fail(state, err.with_causes()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn state_of(err: &StoreError) -> PeerState {
+    match err.kind {
+        StoreErrorKind::Unavailable => PeerState::Unreachable,
+        _ => PeerState::Failing,
+    }
+}
+
+/// 1 s, 2 s, 4 s … up to a minute, each ±25 % so that devices do not retry in step.
+pub(crate) fn backoff(failures: u32) -> Duration {
+    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(LONGEST_BACKOFF);
+    let mut noise = [0u8; 2];
+    let _ = getrandom::fill(&mut noise);
+    let jitter = f64::from(u16::from_le_bytes(noise)) / f64::from(u16::MAX) * 0.5 + 0.75;
+    base.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_a_minute_with_jitter() {
+        for failures in 1..20 {
+            let pause = backoff(failures);
+            let base = Duration::from_secs(1u64 << (failures - 1).min(6)).min(LONGEST_BACKOFF);
+            assert!(pause >= base.mul_f64(0.74) && pause <= base.mul_f64(1.26), "{failures}: {pause:?}");
+        }
+    }
+}
