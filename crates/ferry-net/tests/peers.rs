@@ -3,59 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use ferry_engine::{
-    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
-};
-use ferry_net::{PeerStore, Pins, Server, ServerEvents, TlsIdentity, serve};
-use ferry_store::{FolderStore, Store, StoreErrorKind};
+mod common;
+
+use common::{identity, options, pins, three_devices, unlock};
+use ferry_engine::{Home, Vault};
+use ferry_net::{PeerStore, Server, ServerEvents, serve};
+use ferry_store::{Store, StoreErrorKind};
 use serde_json::json;
 use std::path::Path;
-
-fn unlock() -> Unlock {
-    Unlock { passphrase: Passphrase::new("vault passphrase"), kdf_cost: KdfCost::WorkFactor(4) }
-}
-
-fn options(name: &str) -> CreateOptions {
-    CreateOptions { device_name: name.into(), unlock: unlock() }
-}
-
-fn sync(vault: &mut Vault, store: &dyn Store) {
-    vault.sync(StoreHandle { id: 1, store }, Direction::Both).unwrap();
-}
-
-/// Three devices enrolled through a folder store, which then plays no further part.
-fn three_devices(dir: &Path) -> (Vault, Vault, Vault, FolderStore) {
-    std::fs::create_dir_all(dir.join("store")).unwrap();
-    let store = FolderStore::new(dir.join("store"));
-    let mut a = Vault::create_for_store(&Home::new(dir.join("a")), options("a"), "folder", &store).unwrap().vault;
-    sync(&mut a, &store);
-    let join = |name: &str| {
-        Vault::join(
-            &Home::new(dir.join(name)),
-            JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::Passphrase },
-            "folder",
-            &store,
-        )
-        .unwrap()
-    };
-    let (mut b, mut c) = (join("b"), join("c"));
-    for _ in 0..2 {
-        for vault in [&mut b, &mut c, &mut a] {
-            sync(vault, &store);
-        }
-    }
-    (a, b, c, store)
-}
-
-fn identity(vault: &Vault) -> TlsIdentity {
-    TlsIdentity::new(&vault.device_signing_secret().unwrap()).unwrap()
-}
-
-fn pins(vault: &Vault) -> Pins {
-    let pins = Pins::default();
-    pins.set(vault.active_device_keys().unwrap());
-    pins
-}
 
 /// Serves `vault`'s home through a second handle (the caller keeps writing with the first).
 fn serve_home(dir: &Path, name: &str, vault: &Vault) -> Server {
