@@ -125,3 +125,73 @@ fn service_install_writes_a_user_unit_that_serves_this_home() {
     );
     assert!(unit.lines().any(|l| l.starts_with("ExecStart=/") && l.contains("ferry")), "{unit}");
 }
+
+/// The device's vault, opened in this process as the CLI opens it.
+fn open(device: &Device) -> ferry_engine::Vault {
+    let unlock = ferry_engine::Unlock {
+        passphrase: ferry_engine::Passphrase::new(&device.passphrase),
+        kdf_cost: ferry_engine::KdfCost::WorkFactor(10),
+    };
+    ferry_engine::Vault::open(&ferry_engine::Home::new(&device.home), &unlock).unwrap()
+}
+
+fn serve_on(device: &Device, listen: &str) -> Running {
+    let child = device
+        .process(&["serve", "--listen", listen, "--api", "127.0.0.1:0", "--no-mdns", "--interval", "3600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+#[test]
+fn a_peer_killed_mid_transfer_and_restarted_is_caught_up_with() {
+    const RECORDS: u64 = 250_000;
+    let store = Store::new();
+    let (laptop, phone) = laptop_and_phone(&store);
+    laptop.ok(&["store", "rm", "1"]);
+    phone.ok(&["store", "rm", "1"]);
+    let mut writer = open(&laptop);
+    writer
+        .write(|w| {
+            for n in 0..RECORDS {
+                w.put("notes", &format!("n{n:06}"), &serde_json::json!({ "text": format!("note {n}") }))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+
+    // The laptop serves; the phone follows it at the stored address.
+    let (first, addr) = serve(&laptop, "3600");
+    drop(first);
+    let mut laptop_daemon = serve_on(&laptop, &addr);
+    phone.ok(&["peers", "add", &device_id(&laptop)[..8], &addr]);
+    let reader = open(&phone);
+    let records = || reader.status().unwrap().records;
+    let _phone_daemon = serve_on(&phone, "127.0.0.1:0");
+
+    // Killed (SIGKILL, no goodbye) as soon as the phone has imported part of the data.
+    let started = std::time::Instant::now();
+    while records() == 0 && started.elapsed() < std::time::Duration::from_secs(120) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    laptop_daemon.0.kill().unwrap();
+    let _ = laptop_daemon.0.wait();
+    let at_kill = records();
+    assert!(at_kill > 0 && at_kill < RECORDS, "killed mid-transfer: {at_kill} of {RECORDS}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let peers: serde_json::Value = serde_json::from_str(&phone.ok(&["peers", "--json"])).unwrap();
+    assert_ne!(peers[0]["state"], serde_json::json!("connected"), "{peers}");
+
+    // Back on the same address: the phone retries (backoff, woken by the laptop's own link
+    // connecting to it) and resumes from its cursor.
+    let _laptop_daemon = serve_on(&laptop, &addr);
+    let caught_up = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        records() == RECORDS
+    });
+    assert!(caught_up, "all {RECORDS} records within 120 s of the restart; has {}", records());
+    assert_eq!(phone.ok(&["get", "notes", "n249999"]), "{\"text\":\"note 249999\"}\n");
+    assert_eq!(reader.status().unwrap().ops, writer.status().unwrap().ops);
+}
