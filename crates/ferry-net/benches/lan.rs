@@ -126,7 +126,8 @@ fn main() {
     for chunk in (0..records).collect::<Vec<_>>().chunks(100_000) {
         a.write(|w| {
             for &i in chunk {
-                let value = json!({ "title": format!("note {i}"), "body": "lorem ipsum dolor sit amet ".repeat(5), "n": i });
+                let value =
+                    json!({ "title": format!("note {i}"), "body": "lorem ipsum dolor sit amet ".repeat(5), "n": i });
                 w.put("bulk", &format!("{:016x}", (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)), &value)?;
             }
             Ok(())
