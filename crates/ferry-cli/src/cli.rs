@@ -319,7 +319,7 @@ pub struct PeersArgs {
 pub enum PeersAction {
     /// Remember where a device serves (a LAN or Tailscale name or IP, with the port)
     Add {
-        /// The device's id, or the start of it (see `ferry devices`)
+        /// The device's name, id, or the start of its id (see `ferry devices`)
         id: String,
         /// HOST:PORT
         addr: String,

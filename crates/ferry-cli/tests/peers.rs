@@ -195,3 +195,25 @@ fn a_peer_killed_mid_transfer_and_restarted_is_caught_up_with() {
     assert_eq!(phone.ok(&["get", "notes", "n249999"]), "{\"text\":\"note 249999\"}\n");
     assert_eq!(reader.status().unwrap().ops, writer.status().unwrap().ops);
 }
+
+#[test]
+fn sync_now_and_sync_peer_by_device_name_talk_to_what_is_running() {
+    let store = Store::new();
+    let (laptop, phone) = laptop_and_phone(&store);
+    // No daemon: `sync now` syncs once here, and says so.
+    let run = phone.run(&["sync", "now"]);
+    run.expect_code(0, &phone.home);
+    assert!(run.stderr.contains("No daemon runs"), "{}", run.stderr);
+    // A device with no known address cannot be dialled by name.
+    let err = phone.fails(&["sync", "--peer", "laptop"], 3);
+    assert!(err.contains("no known address") && err.contains("ferry peers add"), "{err}");
+
+    let (_daemon, addr) = serve(&laptop, "3600");
+    phone.ok(&["peers", "add", "laptop", &addr]);
+    laptop.ok(&["put", "notes", "named", r#""dialled by name""#]);
+    assert!(phone.ok(&["sync", "--peer", "laptop"]).contains("pulled 1 ops"));
+    assert_eq!(phone.ok(&["get", "notes", "named"]), "\"dialled by name\"\n");
+    // With the laptop's daemon running, `sync now` there asks it.
+    let out = laptop.ok(&["sync", "now", "--json"]);
+    assert!(out.contains("\"started\": true"), "{out}");
+}

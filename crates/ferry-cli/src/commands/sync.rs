@@ -156,7 +156,7 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
                     return Ok(());
                 }
                 Err(ferry_net::api::ClientError::NotRunning { .. }) => {
-                    crate::prompt::note("No daemon runs for this home: syncing once here.");
+                    eprintln!("No daemon runs for this home: syncing once here.");
                     (Direction::Both, json)
                 }
                 Err(err) => return Err(err.into()),

@@ -149,7 +149,7 @@ impl Vault {
     /// # Errors
     /// [`crate::Error::UnknownDevice`] for a device that is not an active member; local failures.
     pub fn add_peer(&mut self, device: &str, addr: &str) -> Result<i64> {
-        let device = self.resolve_device(device)?;
+        let device = self.find_device(device)?;
         if !self.active_device_keys()?.iter().any(|(d, _)| *d == device) || device == self.device_id() {
             return Err(crate::Error::UnknownDevice(device.to_string()));
         }
