@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{Device, Store, laptop_and_phone};
-use std::process::{Child, Command, Stdio};
+use common::{Device, Running, Store, laptop_and_phone};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Two namespaces and the link between them; removed when dropped.
@@ -94,15 +94,6 @@ impl Drop for Lan {
 
 fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
     Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -4,19 +4,9 @@
 
 mod common;
 
-use common::{Device, Store, laptop_and_phone};
+use common::{Device, Running, Store, laptop_and_phone};
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-
-/// Kills the server when the test ends, whatever happens.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn a_device_pulls_from_another_that_serves_without_any_store() {

@@ -96,7 +96,7 @@ impl PeerStore {
     /// The peer is unreachable, refuses, or answers nonsense.
     pub fn wait_for_change(&self, seen: &str, timeout: Duration) -> Result<Waited, StoreError> {
         let path = "v1/wait";
-        let response = self
+        let request = self
             .client
             // Versions are hex digits and a dash (anything else is dropped): safe in a query.
             .get(format!(
@@ -105,9 +105,17 @@ impl PeerStore {
                 seen.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>(),
                 timeout.as_millis()
             ))
-            .timeout(timeout + Duration::from_secs(10))
-            .send()
-            .map_err(|e| self.error(path, &e))?;
+            .timeout(timeout + Duration::from_secs(10));
+        self.json(path, request)
+    }
+
+    /// Sends `request` and reads its JSON answer.
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, StoreError> {
+        let response = request.send().map_err(|e| self.error(path, &e))?;
         if response.status() != StatusCode::OK {
             return Err(self.status_error(path, response.status()));
         }
@@ -164,18 +172,11 @@ impl Store for PeerStore {
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         check_path(prefix)?;
-        let response = self
+        let request = self
             .client
             // A checked path holds only letters, digits, `.`, `_`, `-` and `/`: safe in a query.
-            .get(format!("{}/v1/list?prefix={prefix}", self.base))
-            .send()
-            .map_err(|e| self.error(prefix, &e))?;
-        if response.status() != StatusCode::OK {
-            return Err(self.status_error(prefix, response.status()));
-        }
-        let body = response.bytes().map_err(|e| self.error(prefix, &e))?;
-        serde_json::from_slice(&body)
-            .map_err(|e| StoreError::new(StoreErrorKind::Other, prefix, format!("{}: bad listing: {e}", self.label)))
+            .get(format!("{}/v1/list?prefix={prefix}", self.base));
+        self.json(prefix, request)
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {

@@ -154,3 +154,13 @@ impl Run {
         }
     }
 }
+
+/// A child process killed when the test ends, whatever happens.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
