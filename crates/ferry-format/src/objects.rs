@@ -346,6 +346,85 @@ pub mod paths {
         let hex = hex::encode(id);
         format!("blobs/{}/{hex}", &hex[..2])
     }
+
+    /// What a store path names: the inverse of the functions above, for exactly the paths
+    /// they make (anything else is `None`).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum StorePath {
+        /// [`VAULT_FILE`].
+        VaultFile,
+        /// [`key_slot`]: the epoch and the slot name.
+        KeySlot(u32, String),
+        /// [`key_epoch`].
+        KeyEpoch(u32),
+        /// [`device_record`].
+        DeviceRecord(DeviceId),
+        /// [`revocation`].
+        Revocation(DeviceId),
+        /// [`pair`]: the invite id and the part.
+        Pair([u8; 16], String),
+        /// [`segment`].
+        Segment(DeviceId, u64),
+        /// [`head`].
+        Head(DeviceId),
+        /// [`blob`].
+        Blob([u8; 32]),
+    }
+
+    /// Parses a store path; see [`StorePath`].
+    pub fn parse(path: &str) -> Option<StorePath> {
+        let parsed = parse_loosely(path)?;
+        // Only canonical spellings: `log/x/007.seg` or upper-case hex name nothing.
+        let canonical = match &parsed {
+            StorePath::VaultFile => VAULT_FILE.to_owned(),
+            StorePath::KeySlot(epoch, slot) => key_slot(*epoch, slot),
+            StorePath::KeyEpoch(epoch) => key_epoch(*epoch),
+            StorePath::DeviceRecord(device) => device_record(*device),
+            StorePath::Revocation(device) => revocation(*device),
+            StorePath::Pair(invite, part) => pair(invite, part),
+            StorePath::Segment(device, seq) => segment(*device, *seq),
+            StorePath::Head(device) => head(*device),
+            StorePath::Blob(id) => blob(id),
+        };
+        (canonical == path).then_some(parsed)
+    }
+
+    fn parse_loosely(path: &str) -> Option<StorePath> {
+        if path == VAULT_FILE {
+            return Some(StorePath::VaultFile);
+        }
+        if let Some(name) = path.strip_prefix(DEVICES) {
+            return parse_device_record(name)
+                .map(StorePath::DeviceRecord)
+                .or_else(|| parse_revocation(name).map(StorePath::Revocation));
+        }
+        if let Some(rest) = path.strip_prefix("keys/") {
+            let (epoch, name) = rest.split_once('/')?;
+            let epoch = epoch.parse().ok()?;
+            return match name {
+                "epoch" => Some(StorePath::KeyEpoch(epoch)),
+                _ => Some(StorePath::KeySlot(epoch, name.strip_suffix(".age")?.to_owned())),
+            };
+        }
+        if let Some(rest) = path.strip_prefix(PAIR) {
+            let (invite, part) = rest.split_once('/')?;
+            let mut id = [0u8; 16];
+            hex::decode_to_slice(invite, &mut id).ok()?;
+            return Some(StorePath::Pair(id, part.to_owned()));
+        }
+        if let Some(rest) = path.strip_prefix("log/") {
+            let (device, name) = rest.split_once('/')?;
+            let device: DeviceId = device.parse().ok()?;
+            if name == "HEAD" {
+                return Some(StorePath::Head(device));
+            }
+            return Some(StorePath::Segment(device, name.strip_suffix(".seg")?.parse().ok()?));
+        }
+        let (_, hex) = path.strip_prefix("blobs/")?.split_once('/')?;
+        let mut id = [0u8; 32];
+        hex::decode_to_slice(hex, &mut id).ok()?;
+        Some(StorePath::Blob(id))
+    }
 }
 
 macro_rules! serde_fixed_bytes {
@@ -406,6 +485,38 @@ pub fn vault_id_of(file: &VaultFile) -> Result<VaultId, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_store_path_parses_back_to_what_made_it_and_nothing_else_does() {
+        use paths::StorePath;
+        let device = DeviceId::from_bytes([0xab; 16]);
+        let cases = [
+            (paths::VAULT_FILE.to_owned(), StorePath::VaultFile),
+            (paths::key_slot(2, "recovery"), StorePath::KeySlot(2, "recovery".into())),
+            (paths::key_epoch(3), StorePath::KeyEpoch(3)),
+            (paths::device_record(device), StorePath::DeviceRecord(device)),
+            (paths::revocation(device), StorePath::Revocation(device)),
+            (paths::pair(&[7; 16], "request"), StorePath::Pair([7; 16], "request".into())),
+            (paths::segment(device, 42), StorePath::Segment(device, 42)),
+            (paths::head(device), StorePath::Head(device)),
+            (paths::blob(&[9; 32]), StorePath::Blob([9; 32])),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(paths::parse(&path), Some(expected), "{path}");
+        }
+        let hex = "ab".repeat(16);
+        for path in [
+            format!("log/{hex}/42.seg"),                // not zero-padded
+            format!("log/{}/HEAD", hex.to_uppercase()), // not lower-case
+            format!("devices/{hex}.txt"),
+            "keys/x/epoch".to_owned(),
+            format!("blobs/00/{}", "09".repeat(32)), // wrong fan-out folder
+            "ferry-vault.json.bak".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(paths::parse(&path), None, "{path}");
+        }
+    }
 
     #[test]
     fn segment_payload_roundtrips_and_validates_ops() {

@@ -15,6 +15,7 @@ mod attempts;
 mod changes;
 mod daemon;
 mod discovery;
+pub mod hub_check;
 mod link;
 mod peer_store;
 mod peers;

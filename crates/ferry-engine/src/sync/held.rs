@@ -6,7 +6,8 @@ use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::{Result, Vault};
 use ferry_format::DeviceId;
-use ferry_format::objects::{VaultFile, paths};
+use ferry_format::objects::VaultFile;
+use ferry_format::objects::paths::{self, StorePath};
 use rusqlite::OptionalExtension;
 
 /// What a store path names, for the objects a device holds.
@@ -21,33 +22,16 @@ enum HeldPath {
 }
 
 fn parse(path: &str) -> Option<HeldPath> {
-    if path == paths::VAULT_FILE {
-        return Some(HeldPath::VaultFile);
-    }
-    if let Some(device) = paths::parse_device_record(path).filter(|_| path.starts_with(paths::DEVICES)) {
-        return Some(HeldPath::Record(device));
-    }
-    if let Some(device) = paths::parse_revocation(path).filter(|_| path.starts_with(paths::DEVICES)) {
-        return Some(HeldPath::Revocation(device));
-    }
-    if let Some(rest) = path.strip_prefix("keys/") {
-        let epoch = rest.strip_suffix("/epoch")?.parse().ok()?;
-        return Some(HeldPath::KeyEpoch(epoch));
-    }
-    if let Some(rest) = path.strip_prefix("log/") {
-        let (device, name) = rest.split_once('/')?;
-        let device: DeviceId = device.parse().ok()?;
-        if name == "HEAD" {
-            return Some(HeldPath::Head(device));
-        }
-        let seq = name.strip_suffix(".seg")?;
-        return (seq.len() == 16).then(|| seq.parse().ok().map(|seq| HeldPath::Segment(device, seq))).flatten();
-    }
-    let rest = path.strip_prefix("blobs/")?;
-    let (_, hex) = rest.split_once('/')?;
-    let mut id = [0u8; 32];
-    hex::decode_to_slice(hex, &mut id).ok()?;
-    (paths::blob(&id) == path).then_some(HeldPath::Blob(id))
+    Some(match paths::parse(path)? {
+        StorePath::VaultFile => HeldPath::VaultFile,
+        StorePath::KeyEpoch(epoch) => HeldPath::KeyEpoch(epoch),
+        StorePath::DeviceRecord(device) => HeldPath::Record(device),
+        StorePath::Revocation(device) => HeldPath::Revocation(device),
+        StorePath::Segment(device, seq) => HeldPath::Segment(device, seq),
+        StorePath::Head(device) => HeldPath::Head(device),
+        StorePath::Blob(id) => HeldPath::Blob(id),
+        StorePath::KeySlot(..) | StorePath::Pair(..) => return None,
+    })
 }
 
 impl Vault {
