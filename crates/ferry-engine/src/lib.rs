@@ -84,7 +84,7 @@ pub use time::{parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};
 pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault};
 pub use watch::Change;
-pub use write::Writer;
+pub use write::{Writer, now_ms};
 
 #[cfg(test)]
 mod forget_tests;

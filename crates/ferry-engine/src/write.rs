@@ -160,7 +160,7 @@ impl Writer<'_> {
 
 /// The wall clock in milliseconds since the Unix epoch (0 if the clock is before 1970: the
 /// hybrid logical clock then keeps counting from its last value).
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))

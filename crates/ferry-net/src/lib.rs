@@ -31,9 +31,4 @@ pub use peers::{PeerInfo, PeerState, PeerTable};
 pub use server::{ServeError, Server, ServerEvents, serve};
 pub use tls::{Pins, TlsError, TlsIdentity};
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use ferry_engine::now_ms;

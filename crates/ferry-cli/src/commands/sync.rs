@@ -45,9 +45,7 @@ pub fn sync_due(
     interval: std::time::Duration,
     options: &ferry_store::OpenOptions,
 ) -> Vec<StoreRound> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = ferry_engine::now_ms();
     let Ok(status) = vault.sync_status() else { return Vec::new() };
     let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
     let mut rounds = Vec::new();
