@@ -70,11 +70,11 @@ fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBoo
             continue;
         }
         let mut last_failure = None;
-        for addr in &addresses {
+        for (addr, stored) in &addresses {
             if stop.load(Ordering::Relaxed) {
                 return;
             }
-            match follow(device, addr, &mut vault, shared, stop, &mut seen) {
+            match follow(device, addr, *stored, &mut vault, shared, stop, &mut seen) {
                 Ok(()) => return,
                 Err(failure) => last_failure = Some(failure),
             }
@@ -87,21 +87,28 @@ fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBoo
     }
 }
 
-/// Where to look for `device`, best first, without repeats.
-fn dial_order(device: DeviceId, vault: &Vault, peers: &PeerTable) -> Vec<String> {
-    let mut addresses: Vec<String> = peers.mdns_address(device).map(|a| a.to_string()).into_iter().collect();
-    for addr in vault.peer_addresses_of(device).unwrap_or_default() {
-        if !addresses.contains(&addr) {
-            addresses.push(addr);
+/// Where to look for `device`, best first, without repeats; each with whether it is stored.
+fn dial_order(device: DeviceId, vault: &Vault, peers: &PeerTable) -> Vec<(String, bool)> {
+    let stored = vault.peer_addresses_of(device).unwrap_or_default();
+    let mut order: Vec<(String, bool)> = peers
+        .mdns_address(device)
+        .map(|a| a.to_string())
+        .map(|a| (a.clone(), stored.contains(&a)))
+        .into_iter()
+        .collect();
+    for addr in stored {
+        if !order.iter().any(|(known, _)| *known == addr) {
+            order.push((addr, true));
         }
     }
-    addresses
+    order
 }
 
 /// Follows `device` at `addr` until the address fails (`Err`) or the link stops (`Ok`).
 fn follow(
     device: DeviceId,
     addr: &str,
+    mut stored: bool,
     vault: &mut Vault,
     shared: &LinkShared,
     stop: &AtomicBool,
@@ -127,10 +134,10 @@ fn follow(
         match vault.pull_from_peer(&peer) {
             Ok(report) => {
                 *seen = waited.version;
-                // An address found by mDNS is remembered as the last good one (stored ones
-                // already are: their last success orders them). Failing that is harmless.
-                if !vault.peer_addresses_of(device).unwrap_or_default().iter().any(|a| a == addr) {
-                    let _ = vault.note_peer_address(device, addr);
+                // An address found by mDNS is remembered once as the last good one (stored
+                // ones already are: their last success orders them). Failing that is harmless.
+                if !stored {
+                    stored = vault.note_peer_address(device, addr).is_ok();
                 }
                 shared.peers.synced(device, addr, report.imported_ops);
                 let detail = format!("pulled {} ops in {} segments", report.imported_ops, report.imported_segments);
