@@ -49,6 +49,7 @@ mod database;
 mod error;
 mod forget;
 mod home;
+mod hub_home;
 mod identity;
 mod keychain;
 mod merge;
@@ -71,6 +72,7 @@ pub use conflicts::{CollectionConflicts, Conflict, ConflictReport, Head, Resolut
 pub use error::{Error, ErrorClass, Result};
 pub use forget::{ForgetTarget, Forgotten, Purged};
 pub use home::Home;
+pub use hub_home::HubHome;
 pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;

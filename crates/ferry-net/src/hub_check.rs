@@ -4,8 +4,9 @@
 //! everything. A hub that knows the public keys of the vault's active devices (pinned when the
 //! hub was added; see ARCHITECTURE.md, "the hub plan") accepts a sealed object only if its
 //! writer is pinned, its signature verifies, it belongs to the vault, and its path is the one its
-//! header names: a segment or HEAD under `log/<writer>/`, a device record for a pinned key, and
-//! so on. The check is on the object, not the connection, so a device may relay another's
+//! header names: a segment or HEAD under `log/<writer>/`, a revocation naming its subject, and
+//! so on. A genuine device record pins its subject and a genuine revocation unpins it, so the
+//! hub's pins follow the registry the way every device's do. The check is on the object, not the connection, so a device may relay another's
 //! objects (as it does between stores) and nobody can place a forged one.
 //!
 //! Objects that are not sealed (the vault file, age key slots, pairing exchanges) carry no
@@ -47,8 +48,26 @@ pub enum Refusal {
     },
 }
 
+/// What an accepted write means to the hub.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// Not a sealed object (vault file, key slot, pairing exchange): accept only from a pinned
+    /// device's connection (pairing: from anyone), create-if-absent.
+    Unsealed,
+    /// A genuine sealed object of the vault.
+    Sealed,
+    /// A genuine device record: its subject joins the vault with this key (the hub pins it).
+    Enrolls {
+        /// The new device.
+        subject: DeviceId,
+        /// Its Ed25519 key.
+        key: [u8; 32],
+    },
+    /// A genuine revocation: the hub unpins the subject for good.
+    Revokes(DeviceId),
+}
+
 /// Whether a hub of vault `vault` may store `bytes` at `path`, given the pinned device keys.
-/// `Ok(false)`: not a sealed object; accept only from a pinned device's connection, create-if-absent.
 ///
 /// # Errors
 /// [`Refusal`].
@@ -57,36 +76,42 @@ pub fn check_write(
     bytes: &[u8],
     vault: VaultId,
     key_of: &dyn Fn(DeviceId) -> Option<VerifyingKey>,
-) -> Result<bool, Refusal> {
+) -> Result<Accepted, Refusal> {
     let parsed = paths::parse(path).ok_or_else(|| Refusal::NotAStorePath(path.to_owned()))?;
     let expected = |kind, device_id, object_id| Expected { kind, vault_id: vault, device_id, object_id };
-    let expected = match parsed {
-        StorePath::VaultFile | StorePath::KeySlot(..) | StorePath::Pair(..) => return Ok(false),
-        StorePath::Segment(device, seq) => expected(ObjectKind::Segment, Some(device), Some(ObjectId::segment(seq))),
-        StorePath::Head(device) => expected(ObjectKind::Head, Some(device), Some(ObjectId::HEAD)),
-        // A record names its subject's signing key: it must be the key pinned for the subject
-        // (a device pairing in is pinned by the device list its inviter uploads first).
-        StorePath::DeviceRecord(subject) => {
-            let key =
-                key_of(subject).ok_or_else(|| Refusal::UnknownWriter { path: path.to_owned(), writer: subject })?;
-            expected(ObjectKind::Device, None, Some(ObjectId(key.to_bytes())))
+    let header = match parsed {
+        StorePath::VaultFile | StorePath::KeySlot(..) | StorePath::Pair(..) => return Ok(Accepted::Unsealed),
+        _ => parse_header(path, bytes)?,
+    };
+    let (expected, accepted) = match parsed {
+        StorePath::Segment(device, seq) => {
+            (expected(ObjectKind::Segment, Some(device), Some(ObjectId::segment(seq))), Accepted::Sealed)
         }
-        StorePath::Revocation(subject) => expected(ObjectKind::Revocation, None, Some(ObjectId::device(subject))),
-        StorePath::KeyEpoch(epoch) => expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(epoch))),
+        StorePath::Head(device) => (expected(ObjectKind::Head, Some(device), Some(ObjectId::HEAD)), Accepted::Sealed),
+        // A record's object id is its subject's signing key: a pinned device vouches for it.
+        StorePath::DeviceRecord(subject) => (
+            expected(ObjectKind::Device, None, Some(header.object_id)),
+            Accepted::Enrolls { subject, key: header.object_id.0 },
+        ),
+        StorePath::Revocation(subject) => {
+            (expected(ObjectKind::Revocation, None, Some(ObjectId::device(subject))), Accepted::Revokes(subject))
+        }
+        StorePath::KeyEpoch(epoch) => {
+            (expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(epoch))), Accepted::Sealed)
+        }
         StorePath::Blob(id) => {
-            let header = parse_header(path, bytes)?;
             let kind =
                 if header.kind == ObjectKind::BlobManifest { ObjectKind::BlobManifest } else { ObjectKind::BlobChunk };
-            expected(kind, None, Some(ObjectId(id)))
+            (expected(kind, None, Some(ObjectId(id))), Accepted::Sealed)
         }
+        StorePath::VaultFile | StorePath::KeySlot(..) | StorePath::Pair(..) => return Ok(Accepted::Unsealed),
     };
-    let header = parse_header(path, bytes)?;
     check_identity(&header, &expected)
         .map_err(|e| Refusal::WrongObject { path: path.to_owned(), why: e.to_string() })?;
     let key =
         key_of(header.device_id).ok_or(Refusal::UnknownWriter { path: path.to_owned(), writer: header.device_id })?;
     verify_signature(bytes, &key).map_err(|_| Refusal::BadSignature { path: path.to_owned() })?;
-    Ok(true)
+    Ok(accepted)
 }
 
 fn parse_header(path: &str, bytes: &[u8]) -> Result<Header, Refusal> {
@@ -125,9 +150,9 @@ mod tests {
 
         // Own segment and HEAD; a's segment relayed by anyone (the check is on the object).
         let segment = sealed(&a, vault, ObjectKind::Segment, ObjectId::segment(7));
-        assert_eq!(check(&paths::segment(a.id, 7), &segment), Ok(true));
+        assert_eq!(check(&paths::segment(a.id, 7), &segment), Ok(Accepted::Sealed));
         let head = sealed(&a, vault, ObjectKind::Head, ObjectId::HEAD);
-        assert_eq!(check(&paths::head(a.id), &head), Ok(true));
+        assert_eq!(check(&paths::head(a.id), &head), Ok(Accepted::Sealed));
         // b cannot write into a's log, nor under another number.
         let forged = sealed(&b, vault, ObjectKind::Segment, ObjectId::segment(8));
         assert!(matches!(check(&paths::segment(a.id, 8), &forged), Err(Refusal::WrongObject { .. })));
@@ -146,20 +171,27 @@ mod tests {
         );
 
         // Registry objects: signed by a pinned device, naming the right subject.
-        let record = sealed(&a, vault, ObjectKind::Device, ObjectId(b.key.verifying_key().to_bytes()));
-        assert_eq!(check(&paths::device_record(b.id), &record), Ok(true));
-        assert!(check(&paths::device_record(a.id), &record).is_err(), "a record must name its subject's key");
+        let new_key = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
+        let record = sealed(&a, vault, ObjectKind::Device, ObjectId(new_key));
+        let subject = DeviceId::from_bytes([9; 16]);
+        assert_eq!(check(&paths::device_record(subject), &record), Ok(Accepted::Enrolls { subject, key: new_key }));
+        let vouched_by_stranger = sealed(&stranger, vault, ObjectKind::Device, ObjectId(new_key));
+        assert!(matches!(
+            check(&paths::device_record(subject), &vouched_by_stranger),
+            Err(Refusal::UnknownWriter { .. })
+        ));
         let revocation = sealed(&a, vault, ObjectKind::Revocation, ObjectId::device(b.id));
-        assert_eq!(check(&paths::revocation(b.id), &revocation), Ok(true));
+        assert_eq!(check(&paths::revocation(b.id), &revocation), Ok(Accepted::Revokes(b.id)));
+        assert!(check(&paths::revocation(a.id), &revocation).is_err(), "a revocation must name its subject");
         let epoch = sealed(&b, vault, ObjectKind::KeyEpoch, ObjectId::epoch(1));
-        assert_eq!(check(&paths::key_epoch(1), &epoch), Ok(true));
+        assert_eq!(check(&paths::key_epoch(1), &epoch), Ok(Accepted::Sealed));
         assert!(check(&paths::key_epoch(2), &epoch).is_err());
         let chunk = sealed(&b, vault, ObjectKind::BlobChunk, ObjectId([4; 32]));
-        assert_eq!(check(&paths::blob(&[4; 32]), &chunk), Ok(true));
+        assert_eq!(check(&paths::blob(&[4; 32]), &chunk), Ok(Accepted::Sealed));
 
         // Unsealed objects are left to the connection check; garbage paths are refused.
-        assert_eq!(check(paths::VAULT_FILE, b"{}"), Ok(false));
-        assert_eq!(check(&paths::key_slot(0, "recovery"), b"age"), Ok(false));
+        assert_eq!(check(paths::VAULT_FILE, b"{}"), Ok(Accepted::Unsealed));
+        assert_eq!(check(&paths::key_slot(0, "recovery"), b"age"), Ok(Accepted::Unsealed));
         assert!(matches!(check("../etc/passwd", b""), Err(Refusal::NotAStorePath(_))));
         assert!(matches!(check(&paths::head(a.id), b"short"), Err(Refusal::WrongObject { .. })));
     }

@@ -1,18 +1,21 @@
-//! A peer as a store: the engine pulls from another device exactly as from a folder or bucket.
-//! Read-only: a device publishes by serving what it holds, so there is nothing to push to a
-//! peer (hubs, which accept writes, come separately).
+//! A peer or a hub as a store: the engine pulls from another device exactly as from a folder or
+//! bucket. A peer is read-only (a device publishes by serving what it holds, so there is
+//! nothing to push to it); a hub (`hub_server`) takes writes too, and checks each one.
 
 use crate::tls::{Pins, TlsError, TlsIdentity, client_config};
-use ferry_store::{Created, Fetched, Store, StoreError, StoreErrorKind, check_path};
+use ferry_format::{DeviceId, VaultId};
+use ferry_store::{Created, Fetched, HubLocation, Store, StoreError, StoreErrorKind, check_path};
 use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use std::time::Duration;
 
-/// Another device of the vault, reached over mutual TLS.
+/// Another device of the vault, or a hub, reached over mutual TLS.
 pub struct PeerStore {
     base: String,
     label: String,
     client: Client,
+    /// A hub: takes writes.
+    hub: bool,
 }
 
 impl std::fmt::Debug for PeerStore {
@@ -34,7 +37,74 @@ impl PeerStore {
             .build()
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
         // The peer is identified by its key, not its name: any name works for SNI.
-        Ok(Self { base: format!("https://{addr}"), label: format!("peer:{addr}"), client })
+        Ok(Self { base: format!("https://{addr}"), label: format!("peer:{addr}"), client, hub: false })
+    }
+
+    /// The hub at `location`, accepted only if its certificate carries the key the location names.
+    ///
+    /// # Errors
+    /// TLS or client setup.
+    pub fn hub(location: &HubLocation, identity: &TlsIdentity) -> Result<Self, TlsError> {
+        let pins = Pins::default();
+        // A hub is no device: the id beside its pinned key is never shown or used.
+        pins.set([(DeviceId::from_bytes([0; 16]), location.key)]);
+        let mut store = Self::new(&location.address, identity, pins)?;
+        store.label = location.to_text();
+        store.hub = true;
+        Ok(store)
+    }
+
+    /// Claims an unclaimed hub for `vault` with its active `devices` (this device among them),
+    /// using the location's one-time secret. Claiming a hub this vault holds already is a no-op.
+    ///
+    /// # Errors
+    /// The hub refuses (wrong secret, another vault's), or cannot be reached.
+    pub fn claim(&self, secret: &[u8; 32], vault: VaultId, devices: &[(DeviceId, [u8; 32])]) -> Result<(), StoreError> {
+        let claim = crate::hub_server::Claim {
+            secret: hex::encode(secret),
+            vault: vault.to_string(),
+            devices: devices.iter().map(|(id, key)| (id.to_string(), hex::encode(key))).collect(),
+        };
+        let path = "v1/hub/claim";
+        let body =
+            serde_json::to_vec(&claim).map_err(|e| StoreError::new(StoreErrorKind::Other, path, e.to_string()))?;
+        let response = self
+            .client
+            .post(format!("{}/{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .map_err(|e| self.error(path, &e))?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            _ => Err(self.answer_error(path, response)),
+        }
+    }
+
+    /// An unexpected answer, with the reason a hub gives in the body of a refusal.
+    fn answer_error(&self, path: &str, response: reqwest::blocking::Response) -> StoreError {
+        let status = response.status();
+        if status == StatusCode::FORBIDDEN {
+            let why = response.text().unwrap_or_default();
+            return StoreError::new(StoreErrorKind::Denied, path, format!("{} refused: {why}", self.label));
+        }
+        self.status_error(path, status)
+    }
+
+    fn write(&self, path: &str, bytes: &[u8], create_only: bool) -> Result<StatusCode, StoreError> {
+        check_path(path)?;
+        if !self.hub {
+            return Err(read_only(path));
+        }
+        let mut request = self.client.put(format!("{}/v1/objects/{path}", self.base)).body(bytes.to_vec());
+        if create_only {
+            request = request.header(reqwest::header::IF_NONE_MATCH, "*");
+        }
+        let response = request.send().map_err(|e| self.error(path, &e))?;
+        match response.status() {
+            status @ (StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::PRECONDITION_FAILED) => Ok(status),
+            _ => Err(self.answer_error(path, response)),
+        }
     }
 
     fn error(&self, path: &str, err: &reqwest::Error) -> StoreError {
@@ -45,6 +115,10 @@ impl PeerStore {
             StoreErrorKind::Unavailable
         };
         let message = match kind {
+            StoreErrorKind::Denied if self.hub => format!(
+                "{} refused this device, or presented a key other than the one its location names: {text}",
+                self.label
+            ),
             StoreErrorKind::Denied => format!(
                 "{} refused the connection, or is not an active device of this vault (mutual TLS): {text}",
                 self.label
@@ -77,6 +151,24 @@ fn read_only(path: &str) -> StoreError {
         path,
         "a peer is read-only: it serves what it holds (sync with a peer pulls; push goes to stores and hubs)",
     )
+}
+
+/// The vault a device claims a hub for: its id and active devices' keys.
+pub type ClaimAs = (VaultId, Vec<(DeviceId, [u8; 32])>);
+
+/// Opens hubs as the device whose Ed25519 secret key is `device_key` (an ephemeral key serves
+/// a device still joining: it only reaches `pair/`). A location with a claim secret is claimed
+/// first, for `claim_as`.
+pub fn hub_opener(device_key: ferry_format::SecretBytes, claim_as: Option<ClaimAs>) -> ferry_store::HubOpener {
+    std::sync::Arc::new(move |location: &HubLocation| {
+        let setup = |e: TlsError| StoreError::new(StoreErrorKind::Other, location.to_text(), e.to_string());
+        let identity = TlsIdentity::new(&device_key).map_err(setup)?;
+        let hub = PeerStore::hub(location, &identity).map_err(setup)?;
+        if let (Some(secret), Some((vault, devices))) = (&location.claim_secret, &claim_as) {
+            hub.claim(secret, *vault, devices)?;
+        }
+        Ok(std::sync::Arc::new(hub) as std::sync::Arc<dyn Store>)
+    })
 }
 
 /// What a peer's `/v1/wait` answered.
@@ -117,7 +209,7 @@ impl PeerStore {
     ) -> Result<T, StoreError> {
         let response = request.send().map_err(|e| self.error(path, &e))?;
         if response.status() != StatusCode::OK {
-            return Err(self.status_error(path, response.status()));
+            return Err(self.answer_error(path, response));
         }
         let body = response.bytes().map_err(|e| self.error(path, &e))?;
         serde_json::from_slice(&body)
@@ -158,16 +250,17 @@ impl Store for PeerStore {
                 let bytes = response.bytes().map_err(|e| self.error(path, &e))?.to_vec();
                 Ok(Fetched::Changed { bytes, etag })
             }
-            status => Err(self.status_error(path, status)),
+            _ => Err(self.answer_error(path, response)),
         }
     }
 
-    fn put_if_absent(&self, path: &str, _bytes: &[u8]) -> Result<Created, StoreError> {
-        Err(read_only(path))
+    fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
+        let status = self.write(path, bytes, true)?;
+        Ok(if status == StatusCode::PRECONDITION_FAILED { Created::Exists } else { Created::New })
     }
 
-    fn put(&self, path: &str, _bytes: &[u8]) -> Result<(), StoreError> {
-        Err(read_only(path))
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write(path, bytes, false).map(|_| ())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -180,6 +273,15 @@ impl Store for PeerStore {
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {
-        Err(read_only(path))
+        check_path(path)?;
+        if !self.hub {
+            return Err(read_only(path));
+        }
+        let response =
+            self.client.delete(format!("{}/v1/objects/{path}", self.base)).send().map_err(|e| self.error(path, &e))?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(self.answer_error(path, response)),
+        }
     }
 }

@@ -176,7 +176,7 @@ impl Server {
 }
 
 /// Why a handshake failed, in words a user can act on.
-fn refusal(err: &std::io::Error) -> String {
+pub(crate) fn refusal(err: &std::io::Error) -> String {
     let text = err.to_string();
     if text.contains("not an active device") {
         format!("refused: {text}")
@@ -204,7 +204,7 @@ async fn wait(State(state): State<AppState>, Query(query): Query<WaitQuery>) -> 
     axum::Json(serde_json::json!({ "device": state.device, "version": version })).into_response()
 }
 
-fn etag_of(bytes: &[u8]) -> String {
+pub(crate) fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", blake3::hash(bytes).to_hex())
 }
 

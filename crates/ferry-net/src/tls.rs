@@ -60,6 +60,11 @@ impl TlsIdentity {
         Ok(Self { cert: cert.der().clone(), key })
     }
 
+    /// The Ed25519 public key the certificate carries.
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        ed25519_key_of(&self.cert)
+    }
+
     fn chain(&self) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
         (vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))
     }
@@ -87,7 +92,7 @@ impl Pins {
 
 /// The Ed25519 key a certificate's SubjectPublicKeyInfo holds (read by webpki, so a key placed
 /// elsewhere in the certificate is never mistaken for it).
-fn ed25519_key_of(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
+pub(crate) fn ed25519_key_of(cert: &CertificateDer<'_>) -> Option<[u8; 32]> {
     let parsed = webpki::EndEntityCert::try_from(cert).ok()?;
     let spki = parsed.subject_public_key_info();
     let key = spki.as_ref().strip_prefix(&ED25519_SPKI_PREFIX[..])?;
@@ -102,18 +107,24 @@ fn refused(why: &str) -> rustls::Error {
     rustls::Error::General(why.to_owned())
 }
 
-/// Checks the other side's certificate against the pins.
+/// Checks the other side's certificate against the pins (or, for a hub's clients, only that it
+/// is an Ed25519 key: the hub decides per request what each key may do).
 #[derive(Debug)]
 struct PinnedVerifier {
-    pins: Pins,
+    pins: Option<Pins>,
     provider: Arc<CryptoProvider>,
 }
 
 impl PinnedVerifier {
     fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        match self.pins.device_of(cert) {
-            Some(_) => Ok(()),
-            None => Err(refused("not an active device of this vault")),
+        let accepted = match &self.pins {
+            Some(pins) => pins.device_of(cert).is_some(),
+            None => ed25519_key_of(cert).is_some(),
+        };
+        match (accepted, &self.pins) {
+            (true, _) => Ok(()),
+            (false, Some(_)) => Err(refused("not an active device of this vault")),
+            (false, None) => Err(refused("not a ferry device certificate (an Ed25519 key)")),
         }
     }
 
@@ -204,6 +215,19 @@ impl ClientCertVerifier for PinnedVerifier {
 /// # Errors
 /// [`TlsError::Config`].
 pub fn server_config(identity: &TlsIdentity, pins: Pins) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_for(identity, Some(pins))
+}
+
+/// A hub's server side: present `identity`, take any client that proves an Ed25519 key (the hub
+/// authorises each request by that key).
+///
+/// # Errors
+/// [`TlsError::Config`].
+pub fn hub_server_config(identity: &TlsIdentity) -> Result<rustls::ServerConfig, TlsError> {
+    server_config_for(identity, None)
+}
+
+fn server_config_for(identity: &TlsIdentity, pins: Option<Pins>) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
     let verifier = Arc::new(PinnedVerifier { pins, provider: provider.clone() });
     let (chain, key) = identity.chain();
@@ -219,7 +243,7 @@ pub fn server_config(identity: &TlsIdentity, pins: Pins) -> Result<rustls::Serve
 /// [`TlsError::Config`].
 pub fn client_config(identity: &TlsIdentity, pins: Pins) -> Result<rustls::ClientConfig, TlsError> {
     let provider = provider();
-    let verifier = Arc::new(PinnedVerifier { pins, provider: provider.clone() });
+    let verifier = Arc::new(PinnedVerifier { pins: Some(pins), provider: provider.clone() });
     let (chain, key) = identity.chain();
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?

@@ -21,6 +21,7 @@
 mod decorators;
 mod error;
 mod folder;
+mod hub;
 mod memory;
 mod s3;
 mod url;
@@ -28,9 +29,10 @@ mod url;
 pub use decorators::{CallCounts, CountingStore, FaultPlan, FaultyStore};
 pub use error::{StoreError, StoreErrorKind};
 pub use folder::FolderStore;
+pub use hub::HubLocation;
 pub use memory::MemoryStore;
 pub use s3::{S3Credentials, S3Location, S3Store};
-pub use url::{OpenOptions, StoreUrl, open, prepare};
+pub use url::{HubOpener, OpenOptions, StoreUrl, open, prepare};
 
 /// The result of [`Store::put_if_absent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Store locations as users type them: `folder:/mnt/nas/ferry`.
 
-use crate::{FolderStore, S3Credentials, S3Location, S3Store, Store, StoreError, StoreErrorKind};
+use crate::{FolderStore, HubLocation, S3Credentials, S3Location, S3Store, Store, StoreError, StoreErrorKind};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,11 +11,14 @@ pub enum StoreUrl {
     Folder(PathBuf),
     /// An S3-compatible bucket.
     S3(S3Location),
+    /// A hub (`ferry serve --hub`), opened through [`OpenOptions::hub`].
+    Hub(HubLocation),
 }
 
 impl StoreUrl {
-    /// Parses `folder:PATH` or `s3://bucket/prefix?endpoint=…&region=…&path_style=…` (a relative PATH is made absolute against the current directory, so
-    /// the stored location does not depend on where later commands run).
+    /// Parses `folder:PATH`, `s3://bucket/prefix?endpoint=…&region=…&path_style=…` or
+    /// `hub://HOST:PORT#<hub key>[.<claim secret>]` (a relative PATH is made absolute against the
+    /// current directory, so the stored location does not depend on where later commands run).
     ///
     /// # Errors
     /// An unknown scheme or an empty path, with the accepted forms.
@@ -24,7 +27,9 @@ impl StoreUrl {
             StoreError::new(
                 StoreErrorKind::InvalidPath,
                 text,
-                format!("{why}; a store is written folder:/path/to/dir or s3://bucket/prefix?endpoint=…"),
+                format!(
+                    "{why}; a store is written folder:/path/to/dir, s3://bucket/prefix?endpoint=… or hub://HOST:PORT#KEY"
+                ),
             )
         };
         let (scheme, rest) = text.split_once(':').ok_or_else(|| bad("no scheme"))?;
@@ -43,15 +48,17 @@ impl StoreUrl {
                 Ok(Self::Folder(path))
             }
             "s3" => S3Location::parse(text).map(Self::S3),
+            "hub" => HubLocation::parse(text).map(Self::Hub),
             other => Err(bad(&format!("unknown store scheme `{other}`"))),
         }
     }
 
-    /// The canonical text form.
+    /// The canonical text form (never with credentials or a hub's claim secret).
     pub fn to_text(&self) -> String {
         match self {
             Self::Folder(path) => format!("folder:{}", path.display()),
             Self::S3(location) => location.to_text(),
+            Self::Hub(location) => location.to_text(),
         }
     }
 }
@@ -64,7 +71,7 @@ impl StoreUrl {
 /// The parent is missing, or the directory cannot be created.
 pub fn prepare(url: &StoreUrl) -> Result<(), StoreError> {
     match url {
-        StoreUrl::S3(_) => Ok(()),
+        StoreUrl::S3(_) | StoreUrl::Hub(_) => Ok(()),
         StoreUrl::Folder(path) if path.is_dir() => Ok(()),
         StoreUrl::Folder(path) => {
             let text = path.display().to_string();
@@ -82,12 +89,27 @@ pub fn prepare(url: &StoreUrl) -> Result<(), StoreError> {
     }
 }
 
+/// Opens a hub: a hub client needs the device's identity, which this crate does not hold, so
+/// whoever has it (the CLI, with `ferry-net`) supplies the opener.
+pub type HubOpener = Arc<dyn Fn(&HubLocation) -> Result<Arc<dyn Store>, StoreError> + Send + Sync>;
+
 /// How to open stores.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct OpenOptions {
     /// A command printing AWS `credential_process` JSON, for S3 stores; without it the standard
     /// places (environment, profile files) are used.
     pub credentials_command: Option<String>,
+    /// How to open `hub://` stores; without it they cannot be opened.
+    pub hub: Option<HubOpener>,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("credentials_command", &self.credentials_command)
+            .field("hub", &self.hub.as_ref().map(|_| "<opener>"))
+            .finish()
+    }
 }
 
 /// Opens the store at a location.
@@ -101,6 +123,16 @@ pub fn open(url: &StoreUrl, options: &OpenOptions) -> Result<Arc<dyn Store>, Sto
             let credentials = options.credentials_command.as_deref().map(S3Credentials::from_command).transpose()?;
             Arc::new(S3Store::new(location.clone(), credentials)?)
         }
+        StoreUrl::Hub(location) => match &options.hub {
+            Some(open_hub) => open_hub(location)?,
+            None => {
+                return Err(StoreError::new(
+                    StoreErrorKind::Other,
+                    location.to_text(),
+                    "a hub is opened with a device's identity, and none was given",
+                ));
+            }
+        },
     })
 }
 

@@ -221,6 +221,12 @@ impl Pairing {
         end_invite(&self.invite, store);
     }
 
+    /// The new device's Ed25519 secret key (in memory only): the TLS identity it finishes with
+    /// on a hub, which learns of it from the record its inviter writes.
+    pub fn device_signing_secret(&self) -> SecretBytes {
+        SecretBytes::new(self.keys.signing_key().to_bytes())
+    }
+
     /// The code to show: the inviter's person types it to confirm.
     pub fn code(&self) -> String {
         self.invite.confirmation_code(&self.request)

@@ -1,0 +1,164 @@
+//! A hub on 127.0.0.1: devices that are never up together sync through it, it stores only what
+//! it cannot read, and it refuses strangers, forgeries and revoked devices.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use common::{options, three_devices, unlock};
+use ferry_engine::{Home, Pairing, StoreHandle, Vault};
+use ferry_format::SecretBytes;
+use ferry_format::objects::paths;
+use ferry_net::{Hub, TlsIdentity, hub_opener, serve_hub};
+use ferry_store::{HubLocation, Store, StoreErrorKind};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+const CANARY: &str = "plaintext-canary-hub-7301";
+
+fn start_hub(dir: &Path) -> Hub {
+    let identity = TlsIdentity::new(&SecretBytes::new([42; 32])).unwrap();
+    serve_hub(&dir.join("hub"), &identity, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+fn location(hub: &Hub) -> HubLocation {
+    hub.location(&hub.addr().to_string())
+}
+
+/// The hub as `vault` reaches it (claiming it first when `location` carries the secret).
+fn open(vault: &Vault, location: &HubLocation) -> Result<Arc<dyn Store>, ferry_store::StoreError> {
+    let claim_as = (vault.vault_id(), vault.active_device_keys().unwrap());
+    hub_opener(vault.device_signing_secret().unwrap(), Some(claim_as))(location)
+}
+
+fn attach(vault: &mut Vault, location: &HubLocation) -> Arc<dyn Store> {
+    let hub = open(vault, location).unwrap();
+    vault.attach_store(&location.to_text(), hub.as_ref(), Some(&unlock())).unwrap();
+    hub
+}
+
+/// Syncs both ways with the hub (whatever local id the device gave it).
+fn sync(vault: &mut Vault, hub: &dyn Store) {
+    let id = vault.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).expect("the hub is added").id;
+    vault.sync(StoreHandle { id, store: hub }, ferry_engine::Direction::Both).unwrap();
+}
+
+fn value(vault: &Vault, key: &str) -> Option<String> {
+    vault.get("notes", key).unwrap().map(|r| r.value.as_str().to_owned())
+}
+
+fn refusal(result: Result<impl std::fmt::Debug, ferry_store::StoreError>, why: &str) {
+    let err = result.expect_err("the hub must refuse");
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert!(err.to_string().contains(why), "expected `{why}` in: {err}");
+}
+
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { found.extend(files_under(&path)) } else { found.push(path) }
+    }
+    found
+}
+
+#[test]
+fn devices_never_up_together_sync_through_a_hub_that_holds_only_sealed_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut c, _folder) = three_devices(dir.path());
+    let hub = start_hub(dir.path());
+    let claim_line = location(&hub);
+    assert!(claim_line.claim_secret.is_some() && hub.vault().is_none());
+
+    // a claims the hub with the printed line and publishes; nobody else is running.
+    let from_a = attach(&mut a, &claim_line);
+    assert_eq!(hub.vault(), Some((a.vault_id(), 3)));
+    a.put("notes", "n1", &json!(format!("from a {CANARY}"))).unwrap();
+    sync(&mut a, from_a.as_ref());
+    drop(from_a);
+
+    // b, later, with the location without the (spent) secret: reads a's write, answers.
+    let plain = HubLocation { claim_secret: None, ..claim_line.clone() };
+    let from_b = attach(&mut b, &plain);
+    sync(&mut b, from_b.as_ref());
+    assert_eq!(value(&b, "n1"), Some(json!(format!("from a {CANARY}")).to_string()));
+    b.put("notes", "n2", &json!("from b")).unwrap();
+    sync(&mut b, from_b.as_ref());
+    let from_a = open(&a, &plain).unwrap();
+    sync(&mut a, from_a.as_ref());
+    assert_eq!(value(&a, "n2"), Some(json!("from b").to_string()));
+
+    // The secret is spent: another vault cannot take the hub over with it.
+    let stranger = Vault::create(&Home::new(dir.path().join("stranger")), options("stranger")).unwrap().vault;
+    refusal(open(&stranger, &claim_line), "already serves vault");
+    let from_stranger = open(&stranger, &plain).unwrap();
+    refusal(from_stranger.list("log/"), "not an active device");
+    refusal(from_stranger.get(&paths::head(a.device_id())), "not an active device");
+
+    // A pinned device cannot place objects that are not what their path says, or delete.
+    let a_segment = from_b.get(&paths::segment(a.device_id(), 1)).unwrap().expect("a's first segment");
+    refusal(from_b.put_if_absent(&paths::segment(b.device_id(), 99), &a_segment), "does not hold what its name says");
+    let mut forged = from_b.get(&paths::head(a.device_id())).unwrap().unwrap();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    refusal(from_b.put(&paths::head(a.device_id()), &forged), "not signed by the device it names");
+    refusal(from_b.put(paths::VAULT_FILE, b"{}"), "written once");
+    refusal(from_b.delete(&paths::segment(a.device_id(), 1)), "deletes nothing");
+    refusal(from_b.put_if_absent("previous/x", b"junk"), "not a ferry store path");
+    assert!(hub.attempts().latest(50).iter().any(|a| !a.ok && a.detail.contains("not signed")));
+
+    // A revocation written to the hub unpins the device at once.
+    let from_c = attach(&mut c, &plain);
+    sync(&mut c, from_c.as_ref());
+    a.revoke_device(&c.device_id().to_string()).unwrap();
+    sync(&mut a, from_a.as_ref());
+    refusal(from_c.list("log/"), "not an active device");
+    assert_eq!(hub.vault(), Some((a.vault_id(), 2)));
+
+    // What the hub holds on disk: no plaintext, and only sealed objects beside the key files.
+    for file in files_under(&dir.path().join("hub")) {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "{} holds plaintext", file.display());
+        let name = file.strip_prefix(dir.path().join("hub/objects")).map(|p| p.to_string_lossy().into_owned());
+        if let Ok(path) = name
+            && (path.starts_with("log/") || path.starts_with("devices/"))
+        {
+            assert!(ferry_format::seal::Header::parse(&bytes).is_ok(), "{path} is not a sealed object");
+        }
+    }
+}
+
+#[test]
+fn a_new_device_pairs_through_the_hub_and_then_syncs_as_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Vault::create(&Home::new(dir.path().join("a")), options("a")).unwrap().vault;
+    a.put("notes", "before", &json!("written before the new device came")).unwrap();
+    let hub = start_hub(dir.path());
+    let from_a = attach(&mut a, &location(&hub));
+    sync(&mut a, from_a.as_ref());
+    let url = a.stores().unwrap()[0].url.clone();
+    assert_eq!(HubLocation::parse(&url).unwrap().claim_secret, None, "the spent secret is not kept");
+
+    // The new device has no vault and no pinned key yet: an ephemeral key reaches `pair/` only.
+    let invite = a.invite(&url, 60_000).unwrap();
+    let joining = hub_opener(SecretBytes::new([7; 32]), None)(&HubLocation::parse(&url).unwrap()).unwrap();
+    refusal(joining.list("log/"), "not an active device");
+    let pairing = Pairing::start(invite.clone(), "phone", joining.as_ref()).unwrap();
+    let request = a.pair_request(&invite, from_a.as_ref()).unwrap().expect("the request reached the hub");
+    a.approve_pairing(&invite, from_a.as_ref(), &request).unwrap();
+    let epoch = pairing.poll(joining.as_ref()).unwrap().expect("approved");
+
+    // It finishes as itself: the record a wrote pinned its key on the hub.
+    let as_itself = hub_opener(pairing.device_signing_secret(), None)(&HubLocation::parse(&url).unwrap()).unwrap();
+    let mut phone =
+        pairing.finish(&Home::new(dir.path().join("phone")), &options("phone"), epoch, as_itself.as_ref()).unwrap();
+    phone
+        .sync(
+            StoreHandle { id: phone.stores().unwrap()[0].id, store: as_itself.as_ref() },
+            ferry_engine::Direction::Both,
+        )
+        .unwrap();
+    assert_eq!(value(&phone, "before"), Some(json!("written before the new device came").to_string()));
+    assert!(as_itself.list("pair/").unwrap().is_empty(), "the exchange is cleaned up");
+}
