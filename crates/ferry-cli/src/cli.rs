@@ -286,6 +286,15 @@ pub struct ServeArgs {
     /// Do not advertise or look for devices on the LAN with mDNS (stored addresses only)
     #[arg(long)]
     pub no_mdns: bool,
+    /// Be a hub: an always-on store for one vault's sealed objects, which it cannot read (no
+    /// vault key; only its own TLS key). Give it a home of its own (--home DIR); the first run
+    /// prints the `ferry store add` line that lets a device of the vault claim it
+    #[arg(long)]
+    pub hub: bool,
+    /// With --hub: the HOST:PORT devices reach the hub at, for the printed line (default: this
+    /// machine's host name and the port it listens on)
+    #[arg(long, value_name = "HOST:PORT", requires = "hub")]
+    pub public_address: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

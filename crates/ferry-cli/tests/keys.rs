@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Device, Store};
+use common::{Device, Store, pair, start_invite};
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
@@ -17,56 +17,6 @@ fn json(text: &str) -> serde_json::Value {
 fn init_with_store(device: &Device, name: &str, store: &Store) -> String {
     let out = device.ok(&["init", "--name", name, "--store", &store.url(), "--json"]);
     json(&out)["recovery_phrase"].as_str().unwrap().to_owned()
-}
-
-/// Starts `ferry pair invite` on `inviter`; returns the process, its stdout after the first
-/// line, and the invite token from that line.
-fn start_invite(
-    inviter: &Device,
-    minutes: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStdout>, String) {
-    let mut invite = inviter
-        .process(&["pair", "invite", "--expires", minutes])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(invite.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.starts_with("ferry pair accept 'ferry1:"), "one line to copy: {line:?}");
-    let token = line.trim().trim_start_matches("ferry pair accept ").trim_matches('\'').to_owned();
-    (invite, out, token)
-}
-
-/// Pairs `new` into `inviter`'s vault the way two people would: the invite line is copied to
-/// the new device, the code it shows is typed on the inviter.
-fn pair(inviter: &Device, new: &Device, name: &str) -> (String, String) {
-    let (mut invite, mut invite_out, token) = start_invite(inviter, "2");
-
-    let mut accept = new
-        .process(&["pair", "accept", &token, "--name", name])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut accept_out = BufReader::new(accept.stdout.take().unwrap());
-    let mut code_line = String::new();
-    accept_out.read_line(&mut code_line).unwrap();
-    let code =
-        code_line.trim().strip_prefix("Confirmation code: ").unwrap_or_else(|| panic!("{code_line:?}")).to_owned();
-    writeln!(invite.stdin.take().unwrap(), "{code}").unwrap();
-
-    let invited = invite.wait_with_output().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut invite_out, &mut rest).unwrap();
-    assert!(invited.status.success(), "invite: {rest}\n{}", String::from_utf8_lossy(&invited.stderr));
-    let accepted = accept.wait_with_output().unwrap();
-    let mut accept_rest = String::new();
-    std::io::Read::read_to_string(&mut accept_out, &mut accept_rest).unwrap();
-    assert!(accepted.status.success(), "accept: {accept_rest}\n{}", String::from_utf8_lossy(&accepted.stderr));
-    (rest, accept_rest)
 }
 
 #[test]

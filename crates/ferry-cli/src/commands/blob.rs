@@ -33,7 +33,9 @@ pub fn blob(global: &GlobalArgs, vault: &mut Vault, action: &BlobAction) -> Resu
             let opened: Vec<(i64, std::sync::Arc<dyn ferry_store::Store>)> = vault
                 .stores()?
                 .into_iter()
-                .map(|s| Ok((s.id, ferry_store::open(&StoreUrl::parse(&s.url)?, &super::store_options(global))?)))
+                .map(|s| {
+                    Ok((s.id, ferry_store::open(&StoreUrl::parse(&s.url)?, &super::store_options(global, vault)?)?))
+                })
                 .collect::<Result<_>>()?;
             let handles: Vec<StoreHandle<'_>> =
                 opened.iter().map(|(id, store)| StoreHandle { id: *id, store: store.as_ref() }).collect();

@@ -56,7 +56,7 @@ fn state(device: &DeviceInfo, name_of: &impl Fn(&str) -> String) -> String {
 
 fn revoke(global: &GlobalArgs, vault: &mut Vault, id: &str, json: bool) -> Result<()> {
     // The new key goes to the devices known here: learn the latest registry first.
-    let options = super::store_options(global);
+    let options = super::store_options(global, vault)?;
     for outcome in super::sync::sync_all(vault, Direction::Pull, &options)? {
         if let Some(error) = outcome.error {
             eprintln!(

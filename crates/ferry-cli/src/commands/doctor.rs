@@ -100,10 +100,10 @@ fn device_checks(global: &GlobalArgs, vault: &Vault, checks: &mut Vec<Check>) ->
     if stores.is_empty() {
         check(checks, "stores", "warn", "none: this device syncs with nothing (`ferry store add STORE`)");
     }
+    let options = super::store_options(global, vault)?;
     for configured in stores {
         let name = format!("store {}", configured.id);
-        let opened =
-            StoreUrl::parse(&configured.url).and_then(|url| ferry_store::open(&url, &super::store_options(global)));
+        let opened = StoreUrl::parse(&configured.url).and_then(|url| ferry_store::open(&url, &options));
         let result = opened.map_err(ferry_engine::Error::Store).and_then(|store| vault.check_store(store.as_ref()));
         match result {
             Ok(c) if c.is_ok() => check(

@@ -25,8 +25,25 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
             let created = Vault::create(&home, options)?;
             (created.vault, created.recovery_phrase)
         }
+        Some(hub @ StoreUrl::Hub(_)) => {
+            // A hub is reached with the device's key, so the vault comes first; adding the hub
+            // then claims it (the location's one-time secret) and queues the vault for it.
+            let created = Vault::create(&home, options.clone())?;
+            let mut vault = created.vault;
+            let cannot_add = || {
+                format!(
+                    "the vault was created, but the hub {} cannot be added: retry with `ferry store add` and the line the hub printed",
+                    hub.to_text()
+                )
+            };
+            let opened = ferry_store::open(hub, &super::store_options(global, &vault)?).with_context(cannot_add)?;
+            vault.attach_store(&hub.to_text(), opened.as_ref(), Some(&options.unlock)).with_context(cannot_add)?;
+            (vault, created.recovery_phrase)
+        }
         Some(url) => {
-            let opened = ferry_store::open(url, &super::store_options(global))?;
+            let options_for_stores =
+                ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None };
+            let opened = ferry_store::open(url, &options_for_stores)?;
             let created = match Vault::create_for_store(&home, options.clone(), &url.to_text(), opened.as_ref()) {
                 Err(ferry_engine::Error::StoreHasVault { vault_id, .. }) if args.force => {
                     replace(&home, options, url, opened.as_ref(), &vault_id)?
@@ -38,7 +55,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
     };
     // Publish the vault to its store now; if that fails, the next `ferry sync` finishes it.
     let publish_error = match &store {
-        Some(_) => super::sync::sync_all(&mut vault, Direction::Push, &super::store_options(global))?
+        Some(_) => super::sync::sync_with_stores(global, &mut vault, Direction::Push)?
             .into_iter()
             .find_map(|outcome| outcome.error),
         None => None,

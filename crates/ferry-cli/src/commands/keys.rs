@@ -56,7 +56,7 @@ fn passphrase(global: &GlobalArgs, vault: &mut Vault) -> Result<()> {
     }
     let new = prompt::new_passphrase("New passphrase: ")?;
     vault.change_passphrase(&Unlock { passphrase: Passphrase::new(new), kdf_cost: kdf_cost() })?;
-    let outcomes = super::sync::sync_all(vault, Direction::Push, &super::store_options(global))?;
+    let outcomes = super::sync::sync_with_stores(global, vault, Direction::Push)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -68,9 +68,10 @@ fn passphrase(global: &GlobalArgs, vault: &mut Vault) -> Result<()> {
 
 fn verify(global: &GlobalArgs, vault: &Vault, recovery: bool, json: bool) -> Result<()> {
     let mut results: Vec<(String, Result<StoreKeyCheck, String>)> = Vec::new();
+    let options = super::store_options(global, vault)?;
     for configured in vault.stores()? {
         let checked = StoreUrl::parse(&configured.url)
-            .and_then(|url| ferry_store::open(&url, &super::store_options(global)))
+            .and_then(|url| ferry_store::open(&url, &options))
             .map_err(ferry_engine::Error::Store)
             .and_then(|store| vault.check_store(store.as_ref()))
             .map_err(|e| e.with_causes());

@@ -5,6 +5,7 @@ mod blob;
 mod conflicts;
 mod devices;
 mod doctor;
+mod hub;
 mod init;
 mod inspect;
 mod keys;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => backup::export(&mut open(global)?, &args),
         Command::Import(args) => backup::import(global, &args),
         Command::Doctor(args) => doctor::doctor(global, &args),
+        Command::Serve(args) if args.hub => hub::serve_hub(global, &args),
         Command::Serve(args) => peers::serve(global, open(global)?, &args),
         Command::Peers(args) => peers::peers(&mut open(global)?, &args),
         Command::Service(action) => service::service(global, &action),
@@ -60,9 +62,20 @@ fn find_store(vault: &Vault, text: &str) -> Result<ferry_engine::ConfiguredStore
     })
 }
 
-/// How to open stores: the S3 credentials command, if any.
-fn store_options(global: &GlobalArgs) -> ferry_store::OpenOptions {
-    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone() }
+/// How this device opens stores: the S3 credentials command, if any, and its key for hubs.
+fn store_options(global: &GlobalArgs, vault: &Vault) -> Result<ferry_store::OpenOptions> {
+    // Hubs are reached with this device's key; a hub location still carrying its one-time
+    // secret is claimed for the vault, with every active device pinned.
+    let claim_as = (vault.vault_id(), vault.active_device_keys()?);
+    let hub = ferry_net::hub_opener(vault.device_signing_secret()?, Some(claim_as));
+    Ok(ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: Some(hub) })
+}
+
+/// How a device that has no vault yet opens stores: a hub is reached with `device_key` (which
+/// it does not know yet: only a pairing exchange is open to it).
+fn store_options_joining(global: &GlobalArgs, device_key: ferry_format::SecretBytes) -> ferry_store::OpenOptions {
+    let hub = ferry_net::hub_opener(device_key, None);
+    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: Some(hub) }
 }
 
 /// The device home: --home, FERRY_HOME, or the user's data directory.

@@ -38,7 +38,7 @@ fn invite(global: &GlobalArgs, vault: &mut Vault, store: Option<&str>, minutes: 
         })?,
     };
     let url = StoreUrl::parse(&configured.url)?;
-    let opened = ferry_store::open(&url, &super::store_options(global))?;
+    let opened = ferry_store::open(&url, &super::store_options(global, vault)?)?;
     let store: &dyn Store = opened.as_ref();
     // The new device reads the key history and registry from the store: publish ours first.
     vault
@@ -95,7 +95,12 @@ fn accept(global: &GlobalArgs, token: &str, name: Option<&str>, json: bool) -> R
     let invite = Invite::parse(token).map_err(Error::from)?;
     let device_name = super::device_name(name)?;
     let url = StoreUrl::parse(&invite.store)?;
-    let opened = ferry_store::open(&url, &super::store_options(global))?;
+    // Through a hub, the exchange goes with a throwaway key (the hub does not know this device
+    // yet); the device finishes with its own key, which its inviter's record pins there.
+    let mut throwaway = [0u8; 32];
+    getrandom::fill(&mut throwaway).map_err(|e| anyhow::anyhow!("no randomness for a connection key: {e}"))?;
+    let throwaway = ferry_format::SecretBytes::new(throwaway);
+    let opened = ferry_store::open(&url, &super::store_options_joining(global, throwaway))?;
     let store: &dyn Store = opened.as_ref();
     crate::prompt::note(
         "Choose a passphrase for this device (it unlocks this device; the vault keys come from the inviter).",
@@ -119,8 +124,14 @@ fn accept(global: &GlobalArgs, token: &str, name: Option<&str>, json: bool) -> R
         }
         std::thread::sleep(POLL);
     };
-    let mut vault = pairing.finish(&home, &options, epoch, store).context("cannot finish pairing")?;
+    let as_itself = match url {
+        StoreUrl::Hub(_) => {
+            ferry_store::open(&url, &super::store_options_joining(global, pairing.device_signing_secret()))?
+        }
+        _ => opened.clone(),
+    };
+    let mut vault = pairing.finish(&home, &options, epoch, as_itself.as_ref()).context("cannot finish pairing")?;
     let keychain = super::offer_keychain(global, &vault);
-    let outcomes = super::sync::sync_all(&mut vault, Direction::Both, &super::store_options(global))?;
+    let outcomes = super::sync::sync_with_stores(global, &mut vault, Direction::Both)?;
     super::sync::report_joined(&vault, "Paired into", &url.to_text(), &keychain, outcomes, json)
 }

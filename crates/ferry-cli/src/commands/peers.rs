@@ -71,7 +71,7 @@ pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> 
             Some(addr.parse().with_context(|| format!("--api {addr}: not an address like 127.0.0.1:7421 (or off)"))?)
         }
     };
-    let options = super::store_options(global);
+    let options = super::store_options(global, &vault)?;
     let interval = Duration::from_secs(args.interval.max(1));
     let sync_stores: ferry_net::SyncStores =
         Box::new(move |vault, reason| super::sync::sync_due(vault, reason, interval, &options));

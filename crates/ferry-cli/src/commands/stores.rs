@@ -24,7 +24,8 @@ pub fn store(global: &GlobalArgs, vault: &mut Vault, action: &StoreAction) -> Re
 fn add(global: &GlobalArgs, vault: &mut Vault, text: &str, json: bool) -> Result<()> {
     let url = StoreUrl::parse(text)?;
     ferry_store::prepare(&url).with_context(|| format!("cannot use the store {}", url.to_text()))?;
-    let store = ferry_store::open(&url, &super::store_options(global))?;
+    // Opening a hub location that carries its one-time secret claims the hub for this vault.
+    let store = ferry_store::open(&url, &super::store_options(global, vault)?)?;
     let id = match vault.attach_store(&url.to_text(), store.as_ref(), None) {
         // An empty store gets the vault's passphrase slot: that needs the passphrase.
         Err(ferry_engine::Error::WrongPassphrase { .. }) => {

@@ -19,6 +19,12 @@ pub struct Outcome {
 
 /// Syncs with every configured store, each attempt recorded; one store's failure does not stop
 /// the others.
+/// Syncs with every configured store, opened as this device.
+pub fn sync_with_stores(global: &GlobalArgs, vault: &mut Vault, direction: Direction) -> Result<Vec<Outcome>> {
+    let options = super::store_options(global, vault)?;
+    sync_all(vault, direction, &options)
+}
+
 pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::OpenOptions) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
     for configured in vault.stores()? {
@@ -86,7 +92,15 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     }
     let device_name = super::device_name(args.name.as_deref())?;
     let url = StoreUrl::parse(&args.store)?;
-    let store = ferry_store::open(&url, &super::store_options(global))?;
+    if matches!(url, StoreUrl::Hub(_)) {
+        return Err(crate::exit::CliError::new(
+            ferry_engine::ErrorClass::Setup,
+            "a hub takes only devices the vault vouches for: run `ferry pair invite` on a device of the vault, then `ferry pair accept …` here",
+        )
+        .into());
+    }
+    let options = ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None };
+    let store = ferry_store::open(&url, &options)?;
     let options = if args.recovery {
         let phrase = crate::prompt::recovery_phrase("Recovery phrase (24 words): ")?;
         crate::prompt::note("Choose a passphrase for this device.");
@@ -97,7 +111,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
     let mut vault = Vault::join(&home, options, &url.to_text(), store.as_ref())
         .with_context(|| format!("cannot join the vault in {}", url.to_text()))?;
     let keychain = super::offer_keychain(global, &vault);
-    let outcomes = sync_all(&mut vault, Direction::Both, &super::store_options(global))?;
+    let outcomes = sync_with_stores(global, &mut vault, Direction::Both)?;
     report_joined(&vault, "Joined", &url.to_text(), &keychain, outcomes, args.json.json)
 }
 
@@ -168,7 +182,7 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
         )
         .into());
     }
-    let outcomes = sync_all(vault, direction, &super::store_options(global))?;
+    let outcomes = sync_with_stores(global, vault, direction)?;
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<serde_json::Value> = outcomes
