@@ -55,7 +55,8 @@ pub fn serve_hub(global: &GlobalArgs, args: &ServeArgs) -> Result<()> {
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let since = shown;
-        for attempt in hub.attempts().latest(100).into_iter().filter(|a| a.at_ms > since) {
+        // Oldest first, as a log reads.
+        for attempt in hub.attempts().latest(100).into_iter().rev().filter(|a| a.at_ms > since) {
             shown = shown.max(attempt.at_ms);
             let device = attempt.device_id.as_deref().map(|d| format!(" (device {})", &d[..8.min(d.len())]));
             eprintln!(
