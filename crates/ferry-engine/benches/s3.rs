@@ -123,6 +123,19 @@ fn main() {
                 "-"
             );
             println!("ferry push is {:.1}x the speed of restic backup (goal: faster)", seconds / push);
+            common::report::record(&common::report::Row {
+                figure: "push to a local S3 server",
+                value: count as f64 / push,
+                unit: "records/s",
+                reference: Some(("restic backup of the same records as files", count as f64 / seconds)),
+                ratio: Some(seconds / push),
+                goal: common::report::Goal::Faster,
+                how: format!(
+                    "{count} records of ~200 B JSON (deterministic), s3s-fs on 127.0.0.1; ferry: seal + upload \
+                     ({} requests); restic: `backup` of one file per record to the same server; one run each",
+                    pushed.total()
+                ),
+            });
         }
         Ok(output) => {
             println!("restic comparison skipped: restic init failed: {}", String::from_utf8_lossy(&output.stderr))

@@ -21,7 +21,7 @@ use ferry_engine::{
     CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
 };
 use ferry_format::objects::{SegmentPayload, WireOp, encode};
-use ferry_format::seal::{ObjectId, ObjectKind, SealKeys, seal};
+use ferry_format::seal::{Expected, ObjectId, ObjectKind, SealKeys, open, seal};
 use ferry_format::{Collection, DeviceId, Hlc, MasterKey, Op, OpId, OpKind, RecordKey, VaultId};
 use ferry_store::FolderStore;
 use std::path::Path;
@@ -85,9 +85,9 @@ fn bench_seal() {
     let cipher = XChaCha20Poly1305::new(&[7u8; 32].into());
     let nonce = XNonce::from([3u8; 24]);
     let runs = 9;
-    let mut sealed_len = 0;
+    let mut sealed = Vec::new();
     let ferry = median(runs, || {
-        let sealed = seal(
+        sealed = seal(
             ObjectKind::Segment,
             VaultId::from_bytes([1; 16]),
             device,
@@ -97,8 +97,8 @@ fn bench_seal() {
             &payload,
         )
         .unwrap();
-        sealed_len = sealed.len();
     });
+    let sealed_len = sealed.len();
     let aead = median(runs, || {
         cipher.encrypt(&nonce, Payload { msg: &payload, aad: b"header" }).unwrap();
     });
@@ -118,6 +118,49 @@ fn bench_seal() {
         println!("{name:<28} {:>10.1} {:>12.0} {:>14.2}", seconds * 1e3, mib / seconds, seconds / ferry);
     }
     println!("ratio to raw AEAD: {:.2} (goal >= 0.70); to raw zstd + AEAD: {:.2}", aead / ferry, zstd_aead / ferry);
+
+    // Opening: ferry's checks (identity, Ed25519 signature, AEAD, zstd) against raw AEAD
+    // decryption + zstd decompression of the same bytes.
+    let expected = Expected {
+        kind: ObjectKind::Segment,
+        vault_id: VaultId::from_bytes([1; 16]),
+        device_id: Some(device),
+        object_id: Some(ObjectId::segment(1)),
+    };
+    let verifying = signing.verifying_key();
+    let ferry_open = median(runs, || {
+        let (_, opened) = open(&sealed, &expected, |_| Some(verifying), |_| Some(&master)).unwrap();
+        assert_eq!(opened.len(), payload.len());
+    });
+    let compressed = zstd::bulk::compress(&payload, 1).unwrap();
+    let encrypted = cipher.encrypt(&nonce, Payload { msg: &compressed, aad: b"header" }).unwrap();
+    let raw_open = median(runs, || {
+        let decrypted = cipher.decrypt(&nonce, Payload { msg: &encrypted, aad: b"header" }).unwrap();
+        zstd::bulk::decompress(&decrypted, payload.len()).unwrap();
+    });
+    println!(
+        "open: ferry {:.1} ms, raw XChaCha20-Poly1305 + zstd {:.1} ms, ratio {:.2} (goal >= 0.70)",
+        ferry_open * 1e3,
+        raw_open * 1e3,
+        raw_open / ferry_open
+    );
+    let how = format!(
+        "one segment of {BATCH} ops ({mib:.1} MiB of CBOR, deterministic records), zstd level 1; median of {runs} runs"
+    );
+    for (figure, ferry_seconds, reference, raw_seconds) in [
+        ("seal throughput", ferry, "raw zstd + XChaCha20-Poly1305", zstd_aead),
+        ("open throughput", ferry_open, "raw XChaCha20-Poly1305 + unzstd", raw_open),
+    ] {
+        common::report::record(&common::report::Row {
+            figure,
+            value: mib / ferry_seconds,
+            unit: "MiB/s",
+            reference: Some((reference, mib / raw_seconds)),
+            ratio: Some(raw_seconds / ferry_seconds),
+            goal: common::report::Goal::RatioAtLeast(0.7),
+            how: how.clone(),
+        });
+    }
 }
 
 fn raw_insert(dir: &Path, count: usize) -> f64 {
@@ -220,6 +263,30 @@ fn bench_pull(count: usize) {
     }
     println!("ratio to raw insert: {:.2} (goal >= 0.50)", raw / pull_seconds);
     println!("peak RSS of the pulling process: {:.0} MiB (goal <= 200 MiB)", peak_kib as f64 / 1024.0);
+    let how = format!(
+        "{count} records of ~200 B JSON, {order} keys (deterministic), pushed to a folder store in \
+         {} segments; a new device (child process) joins, pulls and imports; one run; raw: one \
+         prepared INSERT per row into a plain SQLCipher table, same pragmas",
+        pushed.uploaded_segments
+    );
+    common::report::record(&common::report::Row {
+        figure: "pull + import from a folder store",
+        value: count as f64 / pull_seconds,
+        unit: "records/s",
+        reference: Some(("raw SQLite insert", count as f64 / raw)),
+        ratio: Some(raw / pull_seconds),
+        goal: common::report::Goal::RatioAtLeast(0.5),
+        how: how.clone(),
+    });
+    common::report::record(&common::report::Row {
+        figure: "peak RSS, import",
+        value: peak_kib as f64 / 1024.0,
+        unit: "MiB",
+        reference: None,
+        ratio: None,
+        goal: common::report::Goal::AtMost(200.0),
+        how: format!("VmHWM of the pulling child process; {how}"),
+    });
 }
 
 fn walk(dir: &Path) -> u64 {

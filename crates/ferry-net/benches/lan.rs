@@ -11,56 +11,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark aborts on failure
 
-use ferry_engine::{
-    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
-};
-use ferry_net::{Daemon, DaemonConfig, PeerStore, Pins, ServerEvents, TlsIdentity, serve};
+mod common;
+
+use common::{daemon, join, open, quick, report, sync, unlock};
+use ferry_engine::{CreateOptions, Home, Vault};
+use ferry_net::{PeerStore, Pins, ServerEvents, TlsIdentity, serve};
 use ferry_store::FolderStore;
 use serde_json::json;
-use std::path::Path;
+
 use std::time::{Duration, Instant};
-
-fn unlock() -> Unlock {
-    Unlock { passphrase: Passphrase::new("bench"), kdf_cost: KdfCost::WorkFactor(10) }
-}
-
-fn quick() -> bool {
-    std::env::args().any(|a| a == "--quick")
-}
-
-fn record_count() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    if quick() {
-        return 20_000;
-    }
-    args.iter()
-        .position(|a| a == "--records")
-        .and_then(|i| args.get(i + 1))
-        .map_or(1_000_000, |n| n.parse().expect("--records takes a number"))
-}
-
-fn sync(vault: &mut Vault, store: &FolderStore) {
-    vault.sync(StoreHandle { id: 1, store }, Direction::Both).unwrap();
-}
-
-fn join(dir: &Path, name: &str, store: &FolderStore) -> Vault {
-    let options = JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::Passphrase };
-    Vault::join(&Home::new(dir.join(name)), options, "folder", store).unwrap()
-}
-
-fn open(dir: &Path, name: &str) -> Vault {
-    Vault::open(&Home::new(dir.join(name)), &unlock()).unwrap()
-}
-
-fn daemon(vault: Vault) -> Daemon {
-    let config = DaemonConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api: None,
-        mdns: false,
-        sync_stores: Box::new(|_, _| Vec::new()),
-    };
-    Daemon::start(vault, config).unwrap()
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -120,9 +79,24 @@ fn main() {
         ms(max),
         if p50 <= Duration::from_millis(200) { "met" } else { "MISSED" }
     );
+    for (figure, value) in [("put on A → visible on B, p50", p50), ("put on A → visible on B, p95", p95)] {
+        report::record(&report::Row {
+            figure,
+            value: ms(value),
+            unit: "ms",
+            reference: None,
+            ratio: None,
+            goal: report::Goal::AtMost(200.0),
+            how: format!(
+                "two daemons on loopback following each other (long-poll, no store); {writes} small writes 20 ms \
+                 apart, each timed until readable on B; max {:.1} ms",
+                ms(max)
+            ),
+        });
+    }
 
     // 2. Initial sync: folder store against a peer.
-    let records = record_count();
+    let records = common::record_count(1_000_000);
     for chunk in (0..records).collect::<Vec<_>>().chunks(100_000) {
         a.write(|w| {
             for &i in chunk {

@@ -1,4 +1,9 @@
-//! What the benchmarks share: the record count from the command line.
+//! What the benchmarks share: the record count from the command line, and the row format of
+//! the suite's table.
+
+#![allow(dead_code)] // each bench uses a part
+
+pub mod report;
 
 /// `--records N` (default 1,000,000), or 20,000 with `--quick` (the CI smoke run).
 pub fn record_count() -> usize {
