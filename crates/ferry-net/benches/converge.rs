@@ -20,6 +20,7 @@ mod common;
 use common::{daemon, join, open, quick, report, sync, unlock};
 use ferry_engine::{CreateOptions, Home, Vault};
 use ferry_store::FolderStore;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -78,12 +79,15 @@ fn ferry_convergence(dir: &Path, count: usize) -> Duration {
     started.elapsed()
 }
 
-/// A Syncthing instance, stopped when dropped.
+/// A Syncthing instance, stopped when dropped. `syncthing serve` runs a monitor process and the
+/// real one as its child, so each instance gets a process group of its own and the whole group
+/// is stopped.
 struct Syncthing(Child);
 
 impl Drop for Syncthing {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -163,6 +167,7 @@ fn start(instance: &Instance) -> Syncthing {
         .args(["serve", "--no-browser", "--no-restart", "--home"])
         .arg(&instance.home)
         .env("STNOUPGRADE", "1")
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
