@@ -29,19 +29,8 @@ fn handle(store: &dyn Store) -> StoreHandle<'_> {
     StoreHandle { id: 1, store }
 }
 
-fn segments() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--quick") {
-        return 20;
-    }
-    args.iter()
-        .position(|a| a == "--segments")
-        .and_then(|i| args.get(i + 1))
-        .map_or(1_000, |n| n.parse().expect("--segments takes a number"))
-}
-
 fn main() {
-    let segments = segments();
+    let segments = common::size_arg("--segments", 1_000, 20);
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
     let options = CreateOptions { device_name: "d0".into(), unlock: unlock() };

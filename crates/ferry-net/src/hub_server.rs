@@ -22,12 +22,12 @@ use crate::attempts::{Attempts, Direction};
 use crate::changes::Changes;
 use crate::hub_check::{Accepted, check_write};
 use crate::hub_state::{HubState, HubStateError};
-use crate::server::{ServeError, Server, etag_of, listen_on, refusal};
+use crate::server::{ListQuery, ServeError, Server, WaitQuery, listen_on, object_response, refusal};
 use crate::tls::{TlsIdentity, ed25519_key_of, hub_server_config};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_format::objects::paths::{self, StorePath};
@@ -38,7 +38,6 @@ use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
 /// The largest object a hub takes (segments and blob chunks are far smaller).
@@ -46,8 +45,6 @@ const MAX_OBJECT: usize = 64 << 20;
 /// The largest pairing object, and how many may wait at once: what a stranger can make a hub hold.
 const MAX_PAIR_OBJECT: usize = 64 << 10;
 const MAX_PAIR_OBJECTS: usize = 256;
-/// The longest a `/v1/wait` is held.
-const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
 /// What can stop a hub from starting.
 #[derive(Debug, thiserror::Error)]
@@ -256,21 +253,7 @@ async fn read_object(
         Ok(None) => return StatusCode::NOT_FOUND.into_response(),
         Err(not_done) => return not_done.into_response(),
     };
-    let etag = etag_of(&bytes);
-    if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-        return StatusCode::NOT_MODIFIED.into_response();
-    }
-    let mut response = bytes.into_response();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
-}
-
-#[derive(serde::Deserialize)]
-struct ListQuery {
-    #[serde(default)]
-    prefix: String,
+    object_response(bytes, &headers)
 }
 
 async fn list(
@@ -287,13 +270,6 @@ async fn list(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct WaitQuery {
-    #[serde(default)]
-    seen: String,
-    timeout_ms: Option<u64>,
-}
-
 async fn wait(
     State(app): State<HubApp>,
     Extension(client): Extension<Client>,
@@ -302,8 +278,7 @@ async fn wait(
     if let Err(refused) = app.pinned(&client) {
         return refused.into_response();
     }
-    let timeout = query.timeout_ms.map_or(LONGEST_WAIT, Duration::from_millis).min(LONGEST_WAIT);
-    let version = app.changes.wait_unlike(&query.seen, timeout).await;
+    let version = app.changes.wait_unlike(&query.seen, query.timeout()).await;
     axum::Json(serde_json::json!({ "device": "hub", "version": version })).into_response()
 }
 

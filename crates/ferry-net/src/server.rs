@@ -192,19 +192,25 @@ pub(crate) fn refusal(err: &std::io::Error) -> String {
 }
 
 #[derive(serde::Deserialize)]
-struct WaitQuery {
+pub(crate) struct WaitQuery {
     #[serde(default)]
-    seen: String,
+    pub(crate) seen: String,
     timeout_ms: Option<u64>,
 }
 
+impl WaitQuery {
+    /// How long to hold the request: as asked, at most [`LONGEST_WAIT`].
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout_ms.map_or(LONGEST_WAIT, Duration::from_millis).min(LONGEST_WAIT)
+    }
+}
+
 async fn wait(State(state): State<AppState>, Query(query): Query<WaitQuery>) -> Response {
-    let timeout = query.timeout_ms.map_or(LONGEST_WAIT, Duration::from_millis).min(LONGEST_WAIT);
-    let version = state.changes.wait_unlike(&query.seen, timeout).await;
+    let version = state.changes.wait_unlike(&query.seen, query.timeout()).await;
     axum::Json(serde_json::json!({ "device": state.device, "version": version })).into_response()
 }
 
-pub(crate) fn etag_of(bytes: &[u8]) -> String {
+fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", blake3::hash(bytes).to_hex())
 }
 
@@ -216,6 +222,11 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>, headers
         Ok(Some(Ok(None))) => return StatusCode::NOT_FOUND.into_response(),
         _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    object_response(bytes, &headers)
+}
+
+/// An object with its ETag (its BLAKE3), or 304 when the request's `If-None-Match` names it.
+pub(crate) fn object_response(bytes: Vec<u8>, headers: &HeaderMap) -> Response {
     let etag = etag_of(&bytes);
     if headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return StatusCode::NOT_MODIFIED.into_response();
@@ -228,9 +239,9 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>, headers
 }
 
 #[derive(serde::Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     #[serde(default)]
-    prefix: String,
+    pub(crate) prefix: String,
 }
 
 async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Response {
