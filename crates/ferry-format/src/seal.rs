@@ -362,6 +362,15 @@ pub fn open_with_key<'k>(
 }
 
 fn decompress(compressed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    // Frames state their size (ferry writes them with `bulk::compress`): decompress in one call
+    // into a buffer of that size, refused above the limit. Only a frame without one is streamed.
+    if let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(compressed) {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size > MAX_PAYLOAD {
+            return Err(OpenError::Decompression(format!("payload exceeds {MAX_PAYLOAD} bytes")));
+        }
+        return zstd::bulk::decompress(compressed, size).map_err(|e| OpenError::Decompression(e.to_string()));
+    }
     let decoder = zstd::stream::read::Decoder::new(compressed).map_err(|e| OpenError::Decompression(e.to_string()))?;
     let mut out = Vec::new();
     decoder.take(MAX_PAYLOAD as u64 + 1).read_to_end(&mut out).map_err(|e| OpenError::Decompression(e.to_string()))?;
@@ -384,6 +393,23 @@ fn object_key(master_key: &MasterKey, header: &[u8]) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payload_over_the_limit_is_refused_whether_its_frame_states_its_size_or_not() {
+        let too_big = vec![0u8; MAX_PAYLOAD + 1];
+        let sized = zstd::bulk::compress(&too_big, 1).unwrap();
+        assert!(matches!(decompress(&sized), Err(OpenError::Decompression(_))));
+        let mut streamed = Vec::new();
+        let mut encoder = zstd::stream::write::Encoder::new(&mut streamed, 1).unwrap();
+        std::io::Write::write_all(&mut encoder, &too_big).unwrap();
+        encoder.finish().unwrap();
+        assert!(
+            matches!(zstd::zstd_safe::get_frame_content_size(&streamed), Ok(None)),
+            "a streamed frame states no size"
+        );
+        assert!(matches!(decompress(&streamed), Err(OpenError::Decompression(_))));
+        assert_eq!(decompress(&zstd::bulk::compress(b"small", 1).unwrap()).unwrap(), b"small");
+    }
 
     fn keys() -> (MasterKey, SigningKey) {
         (MasterKey::new([1; 32]), SigningKey::from_bytes(&[2; 32]))
