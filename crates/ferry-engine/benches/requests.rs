@@ -95,7 +95,7 @@ fn main() {
         ratio: None,
         goal: Goal::AtMost((1024 + objects * SEAL_OVERHEAD) as f64),
         how: format!(
-            "one {} B JSON value changed, then a push: {objects} objects (segment + HEAD), sealing overhead \\
+            "one {} B JSON value changed, then a push: {objects} objects (segment + HEAD), sealing overhead \
              {SEAL_OVERHEAD} B each",
             value.len()
         ),

@@ -240,8 +240,8 @@ fn main() {
         ratio: Some(ratio),
         goal: report::Goal::Faster,
         how: format!(
-            "{count} records of ~200 B JSON (deterministic); the source side ready (ferry: ops sealed, daemon \\
-             up; Syncthing: folder scanned, idle), timed from starting the receiving side until it holds \\
+            "{count} records of ~200 B JSON (deterministic); the source side ready (ferry: ops sealed, daemon \
+             up; Syncthing: folder scanned, idle), timed from starting the receiving side until it holds \
              every record; loopback only; one run each"
         ),
     });
