@@ -104,8 +104,8 @@ struct HubApp {
     attempts: Attempts,
 }
 
-/// Who is asking: the key their certificate proved, the device it is pinned as (checked per
-/// request, so a revocation takes effect on open connections too), and where from.
+/// Who is asking: the key their certificate proved, and where from. The device a key is pinned
+/// as is looked up per request, so a revocation takes effect on open connections too.
 #[derive(Clone)]
 struct Client {
     key: [u8; 32],

@@ -41,9 +41,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
             (vault, created.recovery_phrase)
         }
         Some(url) => {
-            let options_for_stores =
-                ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None };
-            let opened = ferry_store::open(url, &options_for_stores)?;
+            let opened = ferry_store::open(url, &super::store_options_without_hubs(global))?;
             let created = match Vault::create_for_store(&home, options.clone(), &url.to_text(), opened.as_ref()) {
                 Err(ferry_engine::Error::StoreHasVault { vault_id, .. }) if args.force => {
                     replace(&home, options, url, opened.as_ref(), &vault_id)?

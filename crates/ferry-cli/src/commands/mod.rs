@@ -68,14 +68,21 @@ fn store_options(global: &GlobalArgs, vault: &Vault) -> Result<ferry_store::Open
     // secret is claimed for the vault, with every active device pinned.
     let claim_as = (vault.vault_id(), vault.active_device_keys()?);
     let hub = ferry_net::hub_opener(vault.device_signing_secret()?, Some(claim_as));
-    Ok(ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: Some(hub) })
+    Ok(ferry_store::OpenOptions { hub: Some(hub), ..store_options_without_hubs(global) })
 }
 
 /// How a device that has no vault yet opens stores: a hub is reached with `device_key` (which
 /// it does not know yet: only a pairing exchange is open to it).
 fn store_options_joining(global: &GlobalArgs, device_key: ferry_format::SecretBytes) -> ferry_store::OpenOptions {
-    let hub = ferry_net::hub_opener(device_key, None);
-    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: Some(hub) }
+    ferry_store::OpenOptions {
+        hub: Some(ferry_net::hub_opener(device_key, None)),
+        ..store_options_without_hubs(global)
+    }
+}
+
+/// How to open a store that cannot be a hub (the caller handled `hub://` already).
+fn store_options_without_hubs(global: &GlobalArgs) -> ferry_store::OpenOptions {
+    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None }
 }
 
 /// The device home: --home, FERRY_HOME, or the user's data directory.

@@ -99,8 +99,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
         )
         .into());
     }
-    let options = ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None };
-    let store = ferry_store::open(&url, &options)?;
+    let store = ferry_store::open(&url, &super::store_options_without_hubs(global))?;
     let options = if args.recovery {
         let phrase = crate::prompt::recovery_phrase("Recovery phrase (24 words): ")?;
         crate::prompt::note("Choose a passphrase for this device.");
