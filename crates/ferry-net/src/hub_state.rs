@@ -183,9 +183,11 @@ impl HubState {
     pub fn follow(&mut self, accepted: &Accepted) -> Result<(), HubStateError> {
         let changed = match accepted {
             Accepted::Enrolls { subject, key } => {
-                !self.revoked.contains(subject)
-                    && !self.devices.contains_key(subject)
-                    && self.devices.insert(*subject, *key).is_none()
+                let new = !self.revoked.contains(subject) && !self.devices.contains_key(subject);
+                if new {
+                    self.devices.insert(*subject, *key);
+                }
+                new
             }
             Accepted::Revokes(subject) => {
                 let unpinned = self.devices.remove(subject).is_some();
