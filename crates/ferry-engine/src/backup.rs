@@ -83,6 +83,7 @@ impl Vault {
             version: ExportHeader::VERSION,
             vault_id: keys.vault_id.to_string(),
             epoch: keys.epoch,
+            epoch_tag: keys.current().tag.map(ferry_format::objects::ByteArray16),
             key: *keys.master_key.expose(),
             recovery_recipient: crate::database::meta_get(&self.conn, "recovery_recipient")?,
             exported_ms: now_ms(),
@@ -180,7 +181,7 @@ impl Vault {
             let store = FolderStore::new(&staging);
             let keys = VaultKeys::load(&self.conn)?;
             let found = read_vault_file(&store)?.ok_or_else(|| bad(path, "it holds no vault file"))?;
-            let mut theirs = VaultKeys::single(found.vault_id, header.epoch, MasterKey::new(header.key));
+            let mut theirs = VaultKeys::single(found.vault_id, header.epoch_ref(), MasterKey::new(header.key));
             read_key_chain(&store, &mut theirs)?;
             check_fingerprint(&store, &found, &theirs).map_err(|_| Error::KeyMismatch {
                 location: path.display().to_string(),
@@ -227,7 +228,7 @@ impl Vault {
             let (header, objects) = unpack(path, secret, &staging)?;
             let store = FolderStore::new(&staging);
             let vault_id: VaultId = header.vault_id.parse().map_err(|_| bad(path, "malformed vault id"))?;
-            let mut keys = VaultKeys::single(vault_id, header.epoch, MasterKey::new(header.key));
+            let mut keys = VaultKeys::single(vault_id, header.epoch_ref(), MasterKey::new(header.key));
             let chain = read_key_chain(&store, &mut keys)?;
             let found = read_vault_file(&store)?.ok_or_else(|| bad(path, "it holds no vault file"))?;
             check_fingerprint(&store, &found, &keys)?;

@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -226,6 +226,14 @@ ALTER TABLE stores ADD COLUMN peer INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE stores ADD COLUMN peer_device BLOB;  -- the device expected at a stored peer address
 ";
 
+/// Version 10: tagged key epochs. Each epoch after the first keeps the random tag its rotation
+/// chose (its directory is `keys/<epoch>.<tag>/`); a revocation keeps the tag of the epoch it
+/// starts. A store writer cannot take those names first, so cannot block a rotation.
+const SCHEMA_V10: &str = "
+ALTER TABLE key_epochs ADD COLUMN tag BLOB;
+ALTER TABLE devices ADD COLUMN revoked_epoch_tag BLOB;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -256,7 +264,8 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             "the database has schema version {version}, this ferry understands up to {SCHEMA_VERSION}: upgrade ferry"
         )));
     }
-    let steps = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9];
+    let steps =
+        [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9, SCHEMA_V10];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {
         return Ok(());

@@ -234,6 +234,17 @@ pub enum Error {
         /// The object.
         path: String,
     },
+    /// A name a rotation needs holds someone else's object: a store writer raced the
+    /// revocation as it was being published. Other devices will not accept the revocation.
+    #[error(
+        "the store {location} holds a different {path} than this device wrote for its revocation: someone who can write to the store took the name while it was being published; other devices have not accepted the revocation. Run `ferry devices revoke` again (a new rotation gets new names) and check who can write to this store"
+    )]
+    RotationObjectTaken {
+        /// The store.
+        location: String,
+        /// The object.
+        path: String,
+    },
     /// An object of the store cannot be used, and the operation needs it.
     #[error("{path} in {location}: {reason}")]
     BadStoreObject {
@@ -342,7 +353,9 @@ impl Error {
             | Self::KeychainUnavailable(_) => ErrorClass::Locked,
             Self::PairingTimedOut => ErrorClass::Unavailable,
             Self::Store(e) => ErrorClass::of_store_error(e.kind),
-            Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } => ErrorClass::Other,
+            Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } | Self::RotationObjectTaken { .. } => {
+                ErrorClass::Other
+            }
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {
                 ErrorClass::Other
             }

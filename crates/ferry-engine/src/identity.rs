@@ -4,7 +4,7 @@ use crate::database::{meta_get, meta_set};
 use crate::{Error, Result, random};
 use age::secrecy::{ExposeSecret, SecretString};
 use ed25519_dalek::SigningKey;
-use ferry_format::{DeviceId, Fingerprint, MasterKey, RecoveryPhrase, VaultId};
+use ferry_format::{DeviceId, EpochRef, Fingerprint, MasterKey, RecoveryPhrase, VaultId};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
 
@@ -81,21 +81,46 @@ pub(crate) struct VaultKeys {
     pub(crate) master_key: MasterKey,
     /// Every epoch's key, the current one included.
     all: BTreeMap<u32, MasterKey>,
+    /// The tag of every epoch after the first (see [`EpochRef`]).
+    tags: BTreeMap<u32, [u8; 16]>,
 }
 
 impl VaultKeys {
     pub(crate) fn generate() -> Result<Self> {
-        Ok(Self::single(VaultId::from_bytes(random::bytes()?), 0, MasterKey::new(random::bytes()?)))
+        Ok(Self::single(VaultId::from_bytes(random::bytes()?), EpochRef::FIRST, MasterKey::new(random::bytes()?)))
     }
 
     /// Keys of one epoch only (a new vault, or before the earlier epochs are read).
-    pub(crate) fn single(vault_id: VaultId, epoch: u32, master_key: MasterKey) -> Self {
-        Self { vault_id, epoch, all: BTreeMap::from([(epoch, master_key.clone())]), master_key }
+    pub(crate) fn single(vault_id: VaultId, epoch: EpochRef, master_key: MasterKey) -> Self {
+        let mut keys = Self {
+            vault_id,
+            epoch: epoch.number,
+            all: BTreeMap::from([(epoch.number, master_key.clone())]),
+            master_key,
+            tags: BTreeMap::new(),
+        };
+        if let Some(tag) = epoch.tag {
+            keys.tags.insert(epoch.number, tag);
+        }
+        keys
     }
 
     /// Adds an earlier epoch's key (read from the chain of key epochs).
-    pub(crate) fn add_earlier(&mut self, epoch: u32, key: MasterKey) {
-        self.all.entry(epoch).or_insert(key);
+    pub(crate) fn add_earlier(&mut self, epoch: EpochRef, key: MasterKey) {
+        self.all.entry(epoch.number).or_insert(key);
+        if let Some(tag) = epoch.tag {
+            self.tags.entry(epoch.number).or_insert(tag);
+        }
+    }
+
+    /// The epoch this device seals with, as stores name it.
+    pub(crate) fn current(&self) -> EpochRef {
+        EpochRef { number: self.epoch, tag: self.tags.get(&self.epoch).copied() }
+    }
+
+    /// Epoch `number` as stores name it, if this device holds it.
+    pub(crate) fn epoch_ref(&self, number: u32) -> Option<EpochRef> {
+        self.all.contains_key(&number).then(|| EpochRef { number, tag: self.tags.get(&number).copied() })
     }
 
     /// The key of `epoch`, if this device holds it.
@@ -124,8 +149,8 @@ impl VaultKeys {
         meta_set(conn, "vault_id", &self.vault_id.as_bytes()[..])?;
         for (epoch, key) in self.epochs() {
             conn.execute(
-                "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                rusqlite::params![epoch, &key.expose()[..]],
+                "INSERT INTO key_epochs (epoch, master_key, tag) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                rusqlite::params![epoch, &key.expose()[..], self.tags.get(&epoch).map(|tag| &tag[..])],
             )?;
         }
         meta_set(conn, "key_epoch", self.epoch)
@@ -136,11 +161,21 @@ impl VaultKeys {
         let vault_id =
             VaultId::from_slice(&vault_id).ok_or_else(|| Error::Corrupt("vault id has the wrong length".into()))?;
         let epoch: u32 = meta_get(conn, "key_epoch")?;
-        let mut stmt = conn.prepare_cached("SELECT epoch, master_key FROM key_epochs")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        let mut stmt = conn.prepare_cached("SELECT epoch, master_key, tag FROM key_epochs")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Option<Vec<u8>>>(2)?))
+        })?;
         let mut all = BTreeMap::new();
+        let mut tags = BTreeMap::new();
         for row in rows {
-            let (epoch, key) = row?;
+            let (epoch, key, tag) = row?;
+            if let Some(tag) = tag {
+                let tag: [u8; 16] = tag
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::Corrupt(format!("tag of key epoch {epoch} has the wrong length")))?;
+                tags.insert(epoch, tag);
+            }
             let key: [u8; 32] = key
                 .as_slice()
                 .try_into()
@@ -149,7 +184,7 @@ impl VaultKeys {
         }
         let master_key =
             all.get(&epoch).cloned().ok_or_else(|| Error::Corrupt(format!("the key of epoch {epoch} is missing")))?;
-        Ok(Self { vault_id, epoch, master_key, all })
+        Ok(Self { vault_id, epoch, master_key, all, tags })
     }
 
     /// The keys to seal with, for this device.

@@ -97,8 +97,11 @@ fn forged_revocations_and_records_are_refused_and_reported() {
 
     // The revoked device c revokes b, and enrolls a device of its own, with the old key.
     let forged = RevocationPayload { device_id: *b.device_id().as_bytes(), revoked_ms: 1, new_epoch: 1, last_seq: 0 };
-    let forged = forge(&c, ObjectKind::Revocation, ObjectId::device(b.device_id()), &encode(&forged));
-    store.put(&paths::revocation(b.device_id()), &forged).unwrap();
+    // It names the epoch a started (its tag is in the store for all to see).
+    let first = VaultKeys::load(&a.conn).unwrap().current();
+    let tag = first.tag.unwrap();
+    let forged = forge(&c, ObjectKind::Revocation, ObjectId::revocation(b.device_id(), &tag), &encode(&forged));
+    store.put(&paths::revocation(b.device_id(), &tag), &forged).unwrap();
     let intruder = DeviceId::from_bytes([0x66; 16]);
     let record = DevicePayload {
         device_id: *intruder.as_bytes(),
@@ -120,7 +123,7 @@ fn forged_revocations_and_records_are_refused_and_reported() {
     let report = a.pull(handle(&store)).unwrap();
     let reasons: Vec<&(String, String)> = report.skipped.iter().collect();
     let find = |path: &str| reasons.iter().find(|(p, _)| p == path).map(|(_, r)| r.clone());
-    let revocation = find(&paths::revocation(b.device_id())).expect("forged revocation reported");
+    let revocation = find(&paths::revocation(b.device_id(), &tag)).expect("forged revocation reported");
     assert!(revocation.contains("revoked"), "{revocation}");
     let record = find(&paths::device_record(intruder)).expect("intruder reported");
     assert!(record.contains("revoked"), "{record}");
@@ -131,12 +134,12 @@ fn forged_revocations_and_records_are_refused_and_reported() {
     // b has not pulled since the revocation: for it, c is still active when it meets c's
     // forged revocation of b. The forgery names key epoch 1, which a started, so it is refused
     // whatever the order of the listing; c's real revocation is accepted.
-    let forged_bytes = store.get(&paths::revocation(b.device_id())).unwrap().unwrap();
+    let forged_bytes = store.get(&paths::revocation(b.device_id(), &tag)).unwrap().unwrap();
     let b_view = crate::sync::registry::Registry::load(&b.conn).unwrap();
     let b_keys = VaultKeys::load(&b.conn).unwrap();
-    let forged = crate::sync::registry::open_revocation(&forged_bytes, b.device_id(), &b_keys, &b_view)
+    let forged = crate::sync::registry::open_revocation(&forged_bytes, b.device_id(), tag, &b_keys, &b_view)
         .unwrap_or_else(|e| panic!("c is active for b, so only the epoch check can refuse it: {e}"));
-    let epoch_object = store.get(&paths::key_epoch(1)).unwrap();
+    let epoch_object = store.get(&paths::key_epoch(&first)).unwrap();
     let refused = crate::sync::registry::check_revocation_epoch(&forged, epoch_object.as_deref(), &b_keys, &b_view);
     assert!(refused.unwrap_err().to_string().contains("started by another device"));
     b.pull(handle(&store)).unwrap();

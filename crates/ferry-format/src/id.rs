@@ -166,3 +166,49 @@ mod tests {
         assert!("abababababababababababababababab.-1".parse::<OpId>().is_err());
     }
 }
+
+/// A key epoch as stores name it: its number and, from epoch 1 on, the 16 random bytes the
+/// rotating device chose (its *tag*). The tag makes the epoch's directory (`keys/<n>.<tag>/`)
+/// and its revocation's name unguessable until the rotation is published, so nobody who can
+/// merely write to a store can take those names first and block the rotation.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct EpochRef {
+    /// The epoch number: 0 for the vault's first key, +1 per rotation.
+    pub number: u32,
+    /// The rotation's tag; `None` exactly for epoch 0.
+    pub tag: Option<[u8; 16]>,
+}
+
+impl EpochRef {
+    /// The vault's first epoch.
+    pub const FIRST: Self = Self { number: 0, tag: None };
+
+    /// Epoch `number` (≥ 1) with its tag.
+    pub const fn tagged(number: u32, tag: [u8; 16]) -> Self {
+        Self { number, tag: Some(tag) }
+    }
+
+    /// Reads a directory name under `keys/`: `0`, or `<n>.<32 hex>` for n ≥ 1, in canonical
+    /// spelling only.
+    pub fn parse(text: &str) -> Option<Self> {
+        let parsed = match text.split_once('.') {
+            None => (text == "0").then_some(Self::FIRST)?,
+            Some((number, tag)) => {
+                let number: u32 = number.parse().ok()?;
+                let mut bytes = [0u8; 16];
+                hex::decode_to_slice(tag, &mut bytes).ok()?;
+                (number >= 1).then_some(Self::tagged(number, bytes))?
+            }
+        };
+        (parsed.to_string() == text).then_some(parsed)
+    }
+}
+
+impl fmt::Display for EpochRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.tag {
+            None => write!(f, "{}", self.number),
+            Some(tag) => write!(f, "{}.{}", self.number, hex::encode(tag)),
+        }
+    }
+}

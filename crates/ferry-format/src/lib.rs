@@ -41,7 +41,7 @@ pub mod seal;
 mod format_document;
 
 pub use hlc::{Hlc, HlcClock, HlcError};
-pub use id::{DeviceId, IdError, OpId, VaultId};
+pub use id::{DeviceId, EpochRef, IdError, OpId, VaultId};
 pub use keys::{Fingerprint, MasterKey, RecoveryPhrase, RecoveryPhraseError, SecretBytes};
 pub use name::{Collection, NameError, RecordKey};
 pub use op::{Forget, ForgetScope, JsonValue, MAX_VALUE_BYTES, Op, OpKind, ValueError};

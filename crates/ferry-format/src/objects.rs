@@ -50,7 +50,7 @@ pub struct VaultFile {
 
 impl VaultFile {
     /// The store format version this build writes.
-    pub const VERSION: u32 = 1;
+    pub const VERSION: u32 = 2;
 }
 
 /// An op id inside a payload: `[device id bytes, counter]`.
@@ -181,10 +181,16 @@ pub struct KeyEpochPayload {
     /// The previous epoch's master key.
     #[serde(with = "serde_bytes_32")]
     pub previous_key: [u8; 32],
+    /// The previous epoch's tag (`None` when it is epoch 0): where its directory is, so the
+    /// chain of keys can be walked down from the newest.
+    pub previous_tag: Option<ByteArray16>,
     /// The devices the new key was wrapped to: the vault's members from this epoch on.
     pub members: Vec<ByteArray16>,
     /// When the epoch began (ms since the Unix epoch).
     pub created_ms: u64,
+    /// The vault's recovery recipient (`age1…`), signed here so a device joining at this epoch
+    /// takes it from a member's signature, not from any record that happens to open.
+    pub recovery_recipient: String,
 }
 
 /// A device's revocation (payload of `devices/<device>.revoked`, sealed under the key epoch it
@@ -217,6 +223,8 @@ pub struct ExportHeader {
     pub vault_id: String,
     /// The newest key epoch.
     pub epoch: u32,
+    /// Its tag (`None` for epoch 0).
+    pub epoch_tag: Option<ByteArray16>,
     /// Its master key (older keys are in the key epoch objects).
     #[serde(with = "serde_bytes_32")]
     pub key: [u8; 32],
@@ -229,6 +237,11 @@ pub struct ExportHeader {
 }
 
 impl ExportHeader {
+    /// The newest key epoch, as stores name it.
+    pub fn epoch_ref(&self) -> crate::EpochRef {
+        crate::EpochRef { number: self.epoch, tag: self.epoch_tag.map(|tag| tag.0) }
+    }
+
     /// The export format version this build writes.
     pub const VERSION: u32 = 1;
 }
@@ -285,7 +298,7 @@ pub struct ByteArray32(#[serde(with = "serde_bytes_32")] pub [u8; 32]);
 
 /// Store paths of every object (DESIGN §4).
 pub mod paths {
-    use crate::DeviceId;
+    use crate::{DeviceId, EpochRef};
 
     /// The public vault file.
     pub const VAULT_FILE: &str = "ferry-vault.json";
@@ -294,7 +307,7 @@ pub mod paths {
 
     /// A key slot: the epoch's master key wrapped to a device (`slot` = device id), the
     /// passphrase or the recovery key.
-    pub fn key_slot(epoch: u32, slot: &str) -> String {
+    pub fn key_slot(epoch: &EpochRef, slot: &str) -> String {
         format!("keys/{epoch}/{slot}.age")
     }
 
@@ -308,19 +321,36 @@ pub mod paths {
         name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".dev")?.parse().ok()
     }
 
-    /// A device's revocation.
-    pub fn revocation(device: DeviceId) -> String {
-        format!("devices/{device}.revoked")
+    /// A device's revocation; `tag` is the tag of the key epoch it starts, so the name is
+    /// unguessable before the revocation is published.
+    pub fn revocation(device: DeviceId, tag: &[u8; 16]) -> String {
+        format!("devices/{device}.{}.revoked", hex::encode(tag))
     }
 
-    /// Reads the device id from a revocation's name; `None` for other files.
-    pub fn parse_revocation(name: &str) -> Option<DeviceId> {
-        name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".revoked")?.parse().ok()
+    /// Reads the device id and epoch tag from a revocation's name; `None` for other files.
+    pub fn parse_revocation(name: &str) -> Option<(DeviceId, [u8; 16])> {
+        let stem = name.strip_prefix(DEVICES).unwrap_or(name).strip_suffix(".revoked")?;
+        let (device, tag) = stem.split_once('.')?;
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(tag, &mut bytes).ok()?;
+        Some((device.parse().ok()?, bytes))
     }
 
     /// The object that starts key epoch `epoch` (epoch 0 has none).
-    pub fn key_epoch(epoch: u32) -> String {
+    pub fn key_epoch(epoch: &EpochRef) -> String {
         format!("keys/{epoch}/epoch")
+    }
+
+    /// Every key epoch directory named in a listing of `keys/`, each once, newest number
+    /// first (several may share a number: only one of them was started by a real rotation).
+    pub fn key_epochs_listed<'a>(listed: impl IntoIterator<Item = &'a String>) -> Vec<EpochRef> {
+        let mut epochs: Vec<EpochRef> = listed
+            .into_iter()
+            .filter_map(|path| EpochRef::parse(path.strip_prefix("keys/")?.split('/').next()?))
+            .collect();
+        epochs.sort_by(|a, b| b.cmp(a));
+        epochs.dedup();
+        epochs
     }
 
     /// Prefix of pairing exchanges.
@@ -354,13 +384,13 @@ pub mod paths {
         /// [`VAULT_FILE`].
         VaultFile,
         /// [`key_slot`]: the epoch and the slot name.
-        KeySlot(u32, String),
+        KeySlot(EpochRef, String),
         /// [`key_epoch`].
-        KeyEpoch(u32),
+        KeyEpoch(EpochRef),
         /// [`device_record`].
         DeviceRecord(DeviceId),
-        /// [`revocation`].
-        Revocation(DeviceId),
+        /// [`revocation`]: the subject and the tag of the epoch it starts.
+        Revocation(DeviceId, [u8; 16]),
         /// [`pair`]: the invite id and the part.
         Pair([u8; 16], String),
         /// [`segment`].
@@ -377,16 +407,22 @@ pub mod paths {
         // Only canonical spellings: `log/x/007.seg` or upper-case hex name nothing.
         let canonical = match &parsed {
             StorePath::VaultFile => VAULT_FILE.to_owned(),
-            StorePath::KeySlot(epoch, slot) => key_slot(*epoch, slot),
-            StorePath::KeyEpoch(epoch) => key_epoch(*epoch),
+            StorePath::KeySlot(epoch, slot) => key_slot(epoch, slot),
+            StorePath::KeyEpoch(epoch) => key_epoch(epoch),
             StorePath::DeviceRecord(device) => device_record(*device),
-            StorePath::Revocation(device) => revocation(*device),
+            StorePath::Revocation(device, tag) => revocation(*device, tag),
             StorePath::Pair(invite, part) => pair(invite, part),
             StorePath::Segment(device, seq) => segment(*device, *seq),
             StorePath::Head(device) => head(*device),
             StorePath::Blob(id) => blob(id),
         };
         (canonical == path).then_some(parsed)
+    }
+
+    /// A key slot's name: a device id, `passphrase` or `recovery` (nothing that could climb
+    /// out of the directory or name a file elsewhere).
+    fn slot_name(name: &str) -> Option<&str> {
+        (matches!(name, "passphrase" | "recovery") || name.parse::<DeviceId>().is_ok()).then_some(name)
     }
 
     fn parse_loosely(path: &str) -> Option<StorePath> {
@@ -396,21 +432,21 @@ pub mod paths {
         if let Some(name) = path.strip_prefix(DEVICES) {
             return parse_device_record(name)
                 .map(StorePath::DeviceRecord)
-                .or_else(|| parse_revocation(name).map(StorePath::Revocation));
+                .or_else(|| parse_revocation(name).map(|(device, tag)| StorePath::Revocation(device, tag)));
         }
         if let Some(rest) = path.strip_prefix("keys/") {
             let (epoch, name) = rest.split_once('/')?;
-            let epoch = epoch.parse().ok()?;
+            let epoch = EpochRef::parse(epoch)?;
             return match name {
-                "epoch" => Some(StorePath::KeyEpoch(epoch)),
-                _ => Some(StorePath::KeySlot(epoch, name.strip_suffix(".age")?.to_owned())),
+                "epoch" if epoch.tag.is_some() => Some(StorePath::KeyEpoch(epoch)),
+                _ => Some(StorePath::KeySlot(epoch, slot_name(name.strip_suffix(".age")?)?.to_owned())),
             };
         }
         if let Some(rest) = path.strip_prefix(PAIR) {
             let (invite, part) = rest.split_once('/')?;
             let mut id = [0u8; 16];
             hex::decode_to_slice(invite, &mut id).ok()?;
-            return Some(StorePath::Pair(id, part.to_owned()));
+            return matches!(part, "request" | "response" | "reveal").then(|| StorePath::Pair(id, part.to_owned()));
         }
         if let Some(rest) = path.strip_prefix("log/") {
             let (device, name) = rest.split_once('/')?;
@@ -479,12 +515,21 @@ pub fn vault_id_of(file: &VaultFile) -> Result<VaultId, String> {
             file.version
         ));
     }
+    if file.version < VaultFile::VERSION {
+        return Err(format!(
+            "store format version {} is older than this ferry reads (version {}: tagged key epochs); \
+             export the vault with the ferry that wrote it and import it into a new store",
+            file.version,
+            VaultFile::VERSION
+        ));
+    }
     file.vault_id.parse().map_err(|e: crate::IdError| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::EpochRef;
 
     #[test]
     fn every_store_path_parses_back_to_what_made_it_and_nothing_else_does() {
@@ -492,10 +537,17 @@ mod tests {
         let device = DeviceId::from_bytes([0xab; 16]);
         let cases = [
             (paths::VAULT_FILE.to_owned(), StorePath::VaultFile),
-            (paths::key_slot(2, "recovery"), StorePath::KeySlot(2, "recovery".into())),
-            (paths::key_epoch(3), StorePath::KeyEpoch(3)),
+            (
+                paths::key_slot(&EpochRef::tagged(2, [5; 16]), "recovery"),
+                StorePath::KeySlot(EpochRef::tagged(2, [5; 16]), "recovery".into()),
+            ),
+            (
+                paths::key_slot(&EpochRef::FIRST, &device.to_string()),
+                StorePath::KeySlot(EpochRef::FIRST, device.to_string()),
+            ),
+            (paths::key_epoch(&EpochRef::tagged(3, [6; 16])), StorePath::KeyEpoch(EpochRef::tagged(3, [6; 16]))),
             (paths::device_record(device), StorePath::DeviceRecord(device)),
-            (paths::revocation(device), StorePath::Revocation(device)),
+            (paths::revocation(device, &[4; 16]), StorePath::Revocation(device, [4; 16])),
             (paths::pair(&[7; 16], "request"), StorePath::Pair([7; 16], "request".into())),
             (paths::segment(device, 42), StorePath::Segment(device, 42)),
             (paths::head(device), StorePath::Head(device)),
@@ -549,8 +601,10 @@ mod tests {
         let epoch = KeyEpochPayload {
             epoch: 1,
             previous_key: [0x42; 32],
+            previous_tag: None,
             members: vec![ByteArray16([0x22; 16])],
             created_ms: 1_763_776_800_123,
+            recovery_recipient: "age1zu3v2tg9y0q2w5mmcvyzs8xpvf35g2nwaust6pf9sy6zla25rqvswndakm".into(),
         };
         check("key epoch payload", hex::encode(encode(&epoch)));
         let revocation =
@@ -566,9 +620,25 @@ mod tests {
         assert_eq!(paths::parse_device_record(&paths::device_record(device)), Some(device));
         assert_eq!(paths::parse_device_record("devices/abab.revoked"), None);
         assert_eq!(paths::blob(&[0x3c; 32]), format!("blobs/3c/{}", "3c".repeat(32)));
-        assert_eq!(paths::key_slot(0, "passphrase"), "keys/0/passphrase.age");
-        assert_eq!(paths::key_epoch(3), "keys/3/epoch");
-        assert_eq!(paths::parse_revocation(&paths::revocation(device)), Some(device));
+        assert_eq!(paths::key_slot(&EpochRef::FIRST, "passphrase"), "keys/0/passphrase.age");
+        let third = EpochRef::tagged(3, [0xc1; 16]);
+        assert_eq!(paths::key_epoch(&third), format!("keys/3.{}/epoch", "c1".repeat(16)));
+        assert_eq!(paths::parse(&paths::key_epoch(&third)), Some(paths::StorePath::KeyEpoch(third)));
+        assert_eq!(paths::parse_revocation(&paths::revocation(device, &[7; 16])), Some((device, [7; 16])));
+        // Epoch 0 has no tag and no epoch object; later epochs always have a tag.
+        for bad in ["keys/0/epoch", "keys/3/epoch", "keys/3/recovery.age", "keys/0.0707/recovery.age", "keys/00/x.age"]
+        {
+            assert_eq!(paths::parse(bad), None, "{bad}");
+        }
+        // Slot names and pairing parts are closed sets: nothing like `..` reaches a store.
+        for bad in [
+            "keys/0/...age",
+            "keys/0/../x.age",
+            "pair/07070707070707070707070707070707/..",
+            "pair/07070707070707070707070707070707/x",
+        ] {
+            assert_eq!(paths::parse(bad), None, "{bad}");
+        }
         assert_eq!(paths::parse_revocation(&paths::device_record(device)), None);
         assert_eq!(paths::pair(&[1; 16], "request"), format!("pair/{}/request", "01".repeat(16)));
     }

@@ -239,8 +239,17 @@ pub struct PairRequest {
 /// and key slot themselves are ordinary store objects.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PairResponse {
-    /// The key epoch of the new device's slot (`keys/<epoch>/<device>.age`).
+    /// The key epoch of the new device's slot (`keys/<epoch>.<tag>/<device>.age`).
     pub epoch: u32,
+    /// That epoch's tag (`None` for epoch 0).
+    pub tag: Option<crate::objects::ByteArray16>,
+}
+
+impl PairResponse {
+    /// The key epoch it names, as stores name it.
+    pub fn epoch_ref(&self) -> crate::EpochRef {
+        crate::EpochRef { number: self.epoch, tag: self.tag.map(|tag| tag.0) }
+    }
 }
 
 fn fixed<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], PairingError> {
@@ -305,9 +314,10 @@ mod tests {
         assert!(invite.open_response(&sealed).is_err());
 
         let signing = SigningKey::from_bytes(&[3; 32]);
-        let response = invite.seal_response(&PairResponse { epoch: 2 }, [1; 24], &signing);
-        assert_eq!(invite.open_response(&response).unwrap(), PairResponse { epoch: 2 });
-        let forged = invite.seal_response(&PairResponse { epoch: 2 }, [1; 24], &SigningKey::from_bytes(&[4; 32]));
+        let response = invite.seal_response(&PairResponse { epoch: 2, tag: None }, [1; 24], &signing);
+        assert_eq!(invite.open_response(&response).unwrap(), PairResponse { epoch: 2, tag: None });
+        let forged =
+            invite.seal_response(&PairResponse { epoch: 2, tag: None }, [1; 24], &SigningKey::from_bytes(&[4; 32]));
         assert_eq!(invite.open_response(&forged), Err(PairingError::Tampered));
     }
 

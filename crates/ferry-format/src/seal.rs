@@ -17,7 +17,7 @@
 //! `"ferry object key v1" || header[0..75]`: a key is bound to the object's identity, so an object
 //! moved to another name, device, vault or epoch fails to open even before its signature is checked.
 
-use crate::{DeviceId, MasterKey, VaultId};
+use crate::{DeviceId, EpochRef, MasterKey, VaultId};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
@@ -73,7 +73,7 @@ impl ObjectKind {
 
 /// The 32-byte, kind-specific identity of an object: a segment's sequence number, a blob's
 /// id, a device record's subject signing key, a key epoch's or revocation's subject (see
-/// [`ObjectId::epoch`], [`ObjectId::device`]), or zeros for a HEAD.
+/// [`ObjectId::epoch`], [`ObjectId::revocation`]), or zeros for a HEAD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ObjectId(pub [u8; 32]);
 
@@ -88,17 +88,21 @@ impl ObjectId {
     /// The id of a HEAD (there is one per device).
     pub const HEAD: Self = Self([0; 32]);
 
-    /// The id of key epoch `epoch`'s object: the number big-endian, then zeros.
-    pub fn epoch(epoch: u32) -> Self {
+    /// The id of key epoch `epoch`'s object: the number big-endian, its tag (zeros for epoch
+    /// 0, which has no object), then zeros.
+    pub fn epoch(epoch: &EpochRef) -> Self {
         let mut id = [0u8; 32];
-        id[..4].copy_from_slice(&epoch.to_be_bytes());
+        id[..4].copy_from_slice(&epoch.number.to_be_bytes());
+        id[4..20].copy_from_slice(&epoch.tag.unwrap_or_default());
         Self(id)
     }
 
-    /// The id of a revocation: the revoked device's id, then zeros.
-    pub fn device(device: DeviceId) -> Self {
+    /// The id of a revocation: the revoked device's id, then the tag of the key epoch it
+    /// starts (so the revocation is bound to its own rotation, not to whatever holds a name).
+    pub fn revocation(device: DeviceId, tag: &[u8; 16]) -> Self {
         let mut id = [0u8; 32];
         id[..16].copy_from_slice(device.as_bytes());
+        id[16..].copy_from_slice(tag);
         Self(id)
     }
 }

@@ -93,11 +93,12 @@ pub fn check_write(
             expected(ObjectKind::Device, None, Some(header.object_id)),
             Accepted::Enrolls { subject, key: header.object_id.0 },
         ),
-        StorePath::Revocation(subject) => {
-            (expected(ObjectKind::Revocation, None, Some(ObjectId::device(subject))), Accepted::Revokes(subject))
-        }
+        StorePath::Revocation(subject, tag) => (
+            expected(ObjectKind::Revocation, None, Some(ObjectId::revocation(subject, &tag))),
+            Accepted::Revokes(subject),
+        ),
         StorePath::KeyEpoch(epoch) => {
-            (expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(epoch))), Accepted::Sealed)
+            (expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(&epoch))), Accepted::Sealed)
         }
         StorePath::Blob(id) => {
             let kind =
@@ -180,18 +181,20 @@ mod tests {
             check(&paths::device_record(subject), &vouched_by_stranger),
             Err(Refusal::UnknownWriter { .. })
         ));
-        let revocation = sealed(&a, vault, ObjectKind::Revocation, ObjectId::device(b.id));
-        assert_eq!(check(&paths::revocation(b.id), &revocation), Ok(Accepted::Revokes(b.id)));
-        assert!(check(&paths::revocation(a.id), &revocation).is_err(), "a revocation must name its subject");
-        let epoch = sealed(&b, vault, ObjectKind::KeyEpoch, ObjectId::epoch(1));
-        assert_eq!(check(&paths::key_epoch(1), &epoch), Ok(Accepted::Sealed));
-        assert!(check(&paths::key_epoch(2), &epoch).is_err());
+        let revocation = sealed(&a, vault, ObjectKind::Revocation, ObjectId::revocation(b.id, &[8; 16]));
+        assert_eq!(check(&paths::revocation(b.id, &[8; 16]), &revocation), Ok(Accepted::Revokes(b.id)));
+        assert!(check(&paths::revocation(a.id, &[8; 16]), &revocation).is_err(), "a revocation must name its subject");
+        assert!(check(&paths::revocation(b.id, &[9; 16]), &revocation).is_err(), "and its epoch's tag");
+        let first = ferry_format::EpochRef::tagged(1, [8; 16]);
+        let epoch = sealed(&b, vault, ObjectKind::KeyEpoch, ObjectId::epoch(&first));
+        assert_eq!(check(&paths::key_epoch(&first), &epoch), Ok(Accepted::Sealed));
+        assert!(check(&paths::key_epoch(&ferry_format::EpochRef::tagged(2, [8; 16])), &epoch).is_err());
         let chunk = sealed(&b, vault, ObjectKind::BlobChunk, ObjectId([4; 32]));
         assert_eq!(check(&paths::blob(&[4; 32]), &chunk), Ok(Accepted::Sealed));
 
         // Unsealed objects are left to the connection check; garbage paths are refused.
         assert_eq!(check(paths::VAULT_FILE, b"{}"), Ok(Accepted::Unsealed));
-        assert_eq!(check(&paths::key_slot(0, "recovery"), b"age"), Ok(Accepted::Unsealed));
+        assert_eq!(check(&paths::key_slot(&ferry_format::EpochRef::FIRST, "recovery"), b"age"), Ok(Accepted::Unsealed));
         assert!(matches!(check("../etc/passwd", b""), Err(Refusal::NotAStorePath(_))));
         assert!(matches!(check(&paths::head(a.id), b"short"), Err(Refusal::WrongObject { .. })));
     }

@@ -49,8 +49,9 @@ impl Vault {
         let mut slot = age::scrypt::Recipient::new(new.passphrase.secret());
         slot.set_work_factor(store_slot_log_n(new.kdf_cost));
         let wrapped = wrap_key(&slot, &keys.master_key)?;
-        let path = paths::key_slot(keys.epoch, "passphrase");
+        let path = paths::key_slot(&keys.current(), "passphrase");
         let tx = self.conn.unchecked_transaction()?;
+        crate::database::meta_set(&tx, "passphrase_epoch", keys.epoch)?;
         for store in self.stores()? {
             tx.execute(
                 "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3)
@@ -105,7 +106,7 @@ impl Vault {
     pub fn check_store(&self, store: &dyn Store) -> Result<StoreKeyCheck> {
         let keys = VaultKeys::load(&self.conn)?;
         let found = read_vault_file(store)?;
-        let slot = |name: &str| store.get(&paths::key_slot(keys.epoch, name));
+        let slot = |name: &str| store.get(&paths::key_slot(&keys.current(), name));
         let own_slot_opens = match slot(&self.device_id().to_string())? {
             Some(wrapped) => {
                 let device_keys = DeviceKeys::load(&self.conn)?;

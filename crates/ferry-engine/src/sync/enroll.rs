@@ -14,7 +14,7 @@ use crate::write::now_ms;
 use crate::{Error, Home, Result, Vault, random};
 use ferry_format::objects::{DevicePayload, VaultFile, encode, paths, vault_id_of};
 use ferry_format::seal::{ObjectId, ObjectKind, seal};
-use ferry_format::{MasterKey, RecoveryPhrase, VaultId};
+use ferry_format::{EpochRef, MasterKey, RecoveryPhrase, VaultId};
 use ferry_store::Store;
 use rusqlite::params;
 
@@ -83,6 +83,16 @@ pub(crate) fn read_vault_file(store: &dyn Store) -> Result<Option<StoreVault>> {
     Ok(Some(StoreVault { vault_id, fingerprint: file.fingerprint }))
 }
 
+/// Whether the vault passphrase may be wrapped for key epoch `epoch`: always at epoch 0, and
+/// after a rotation only once `ferry key passphrase` chose one at that epoch (recorded as
+/// `passphrase_epoch`).
+pub(crate) fn passphrase_set_for(conn: &rusqlite::Connection, epoch: u32) -> Result<bool> {
+    use rusqlite::OptionalExtension;
+    let set: Option<u32> =
+        conn.query_row("SELECT value FROM meta WHERE name = 'passphrase_epoch'", [], |row| row.get(0)).optional()?;
+    Ok(epoch == 0 || set == Some(epoch))
+}
+
 /// Refuses to create a vault where one is, or where a removed one left objects.
 fn ensure_empty(store: &dyn Store) -> Result<()> {
     if let Some(found) = read_vault_file(store)? {
@@ -96,13 +106,41 @@ fn ensure_empty(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
-/// The newest key epoch in a store, and whether it has a slot named `slot`.
-fn newest_epoch(store: &dyn Store, slot: &str) -> Result<(u32, bool)> {
+/// Opens the slot named `slot` (`passphrase`, `recovery`) of the newest key epoch the store
+/// lists: `Ok(None)` when it has such a slot but `open` opens none, an error naming the missing
+/// slot when it has none. Older epochs are never used (their passphrase may be known to a
+/// revoked device); among several directories of the newest number (only one was started by a
+/// real rotation, others could be anyone's) the one that opens is taken, and the key chain
+/// read below it must then verify.
+pub(crate) fn open_newest_slot(
+    store: &dyn Store,
+    slot: &str,
+    open: impl Fn(&[u8]) -> Option<Vec<u8>>,
+) -> Result<Option<(EpochRef, MasterKey)>> {
     let listed = store.list("keys/")?;
-    let epoch_of = |path: &str| path.strip_prefix("keys/")?.split('/').next()?.parse::<u32>().ok();
-    let newest = listed.iter().filter_map(|path| epoch_of(path)).max().unwrap_or(0);
-    let has_slot = listed.iter().any(|path| *path == paths::key_slot(newest, slot));
-    Ok((newest, has_slot))
+    let epochs = paths::key_epochs_listed(&listed);
+    let newest = epochs.first().map_or(0, |epoch| epoch.number);
+    let mut found_any = false;
+    for epoch in epochs.into_iter().filter(|epoch| epoch.number == newest) {
+        let path = paths::key_slot(&epoch, slot);
+        if !listed.contains(&path) {
+            continue;
+        }
+        let Some(wrapped) = store.get(&path)? else { continue };
+        found_any = true;
+        if let Some(key) = open(&wrapped).and_then(|key| <[u8; 32]>::try_from(key.as_slice()).ok()) {
+            return Ok(Some((epoch, MasterKey::new(key))));
+        }
+    }
+    if found_any {
+        Ok(None)
+    } else {
+        Err(Error::BadStoreObject {
+            location: store.location(),
+            path: paths::key_slot(&EpochRef::FIRST, slot),
+            reason: "missing: the store holds no such key slot".into(),
+        })
+    }
 }
 
 /// Opens the newest epoch's passphrase or recovery slot and reads the key chain below it.
@@ -112,67 +150,79 @@ fn open_join_slot(
     options: &JoinOptions,
 ) -> Result<(VaultKeys, Vec<EpochObject>)> {
     let location = store.location();
-    let slot_name = match options.with {
-        JoinWith::Passphrase => "passphrase",
-        JoinWith::RecoveryPhrase(_) => "recovery",
-    };
-    let (epoch, has_slot) = newest_epoch(store, slot_name)?;
-    let slot_path = paths::key_slot(epoch, slot_name);
-    let slot = if has_slot { store.get(&slot_path)? } else { None };
-    let Some(slot) = slot else {
-        return Err(match options.with {
-            JoinWith::Passphrase => Error::NoPassphraseSlot { location },
-            JoinWith::RecoveryPhrase(_) => {
-                Error::BadStoreObject { location, path: slot_path, reason: "missing: the store is incomplete".into() }
-            }
-        });
-    };
-    let master = match &options.with {
+    let opened = match &options.with {
         JoinWith::Passphrase => {
             let mut identity = age::scrypt::Identity::new(options.unlock.passphrase.secret());
             identity.set_max_work_factor(
                 store_slot_log_n(KdfCost::Standard).max(store_slot_log_n(options.unlock.kdf_cost)),
             );
-            age::decrypt(&identity, &slot).map_err(|_| Error::WrongStorePassphrase {
+            let opened = open_newest_slot(store, "passphrase", |slot| age::decrypt(&identity, slot).ok())
+                .map_err(|_| Error::NoPassphraseSlot { location: location.clone() })?;
+            opened.ok_or_else(|| Error::WrongStorePassphrase {
                 location: location.clone(),
                 vault_id: vault_id.to_string(),
             })?
         }
         JoinWith::RecoveryPhrase(phrase) => {
             let identity = crate::identity::recovery_identity(phrase)?;
-            age::decrypt(&identity, &slot).map_err(|_| Error::WrongRecoveryPhrase {
-                location: location.clone(),
-                vault_id: vault_id.to_string(),
+            open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot).ok())?.ok_or_else(|| {
+                Error::WrongRecoveryPhrase { location: location.clone(), vault_id: vault_id.to_string() }
             })?
         }
     };
-    let master: [u8; 32] = master.as_slice().try_into().map_err(|_| Error::BadStoreObject {
-        location: location.clone(),
-        path: slot_path,
-        reason: "does not hold a 32-byte key".into(),
-    })?;
-    let mut keys = VaultKeys::single(vault_id, epoch, MasterKey::new(master));
+    let (epoch, master) = opened;
+    let mut keys = VaultKeys::single(vault_id, epoch, master);
     let chain = read_key_chain(store, &mut keys)?;
     Ok((keys, chain))
 }
 
-/// The recovery recipient, from any device record that opens with `keys`.
-fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys) -> Result<String> {
-    let registry = Registry::default();
-    store
+/// The vault's recovery recipient for a device joining with `keys`. From key epoch 1 on it is
+/// the one the newest key epoch object carries (signed by the member that rotated, and the
+/// object opens only under the key the join slot gave). At epoch 0 every device record that
+/// verifies must name the same one: a record planted with the passphrase cannot make a joiner
+/// wrap its exports and future keys to a key its planter holds.
+fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys, chain: &[EpochObject]) -> Result<String> {
+    if let Some(newest) = chain.iter().max_by_key(|object| object.epoch) {
+        return Ok(newest.recovery_recipient.clone());
+    }
+    let mut registry = Registry::default();
+    let mut named = std::collections::BTreeSet::new();
+    let mut pending: Vec<(String, ferry_format::DeviceId)> = store
         .list(paths::DEVICES)?
-        .iter()
-        .filter_map(|path| Some((path, paths::parse_device_record(path)?)))
-        .find_map(|(path, subject)| {
-            let bytes = store.get(path).ok()??;
-            open_device_record(&bytes, subject, keys, &registry).ok()
-        })
-        .map(|record| record.payload.recovery_recipient)
-        .ok_or_else(|| Error::BadStoreObject {
-            location: store.location(),
-            path: paths::DEVICES.into(),
-            reason: "no valid device record".into(),
-        })
+        .into_iter()
+        .filter_map(|path| Some((path.clone(), paths::parse_device_record(&path)?)))
+        .collect();
+    // Self-signed records first, then those signed by a device already verified (pairing).
+    loop {
+        let before = pending.len();
+        let mut still = Vec::new();
+        for (path, subject) in pending {
+            let Some(bytes) = store.get(&path)? else { continue };
+            match open_device_record(&bytes, subject, keys, &registry) {
+                Ok(record) => {
+                    named.insert(record.payload.recovery_recipient.clone());
+                    registry.trust(subject, record.signing_public);
+                }
+                Err(_) => still.push((path, subject)),
+            }
+        }
+        pending = still;
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    let bad =
+        |reason: String| Error::BadStoreObject { location: store.location(), path: paths::DEVICES.into(), reason };
+    let mut named = named.into_iter();
+    match (named.next(), named.next()) {
+        (Some(recipient), None) => Ok(recipient),
+        (None, _) => Err(bad("no valid device record".into())),
+        (Some(_), Some(_)) => {
+            Err(bad("device records name different recovery keys (a record was planted with the vault key): \
+             pair this device from an existing one instead"
+                .into()))
+        }
+    }
 }
 
 /// Checks that keys obtained for a store's vault are that vault's: the fingerprint in the
@@ -225,7 +275,7 @@ impl Vault {
         let found = read_vault_file(store)?.ok_or_else(|| Error::NoVaultInStore { location: store.location() })?;
         let (keys, chain) = open_join_slot(store, found.vault_id, &options)?;
         check_fingerprint(store, &found, &keys)?;
-        let recovery_recipient = recovery_recipient_from(store, &keys)?;
+        let recovery_recipient = recovery_recipient_from(store, &keys, &chain)?;
         let create = CreateOptions { device_name: options.device_name, unlock: options.unlock.clone() };
         let membership =
             Membership { keys: &keys, epoch_objects: &chain, recovery_recipient: &recovery_recipient, paired: None };
@@ -302,17 +352,28 @@ impl Vault {
     /// The key epoch objects and revocations this device holds, with their store paths.
     pub(crate) fn registry_objects(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let mut objects = Vec::new();
+        let keys = VaultKeys::load(&self.conn)?;
         let mut stmt = self.conn.prepare("SELECT epoch, object FROM key_epochs WHERE object IS NOT NULL")?;
         for row in stmt.query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?)))? {
             let (epoch, object) = row?;
-            objects.push((paths::key_epoch(epoch), object));
+            if let Some(epoch) = keys.epoch_ref(epoch) {
+                objects.push((paths::key_epoch(&epoch), object));
+            }
         }
-        let mut stmt = self.conn.prepare("SELECT device_id, revocation FROM devices WHERE revocation IS NOT NULL")?;
-        for row in stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))? {
-            let (device, revocation) = row?;
+        let mut stmt = self.conn.prepare(
+            "SELECT device_id, revocation, revoked_epoch_tag FROM devices
+             WHERE revocation IS NOT NULL AND revoked_epoch_tag IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, Vec<u8>>(2)?))
+        })?;
+        for row in rows {
+            let (device, revocation, tag) = row?;
             let device = ferry_format::DeviceId::from_slice(&device)
                 .ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
-            objects.push((paths::revocation(device), revocation));
+            let tag: [u8; 16] =
+                tag.as_slice().try_into().map_err(|_| Error::Corrupt("device registry: malformed tag".into()))?;
+            objects.push((paths::revocation(device, &tag), revocation));
         }
         Ok(objects)
     }
@@ -377,24 +438,29 @@ impl Vault {
             };
             let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Corrupt(e.to_string()))?;
             objects.push((paths::VAULT_FILE.into(), json));
-            let mut passphrase = age::scrypt::Recipient::new(unlock.passphrase.secret());
-            passphrase.set_work_factor(store_slot_log_n(unlock.kdf_cost));
-            objects.push((paths::key_slot(keys.epoch, "passphrase"), wrap_key(&passphrase, &keys.master_key)?));
+            // After a revocation the passphrase may be known to the revoked device: the new
+            // epoch gets a passphrase slot only once `ferry key passphrase` set a new one.
+            if passphrase_set_for(&self.conn, keys.epoch)? {
+                let mut passphrase = age::scrypt::Recipient::new(unlock.passphrase.secret());
+                passphrase.set_work_factor(store_slot_log_n(unlock.kdf_cost));
+                objects
+                    .push((paths::key_slot(&keys.current(), "passphrase"), wrap_key(&passphrase, &keys.master_key)?));
+            }
             if let Some(phrase) = recovery {
                 let recovery_identity = crate::identity::recovery_identity(phrase)?;
                 objects.push((
-                    paths::key_slot(keys.epoch, "recovery"),
+                    paths::key_slot(&keys.current(), "recovery"),
                     wrap_key(&recovery_identity.to_public(), &keys.master_key)?,
                 ));
             } else {
                 let recipient: age::x25519::Recipient =
                     recovery_recipient.parse().map_err(|e: &str| Error::Corrupt(format!("recovery recipient: {e}")))?;
-                objects.push((paths::key_slot(keys.epoch, "recovery"), wrap_key(&recipient, &keys.master_key)?));
+                objects.push((paths::key_slot(&keys.current(), "recovery"), wrap_key(&recipient, &keys.master_key)?));
             }
         }
         let own: age::x25519::Recipient =
             device_keys.recipient().parse().map_err(|e: &str| Error::Corrupt(format!("device recipient: {e}")))?;
-        objects.push((paths::key_slot(keys.epoch, &device_id.to_string()), wrap_key(&own, &keys.master_key)?));
+        objects.push((paths::key_slot(&keys.current(), &device_id.to_string()), wrap_key(&own, &keys.master_key)?));
 
         let record = self.own_record(&keys, &device_keys)?;
         objects.push((paths::device_record(device_id), record));

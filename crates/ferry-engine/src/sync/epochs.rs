@@ -1,13 +1,17 @@
 //! Key epochs: revoking a device rotates the vault key, and every remaining device adopts the
 //! new one.
 //!
-//! Revoking device R at epoch N publishes, in this order (keys first, so a device that sees the
-//! revocation finds its key):
-//! - `keys/N+1/<member>.age` for every remaining device, and `keys/N+1/recovery.age`;
-//! - `keys/N+1/epoch`, sealed under the new key: the members, and epoch N's key (so holding the
-//!   newest key gives every older one);
-//! - `devices/R.revoked`, sealed under epoch N (R can read that it was revoked): R's last
+//! Revoking device R at epoch N picks a random tag T for epoch N+1 and publishes, in this order
+//! (keys first, so a device that sees the revocation finds its key):
+//! - `keys/N+1.T/<member>.age` for every remaining device, and `keys/N+1.T/recovery.age`;
+//! - `keys/N+1.T/epoch`, sealed under the new key: the members, epoch N's key and tag (so
+//!   holding the newest key gives every older one), the recovery recipient;
+//! - `devices/R.T.revoked`, sealed under epoch N (R can read that it was revoked): R's last
 //!   segment that stays accepted.
+//!
+//! Nobody knows T before the revocation is published, so nobody who can write to a store can
+//! take these names first; the revoker reads its objects back and fails loudly if a name was
+//! taken anyway (a race after publication began).
 //!
 //! The passphrase slot is not carried over: R may know the passphrase. `ferry key passphrase`
 //! writes a new one.
@@ -21,16 +25,20 @@ use crate::{Error, Result, Vault, random};
 use ed25519_dalek::VerifyingKey;
 use ferry_format::objects::{ByteArray16, KeyEpochPayload, RevocationPayload, decode, encode, paths};
 use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError, SealKeys};
-use ferry_format::{DeviceId, MasterKey};
+use ferry_format::{DeviceId, EpochRef, MasterKey};
 use ferry_store::Store;
 use rusqlite::{OptionalExtension, params};
 
-/// A verified `keys/<epoch>/epoch` object.
+/// A verified `keys/<epoch>.<tag>/epoch` object.
 pub(crate) struct EpochObject {
-    pub(crate) epoch: u32,
+    pub(crate) epoch: EpochRef,
+    /// The epoch before it (its key is `previous_key`).
+    pub(crate) previous: EpochRef,
     pub(crate) sealed: Vec<u8>,
     pub(crate) members: Vec<DeviceId>,
     pub(crate) previous_key: MasterKey,
+    /// The vault's recovery recipient, as the rotating device signed it.
+    pub(crate) recovery_recipient: String,
 }
 
 /// What a revocation did.
@@ -51,23 +59,29 @@ pub struct Revoked {
 /// Opens a key epoch object with that epoch's key, checking the signer with `signer_key`.
 pub(crate) fn open_epoch_object(
     bytes: &[u8],
-    epoch: u32,
+    epoch: EpochRef,
     vault_id: ferry_format::VaultId,
     key: &MasterKey,
     signer_key: impl FnOnce(DeviceId) -> Option<VerifyingKey>,
 ) -> Result<EpochObject, OpenError> {
     let expected =
-        Expected { kind: ObjectKind::KeyEpoch, vault_id, device_id: None, object_id: Some(ObjectId::epoch(epoch)) };
-    let (_, plain) = seal::open(bytes, &expected, signer_key, |e| (e == epoch).then_some(key))?;
+        Expected { kind: ObjectKind::KeyEpoch, vault_id, device_id: None, object_id: Some(ObjectId::epoch(&epoch)) };
+    let (_, plain) = seal::open(bytes, &expected, signer_key, |e| (e == epoch.number).then_some(key))?;
     let payload: KeyEpochPayload = decode(&plain).map_err(OpenError::Malformed)?;
-    if payload.epoch != epoch {
+    if payload.epoch != epoch.number {
         return Err(OpenError::Malformed(format!("says it starts epoch {}, stored as {epoch}", payload.epoch)));
+    }
+    let previous = EpochRef { number: epoch.number.saturating_sub(1), tag: payload.previous_tag.map(|tag| tag.0) };
+    if epoch.number == 0 || (previous.number == 0) != previous.tag.is_none() {
+        return Err(OpenError::Malformed(format!("names epoch {previous} before it: not a valid epoch")));
     }
     Ok(EpochObject {
         epoch,
+        previous,
         sealed: bytes.to_vec(),
         members: payload.members.iter().map(|m| DeviceId::from_bytes(m.0)).collect(),
         previous_key: MasterKey::new(payload.previous_key),
+        recovery_recipient: payload.recovery_recipient,
     })
 }
 
@@ -79,16 +93,18 @@ pub(crate) fn open_epoch_object(
 pub(crate) fn read_key_chain(store: &dyn Store, keys: &mut VaultKeys) -> Result<Vec<EpochObject>> {
     let mut objects = Vec::new();
     let location = store.location();
-    for epoch in (1..=keys.epoch).rev() {
-        let path = paths::key_epoch(epoch);
+    let mut epoch = keys.current();
+    while epoch.number > 0 {
+        let path = paths::key_epoch(&epoch);
         let bad = |reason: String| Error::BadStoreObject { location: location.clone(), path: path.clone(), reason };
         let bytes = store.get(&path)?.ok_or_else(|| bad("missing: the store lacks part of the key history".into()))?;
         let header = seal::Header::parse(&bytes).map_err(|e| bad(e.to_string()))?;
         let signer = published_signing_key(store, header.device_id)?;
-        let key = keys.key(epoch).cloned().ok_or_else(|| bad("no key".into()))?;
+        let key = keys.key(epoch.number).cloned().ok_or_else(|| bad("no key".into()))?;
         let object =
             open_epoch_object(&bytes, epoch, keys.vault_id, &key, |_| signer).map_err(|e| bad(e.to_string()))?;
-        keys.add_earlier(epoch - 1, object.previous_key.clone());
+        keys.add_earlier(object.previous, object.previous_key.clone());
+        epoch = object.previous;
         objects.push(object);
     }
     Ok(objects)
@@ -105,8 +121,8 @@ pub(crate) fn save_epoch_objects(conn: &rusqlite::Connection, objects: &[EpochOb
     for object in objects {
         let members: Vec<u8> = object.members.iter().flat_map(|m| *m.as_bytes()).collect();
         conn.execute(
-            "UPDATE key_epochs SET object = ?2, members = ?3 WHERE epoch = ?1",
-            params![object.epoch, object.sealed, members],
+            "UPDATE key_epochs SET object = ?2, members = ?3, tag = ?4 WHERE epoch = ?1",
+            params![object.epoch.number, object.sealed, members, object.epoch.tag.map(|tag| tag.to_vec())],
         )?;
     }
     Ok(())
@@ -133,25 +149,33 @@ impl Vault {
             ));
         }
         let registry = Registry::load(&self.conn)?;
-        if !registry.is_active(target) {
+        if registry.has_revocation(target) {
             return Err(Error::CannotRevoke(format!("device {target} is revoked already: see `ferry devices`")));
         }
+        // A device left out of a rotation (or planted with an old key) is inactive but not yet
+        // revoked: revoking it records that for good, so no later rule can take it back in.
         let keys = VaultKeys::load(&self.conn)?;
         let device_keys = DeviceKeys::load(&self.conn)?;
         let new_epoch = keys.epoch + 1;
+        let tag: [u8; 16] = random::bytes()?;
+        let new_ref = EpochRef::tagged(new_epoch, tag);
         let new_key = MasterKey::new(random::bytes()?);
         let last_seq: u64 = self.cursor(target)?.0;
         let now = now_ms();
 
         let members: Vec<(DeviceId, String)> = {
-            let mut stmt = self.conn.prepare("SELECT device_id, recipient FROM devices WHERE revoked_ms IS NULL")?;
+            // The current members only: "active" is one definition (`Registry::is_active`), so a
+            // device that is known but inactive (left out of a rotation, or a record planted
+            // under an old key) never receives the new key.
+            let mut stmt =
+                self.conn.prepare("SELECT device_id, recipient FROM devices WHERE revoked_last_seq IS NULL")?;
             let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))?;
             let mut members = Vec::new();
             for row in rows {
                 let (id, recipient) = row?;
                 let id =
                     DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
-                if id != target {
+                if id != target && registry.is_active(id) {
                     members.push((id, recipient));
                 }
             }
@@ -161,35 +185,35 @@ impl Vault {
         for (member, recipient) in &members {
             let recipient: age::x25519::Recipient =
                 recipient.parse().map_err(|e: &str| Error::Corrupt(format!("recipient of device {member}: {e}")))?;
-            objects.push((
-                paths::key_slot(new_epoch, &member.to_string()),
-                super::enroll::wrap_key(&recipient, &new_key)?,
-            ));
+            objects
+                .push((paths::key_slot(&new_ref, &member.to_string()), super::enroll::wrap_key(&recipient, &new_key)?));
         }
         let recovery: String = meta_get(&self.conn, "recovery_recipient")?;
         let recovery: age::x25519::Recipient =
             recovery.parse().map_err(|e: &str| Error::Corrupt(format!("recovery recipient: {e}")))?;
-        objects.push((paths::key_slot(new_epoch, "recovery"), super::enroll::wrap_key(&recovery, &new_key)?));
+        objects.push((paths::key_slot(&new_ref, "recovery"), super::enroll::wrap_key(&recovery, &new_key)?));
 
         let mut member_ids: Vec<ByteArray16> = members.iter().map(|(id, _)| ByteArray16(*id.as_bytes())).collect();
         member_ids.sort();
         let epoch_payload = KeyEpochPayload {
             epoch: new_epoch,
             previous_key: *keys.master_key.expose(),
+            previous_tag: keys.current().tag.map(ByteArray16),
             members: member_ids,
             created_ms: now,
+            recovery_recipient: recovery.to_string(),
         };
         let epoch_object = seal::seal(
             ObjectKind::KeyEpoch,
             keys.vault_id,
             self.device_id(),
-            ObjectId::epoch(new_epoch),
+            ObjectId::epoch(&new_ref),
             random::bytes()?,
             &SealKeys { epoch: new_epoch, master_key: &new_key, signing_key: device_keys.signing_key() },
             &encode(&epoch_payload),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;
-        objects.push((paths::key_epoch(new_epoch), epoch_object.clone()));
+        objects.push((paths::key_epoch(&new_ref), epoch_object.clone()));
 
         let revocation_payload =
             RevocationPayload { device_id: *target.as_bytes(), revoked_ms: now, new_epoch, last_seq };
@@ -197,13 +221,13 @@ impl Vault {
             ObjectKind::Revocation,
             keys.vault_id,
             self.device_id(),
-            ObjectId::device(target),
+            ObjectId::revocation(target, &tag),
             random::bytes()?,
             &keys.sealing(&device_keys),
             &encode(&revocation_payload),
         )
         .map_err(|e| Error::Corrupt(e.to_string()))?;
-        objects.push((paths::revocation(target), revocation.clone()));
+        objects.push((paths::revocation(target, &tag), revocation.clone()));
 
         let name: String =
             self.conn.query_row("SELECT name FROM devices WHERE device_id = ?1", [&target.as_bytes()[..]], |row| {
@@ -211,22 +235,24 @@ impl Vault {
             })?;
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
-            "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2)",
-            params![new_epoch, &new_key.expose()[..]],
+            "INSERT INTO key_epochs (epoch, master_key, tag) VALUES (?1, ?2, ?3)",
+            params![new_epoch, &new_key.expose()[..], &tag[..]],
         )?;
         save_epoch_objects(
             &tx,
             &[EpochObject {
-                epoch: new_epoch,
+                epoch: new_ref,
+                previous: keys.current(),
                 sealed: epoch_object,
                 members: members.iter().map(|(id, _)| *id).collect(),
                 previous_key: keys.master_key.clone(),
+                recovery_recipient: recovery.to_string(),
             }],
         )?;
         meta_set(&tx, "key_epoch", new_epoch)?;
         self.register_revocation(
             target,
-            &Revocation { sealed: revocation, revoked_by: self.device_id(), payload: revocation_payload },
+            &Revocation { sealed: revocation, revoked_by: self.device_id(), tag, payload: revocation_payload },
         )?;
         self.queue_for_stores(&objects, None)?;
         tx.commit()?;
@@ -260,24 +286,28 @@ impl Vault {
     /// chained to the key before), and seals with the new key from then on. Also queues the
     /// epoch's objects for this device's other stores, so the rotation crosses stores.
     pub(crate) fn adopt_epochs(&mut self, handle: StoreHandle<'_>, report: &mut super::PullReport) -> Result<()> {
-        let announced: Option<u32> = self
-            .conn
-            .query_row("SELECT max(revoked_new_epoch) FROM devices", [], |row| row.get(0))
-            .optional()?
-            .flatten();
-        let Some(announced) = announced else { return Ok(()) };
+        let announced = self.announced_epochs()?;
+        let Some(&newest) = announced.keys().next_back() else { return Ok(()) };
         let me = self.device_id();
         if self.revoked_by()?.is_some() {
             return Ok(()); // not a member of any later epoch
         }
         let keys = VaultKeys::load(&self.conn)?;
         let device_keys = DeviceKeys::load(&self.conn)?;
+        let recovery_recipient: String = meta_get(&self.conn, "recovery_recipient")?;
         let mut current = keys.master_key.clone();
-        for epoch in keys.epoch + 1..=announced {
-            let slot_path = paths::key_slot(epoch, &me.to_string());
+        let mut previous = keys.current();
+        for number in keys.epoch + 1..=newest {
+            let Some(&tag) = announced.get(&number) else {
+                let path = format!("keys/{number}.…/");
+                let reason = format!("no revocation this device accepted starts key epoch {number} (not yet visible?)");
+                return self.record_skip(handle.id, &path, &reason, report);
+            };
+            let epoch = EpochRef::tagged(number, tag);
+            let slot_path = paths::key_slot(&epoch, &me.to_string());
             let Some(slot) = handle.store.get(&slot_path)? else {
                 let reason = format!(
-                    "no key slot for this device in key epoch {epoch}: it was not a member when the key rotated; pair it again"
+                    "no key slot for this device in key epoch {number}: it was not a member when the key rotated; pair it again"
                 );
                 return self.record_skip(handle.id, &slot_path, &reason, report);
             };
@@ -290,7 +320,7 @@ impl Vault {
                     return self.record_skip(handle.id, &slot_path, "does not open with this device's key", report);
                 }
             };
-            let epoch_path = paths::key_epoch(epoch);
+            let epoch_path = paths::key_epoch(&epoch);
             let Some(bytes) = handle.store.get(&epoch_path)? else {
                 return self.record_skip(handle.id, &epoch_path, "missing (not yet visible in the store?)", report);
             };
@@ -299,10 +329,12 @@ impl Vault {
                 registry.is_active(d).then(|| registry.key(d)).flatten()
             })
             .and_then(|object| {
-                if object.previous_key != current {
-                    Err(OpenError::Malformed(format!("does not chain to key epoch {}", epoch - 1)))
+                if object.previous_key != current || object.previous != previous {
+                    Err(OpenError::Malformed(format!("does not chain to key epoch {previous}")))
                 } else if !object.members.contains(&me) {
                     Err(OpenError::Malformed("does not name this device as a member".into()))
+                } else if object.recovery_recipient != recovery_recipient {
+                    Err(OpenError::Malformed("names another recovery key than this vault's".into()))
                 } else {
                     Ok(object)
                 }
@@ -321,17 +353,35 @@ impl Vault {
             }
             let tx = self.conn.unchecked_transaction()?;
             tx.execute(
-                "INSERT INTO key_epochs (epoch, master_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                params![epoch, &key.expose()[..]],
+                "INSERT INTO key_epochs (epoch, master_key, tag) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![number, &key.expose()[..], &tag[..]],
             )?;
             save_epoch_objects(&tx, std::slice::from_ref(&object))?;
-            meta_set(&tx, "key_epoch", epoch)?;
+            meta_set(&tx, "key_epoch", number)?;
             self.queue_for_stores(&carried, Some(handle.id))?;
             tx.commit()?;
-            report.adopted_epoch = Some(epoch);
+            report.adopted_epoch = Some(number);
             current = key;
+            previous = epoch;
         }
         Ok(())
+    }
+
+    /// The key epochs that accepted revocations started: number → tag.
+    pub(crate) fn announced_epochs(&self) -> Result<std::collections::BTreeMap<u32, [u8; 16]>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT revoked_new_epoch, revoked_epoch_tag FROM devices
+             WHERE revoked_new_epoch IS NOT NULL AND revoked_epoch_tag IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, u32>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+        let mut announced = std::collections::BTreeMap::new();
+        for row in rows {
+            let (number, tag) = row?;
+            let tag: [u8; 16] =
+                tag.as_slice().try_into().map_err(|_| Error::Corrupt(format!("tag of key epoch {number}")))?;
+            announced.entry(number).or_insert(tag);
+        }
+        Ok(announced)
     }
 
     /// Resolves a device id or unique prefix of one.

@@ -5,17 +5,17 @@
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::{Result, Vault};
-use ferry_format::DeviceId;
 use ferry_format::objects::VaultFile;
 use ferry_format::objects::paths::{self, StorePath};
+use ferry_format::{DeviceId, EpochRef};
 use rusqlite::OptionalExtension;
 
 /// What a store path names, for the objects a device holds.
 enum HeldPath {
     VaultFile,
-    KeyEpoch(u32),
+    KeyEpoch(EpochRef),
     Record(DeviceId),
-    Revocation(DeviceId),
+    Revocation(DeviceId, [u8; 16]),
     Segment(DeviceId, u64),
     Head(DeviceId),
     Blob([u8; 32]),
@@ -26,7 +26,7 @@ fn parse(path: &str) -> Option<HeldPath> {
         StorePath::VaultFile => HeldPath::VaultFile,
         StorePath::KeyEpoch(epoch) => HeldPath::KeyEpoch(epoch),
         StorePath::DeviceRecord(device) => HeldPath::Record(device),
-        StorePath::Revocation(device) => HeldPath::Revocation(device),
+        StorePath::Revocation(device, tag) => HeldPath::Revocation(device, tag),
         StorePath::Segment(device, seq) => HeldPath::Segment(device, seq),
         StorePath::Head(device) => HeldPath::Head(device),
         StorePath::Blob(id) => HeldPath::Blob(id),
@@ -47,13 +47,17 @@ impl Vault {
         };
         match held {
             HeldPath::VaultFile => self.vault_file_bytes().map(Some),
-            HeldPath::KeyEpoch(epoch) => one("SELECT object FROM key_epochs WHERE epoch = ?1", &[&epoch]),
+            HeldPath::KeyEpoch(epoch) => one(
+                "SELECT object FROM key_epochs WHERE epoch = ?1 AND tag = ?2",
+                &[&epoch.number, &epoch.tag.map(|tag| tag.to_vec())],
+            ),
             HeldPath::Record(device) => {
                 one("SELECT record FROM devices WHERE device_id = ?1", &[&&device.as_bytes()[..]])
             }
-            HeldPath::Revocation(device) => {
-                one("SELECT revocation FROM devices WHERE device_id = ?1", &[&&device.as_bytes()[..]])
-            }
+            HeldPath::Revocation(device, tag) => one(
+                "SELECT revocation FROM devices WHERE device_id = ?1 AND revoked_epoch_tag = ?2",
+                &[&&device.as_bytes()[..], &&tag[..]],
+            ),
             HeldPath::Segment(device, seq) if device == me => {
                 one("SELECT bytes FROM own_segments WHERE seq = ?1", &[&to_sql_u64(seq)?])
             }
@@ -91,17 +95,10 @@ impl Vault {
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?)
         };
-        for (_, epoch) in strings("SELECT x'', epoch FROM key_epochs WHERE object IS NOT NULL")? {
-            all.push(paths::key_epoch(u32::try_from(epoch).unwrap_or(0)));
-        }
-        for (device, revoked) in
-            strings("SELECT device_id, revocation IS NOT NULL FROM devices WHERE record IS NOT NULL")?
-        {
+        all.extend(self.registry_objects()?.into_iter().map(|(path, _)| path));
+        for (device, _) in strings("SELECT device_id, 0 FROM devices WHERE record IS NOT NULL")? {
             let Some(device) = DeviceId::from_slice(&device) else { continue };
             all.push(paths::device_record(device));
-            if revoked != 0 {
-                all.push(paths::revocation(device));
-            }
         }
         for (device, seq) in strings("SELECT device, seq FROM imported_segments")? {
             let Some(device) = DeviceId::from_slice(&device) else { continue };
@@ -367,8 +364,9 @@ mod tests {
         assert!(matches!(parse(&paths::segment(device, 7)), Some(HeldPath::Segment(d, 7)) if d == device));
         assert!(matches!(parse(&paths::head(device)), Some(HeldPath::Head(d)) if d == device));
         assert!(matches!(parse(&paths::device_record(device)), Some(HeldPath::Record(_))));
-        assert!(matches!(parse(&paths::revocation(device)), Some(HeldPath::Revocation(_))));
-        assert!(matches!(parse("keys/3/epoch"), Some(HeldPath::KeyEpoch(3))));
+        assert!(matches!(parse(&paths::revocation(device, &[1; 16])), Some(HeldPath::Revocation(_, [1, ..]))));
+        let third = EpochRef::tagged(3, [2; 16]);
+        assert!(matches!(parse(&paths::key_epoch(&third)), Some(HeldPath::KeyEpoch(e)) if e == third));
         assert!(matches!(parse(&paths::blob(&[7; 32])), Some(HeldPath::Blob(_))));
         assert!(matches!(parse(paths::VAULT_FILE), Some(HeldPath::VaultFile)));
         for junk in [

@@ -18,6 +18,26 @@ pub(crate) struct Imported {
     pub(crate) changes: Vec<Change>,
     /// A forget was applied or a forgotten op refused: copies must be purged.
     pub(crate) forgot: bool,
+    /// The furthest an op's clock was ahead of this device's wall clock beyond
+    /// [`MAX_CLOCK_AHEAD_MS`], in ms: its clock was imported with it but not adopted.
+    pub(crate) clock_held_back_ms: Option<u64>,
+}
+
+/// How far ahead of the wall clock an imported op's clock may pull this device's clock. Beyond
+/// it the op is imported (every device must hold the same ops) but the local clock does not
+/// follow, so one device with a wrong clock (or a hostile one) cannot drag every device's
+/// writes years into the future.
+pub(crate) const MAX_CLOCK_AHEAD_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Absorbs a remote clock unless it is too far ahead of `now_ms`; returns how far ahead it was
+/// when it was held back.
+fn observe_bounded(clock: &mut HlcClock, hlc: Hlc, now_ms: u64) -> Option<u64> {
+    let ahead = hlc.wall_ms().saturating_sub(now_ms);
+    if ahead > MAX_CLOCK_AHEAD_MS {
+        return Some(ahead);
+    }
+    clock.observe(hlc);
+    None
 }
 
 /// Imports ops (already verified) inside the caller's transaction. Idempotent: ops already in
@@ -26,10 +46,17 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     let mut clock = HlcClock::resume(Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
     let mut auto_resolved: i64 = meta_get(conn, "auto_resolved")?;
     let mut imported = Imported::default();
+    let now = crate::write::now_ms();
+    let mut held_back: Option<u64> = None;
+    let mut observe = |clock: &mut HlcClock, hlc: Hlc| {
+        if let Some(ahead) = observe_bounded(clock, hlc, now) {
+            held_back = held_back.max(Some(ahead));
+        }
+    };
     // Pass 0: forgets first, so that what they select is not imported by this very batch.
     for op in ops {
         if let OpKind::Forget(forget) = &op.kind {
-            clock.observe(op.hlc);
+            observe(&mut clock, op.hlc);
             if insert_op(conn, op)? {
                 imported.new_ops += 1;
                 let (_, changed) = crate::forget::apply(conn, op, forget)?;
@@ -50,7 +77,7 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     sorted.sort_by_key(|op| (op.hlc, op.id.device, op.id.counter));
     let mut new_ops: Vec<&Op> = Vec::new();
     for op in sorted {
-        clock.observe(op.hlc);
+        observe(&mut clock, op.hlc);
         if forgets.drops(conn, op)? {
             conn.prepare_cached("INSERT INTO forgotten_ops (device, counter) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
                 .execute(rusqlite::params![&op.id.device.as_bytes()[..], to_sql_u64(op.id.counter)?])?;
@@ -95,6 +122,7 @@ pub(crate) fn import_ops(conn: &Connection, ops: &[Op]) -> Result<Imported> {
     for collection in changed_policies {
         refold_collection(conn, &collection)?;
     }
+    imported.clock_held_back_ms = held_back;
     meta_set(conn, "hlc", to_sql_u64(clock.last().to_u64())?)?;
     meta_set(conn, "auto_resolved", auto_resolved)?;
     Ok(imported)

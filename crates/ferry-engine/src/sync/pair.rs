@@ -17,7 +17,7 @@ use ed25519_dalek::VerifyingKey;
 use ferry_format::objects::{DevicePayload, encode, paths};
 use ferry_format::pairing::{Invite, PairRequest, PairResponse, PairingError};
 use ferry_format::seal::{self, ObjectId, ObjectKind};
-use ferry_format::{DeviceId, Fingerprint, MasterKey, SecretBytes};
+use ferry_format::{DeviceId, EpochRef, Fingerprint, MasterKey, SecretBytes};
 use ferry_store::{Created, Store};
 
 /// A new device's answer to an invite, as the inviter sees it.
@@ -149,7 +149,7 @@ impl Vault {
             payload,
         };
         let objects = [
-            (paths::key_slot(keys.epoch, &device_id.to_string()), wrap_key(&recipient, &keys.master_key)?),
+            (paths::key_slot(&keys.current(), &device_id.to_string()), wrap_key(&recipient, &keys.master_key)?),
             (paths::device_record(device_id), sealed),
         ];
         for (path, bytes) in &objects {
@@ -157,8 +157,12 @@ impl Vault {
         }
         self.register_device(&record)?;
         self.queue_for_stores(&objects, None)?;
-        let response =
-            invite.seal_response(&PairResponse { epoch: keys.epoch }, random::bytes()?, device_keys.signing_key());
+        let epoch = keys.current();
+        let response = invite.seal_response(
+            &PairResponse { epoch: epoch.number, tag: epoch.tag.map(ferry_format::objects::ByteArray16) },
+            random::bytes()?,
+            device_keys.signing_key(),
+        );
         store.put_if_absent(&response_path(invite), &response)?;
         Ok(())
     }
@@ -246,9 +250,9 @@ impl Pairing {
     ///
     /// # Errors
     /// A response not signed by the inviter or altered ([`Error::Pairing`]); the store.
-    pub fn poll(&self, store: &dyn Store) -> Result<Option<u32>> {
+    pub fn poll(&self, store: &dyn Store) -> Result<Option<EpochRef>> {
         let Some(sealed) = store.get(&response_path(&self.invite))? else { return Ok(None) };
-        Ok(Some(self.invite.open_response(&sealed)?.epoch))
+        Ok(Some(self.invite.open_response(&sealed)?.epoch_ref()))
     }
 
     /// Creates this device's vault from the key slot and record the inviter published, and
@@ -257,7 +261,7 @@ impl Pairing {
     /// # Errors
     /// [`Error::KeyMismatch`] or [`Error::BadStoreObject`] when the slot, record or key chain
     /// do not check out (nothing is created); local failures.
-    pub fn finish(self, home: &Home, options: &CreateOptions, epoch: u32, store: &dyn Store) -> Result<Vault> {
+    pub fn finish(self, home: &Home, options: &CreateOptions, epoch: EpochRef, store: &dyn Store) -> Result<Vault> {
         if home.has_vault() {
             return Err(Error::AlreadyInitialized { home: home.root().to_owned() });
         }
@@ -267,7 +271,7 @@ impl Pairing {
             path: path.to_owned(),
             reason: reason.to_owned(),
         };
-        let slot_path = paths::key_slot(epoch, &self.device_id.to_string());
+        let slot_path = paths::key_slot(&epoch, &self.device_id.to_string());
         let slot = store.get(&slot_path)?.ok_or_else(|| bad(&slot_path, "missing"))?;
         let key = age::decrypt(self.keys.agreement(), &slot).map_err(|_| bad(&slot_path, "does not open"))?;
         let key: [u8; 32] = key.as_slice().try_into().map_err(|_| bad(&slot_path, "not a 32-byte key"))?;

@@ -49,6 +49,9 @@ pub struct PullReport {
     pub forgot: bool,
     /// Objects skipped this time, with reasons (also kept for `sync status`).
     pub skipped: Vec<(String, String)>,
+    /// Devices whose imported ops were dated more than a day ahead of this device's clock,
+    /// with how far (ms): the ops were imported, but this device's clock did not follow.
+    pub clocks_held_back: Vec<(String, u64)>,
 }
 
 impl Vault {
@@ -83,10 +86,13 @@ impl Vault {
     fn learn_devices(&mut self, handle: StoreHandle<'_>, keys: &VaultKeys, report: &mut PullReport) -> Result<()> {
         let listed = handle.store.list(paths::DEVICES)?;
         let mut registry = Registry::load(&self.conn)?;
-        let revocations: Vec<(String, DeviceId)> = listed
+        let revocations: Vec<(String, DeviceId, [u8; 16])> = listed
             .iter()
-            .filter_map(|path| Some((path.clone(), paths::parse_revocation(path)?)))
-            .filter(|(_, device)| !registry.has_revocation(*device))
+            .filter_map(|path| {
+                let (device, tag) = paths::parse_revocation(path)?;
+                Some((path.clone(), device, tag))
+            })
+            .filter(|(_, device, _)| !registry.has_revocation(*device))
             .collect();
         let unknown: Vec<(String, DeviceId)> = listed
             .into_iter()
@@ -94,27 +100,44 @@ impl Vault {
             .filter(|(_, device)| !registry.contains(*device))
             .collect();
         self.learn_records(handle, keys, &mut registry, unknown, report)?;
-        for (path, device) in revocations {
+        for (path, device, tag) in revocations {
+            if registry.has_revocation(device) {
+                continue; // revoked by an earlier object of this listing
+            }
             let Some(bytes) = handle.store.get(&path)? else { continue };
-            let checked = match open_revocation(&bytes, device, keys, &registry) {
+            let checked = match open_revocation(&bytes, device, tag, keys, &registry) {
                 Ok(revocation) => {
-                    let epoch_object = handle.store.get(&paths::key_epoch(revocation.payload.new_epoch))?;
+                    let epoch_object = handle.store.get(&paths::key_epoch(&revocation.epoch()))?;
                     check_revocation_epoch(&revocation, epoch_object.as_deref(), keys, &registry).map(|()| revocation)
                 }
                 Err(reason) => Err(reason),
             };
-            match checked {
-                Ok(_) if !registry.contains(device) => {
+            let competing = match &checked {
+                Ok(revocation) => self.competing_epoch(&revocation.epoch())?,
+                Err(_) => None,
+            };
+            match (checked, competing) {
+                (Ok(_), _) if !registry.contains(device) => {
                     self.record_skip(handle.id, &path, "revokes a device this device does not know", report)?;
                 }
-                Ok(revocation) => {
+                (Ok(revocation), Some(taken)) => {
+                    let reason = format!(
+                        "revocation refused: key epoch {} was started by another rotation ({taken}) this device \
+                         accepted first; revoke the device again from an active device",
+                        revocation.payload.new_epoch
+                    );
+                    self.record_skip(handle.id, &path, &reason, report)?;
+                }
+                (Ok(revocation), None) => {
                     self.register_revocation(device, &revocation)?;
                     self.queue_for_stores(&[(path.clone(), bytes)], Some(handle.id))?;
                     self.forget_skip(handle.id, &path)?;
                     report.revocations += 1;
                     registry = Registry::load(&self.conn)?;
                 }
-                Err(reason) => self.record_skip(handle.id, &path, &format!("revocation refused: {reason}"), report)?,
+                (Err(reason), _) => {
+                    self.record_skip(handle.id, &path, &format!("revocation refused: {reason}"), report)?;
+                }
             }
         }
         Ok(())
@@ -212,7 +235,20 @@ impl Vault {
             );
             return self.record_skip(handle.id, &head_path, &reason, report);
         }
-        if head.generation > generation {
+        let rewriting = head.generation > generation;
+        if rewriting && registry.revoked_after(device).is_some() {
+            // A revoked (or left-out) device's log is frozen at its revocation: a rewrite would
+            // let it re-open segments it wrote before and fill them with new ops.
+            let reason = format!(
+                "refused: log generation {} of device {device}, which is revoked or not a member; its log cannot be rewritten",
+                head.generation
+            );
+            return self.record_skip(handle.id, &head_path, &reason, report);
+        }
+        // A rewrite (purging forgotten ops) may only remove ops: every op it re-delivers up to
+        // the last counter already imported must be one this device has (or forgot).
+        let imported_up_to = if rewriting { self.last_counter_seen(device)? } else { 0 };
+        if rewriting {
             // The device purged forgotten ops from its log: verify and import again from the
             // first rewritten segment (from the start if the copy before it was dropped).
             let from = head.rewritten_from.unwrap_or(1).max(1);
@@ -258,6 +294,7 @@ impl Vault {
             let segment = open_object(&bytes, &expected, registry, keys)
                 .and_then(|plain| decode::<SegmentPayload>(&plain).map_err(OpenError::Malformed))
                 .and_then(|payload| check_segment(payload, next, hash, device))
+                .and_then(|ops| self.check_rewrite_removes_only(&ops, imported_up_to).map(|()| ops))
                 .and_then(|ops| {
                     if next == head.seq && segment_hash != head.hash {
                         Err(OpenError::Malformed(
@@ -324,6 +361,9 @@ impl Vault {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let imported = import_ops(&tx, &batch.ops)?;
         report.forgot |= imported.forgot;
+        if let Some(ahead) = imported.clock_held_back_ms {
+            report.clocks_held_back.push((device.to_string(), ahead));
+        }
         tx.execute(
             "INSERT INTO cursors (device, seq, hash, ops) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, ops = ops + excluded.ops",
@@ -351,6 +391,42 @@ impl Vault {
         batch.ops.clear();
         batch.paths.clear();
         batch.sealed.clear();
+        Ok(())
+    }
+
+    /// The highest op counter of `device` this device has imported or forgotten (0: none).
+    fn last_counter_seen(&self, device: DeviceId) -> Result<u64> {
+        let last: i64 = self.conn.query_row(
+            "SELECT max(coalesce((SELECT max(counter) FROM ops WHERE device = ?1), 0),
+                        coalesce((SELECT max(counter) FROM forgotten_ops WHERE device = ?1), 0))",
+            [&device.as_bytes()[..]],
+            |row| row.get(0),
+        )?;
+        from_sql_u64(last)
+    }
+
+    /// Refuses a rewritten segment that adds an op: one numbered at or below `up_to` (the last
+    /// counter imported before the rewrite) that this device neither holds nor forgot.
+    fn check_rewrite_removes_only(&self, ops: &[Op], up_to: u64) -> Result<(), OpenError> {
+        let mut known = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM ops WHERE device = ?1 AND counter = ?2)
+                     OR EXISTS (SELECT 1 FROM forgotten_ops WHERE device = ?1 AND counter = ?2)",
+            )
+            .map_err(|e| OpenError::Malformed(e.to_string()))?;
+        for op in ops.iter().filter(|op| op.id.counter <= up_to) {
+            let counter = i64::try_from(op.id.counter).unwrap_or(i64::MAX);
+            let held: bool = known
+                .query_row(params![&op.id.device.as_bytes()[..], counter], |row| row.get(0))
+                .map_err(|e| OpenError::Malformed(e.to_string()))?;
+            if !held {
+                return Err(OpenError::Malformed(format!(
+                    "a rewritten segment adds op {} that the log did not hold before: a rewrite may only remove ops",
+                    op.id
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -382,6 +458,16 @@ impl Vault {
                 Ok((from_sql_u64(seq)?, Some(hash)))
             }
         }
+    }
+
+    /// Another key epoch with the same number as `epoch` that this device accepted already (from
+    /// another revocation, or the one it holds): the first one accepted stays, so a device never
+    /// moves back or sideways. `None` when `epoch` is free or is that one.
+    fn competing_epoch(&self, epoch: &ferry_format::EpochRef) -> Result<Option<ferry_format::EpochRef>> {
+        let held = VaultKeys::load(&self.conn)?.epoch_ref(epoch.number);
+        let announced =
+            self.announced_epochs()?.get(&epoch.number).map(|tag| ferry_format::EpochRef::tagged(epoch.number, *tag));
+        Ok(held.or(announced).filter(|taken| taken != epoch))
     }
 
     /// Records a skipped object and its reason; the pull goes on with other devices.

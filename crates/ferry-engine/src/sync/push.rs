@@ -250,6 +250,10 @@ impl Vault {
                 published += 1;
             } else if handle.store.put_if_absent(&path, &bytes)? == Created::New {
                 published += 1;
+            } else if is_rotation_object(&path) && handle.store.get(&path)?.as_deref() != Some(&bytes[..]) {
+                // Read back: a revocation or key epoch object under our name that is not ours
+                // means the rotation did not reach this store. Say so; keep it queued.
+                return Err(Error::RotationObjectTaken { location: handle.store.location(), path });
             }
             self.conn.execute("DELETE FROM store_outbox WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
         }
@@ -283,4 +287,10 @@ impl Vault {
         }
         Ok(())
     }
+}
+
+/// A revocation or a key epoch object: the names a rotation must hold for other devices to
+/// accept it.
+fn is_rotation_object(path: &str) -> bool {
+    matches!(paths::parse(path), Some(paths::StorePath::KeyEpoch(_) | paths::StorePath::Revocation(..)))
 }

@@ -11,9 +11,9 @@ use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::{Error, Result, Vault};
 use ed25519_dalek::VerifyingKey;
-use ferry_format::DeviceId;
 use ferry_format::objects::{DevicePayload, RevocationPayload, decode};
 use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError};
+use ferry_format::{DeviceId, EpochRef};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
 
@@ -76,6 +76,13 @@ impl Registry {
         Self {
             devices: HashMap::from([(device, Entry { key, revoked_after: None, revocation_known: false })]),
             members: None,
+        }
+    }
+
+    /// Trusts one more device (a joining device learning records signed by others).
+    pub(crate) fn trust(&mut self, device: DeviceId, key: [u8; 32]) {
+        if let Ok(key) = VerifyingKey::from_bytes(&key) {
+            self.devices.insert(device, Entry { key, revoked_after: None, revocation_known: false });
         }
     }
 
@@ -174,14 +181,18 @@ pub(crate) fn open_device_record(
 pub(crate) struct Revocation {
     pub(crate) sealed: Vec<u8>,
     pub(crate) revoked_by: DeviceId,
+    /// The tag of the key epoch it starts (from its name, bound by its header).
+    pub(crate) tag: [u8; 16],
     pub(crate) payload: RevocationPayload,
 }
 
-/// Verifies a revocation read from `devices/<subject>.revoked`: signed by an active device
-/// (the subject itself included), about the subject, sealed under a key this device holds.
+/// Verifies a revocation read from `devices/<subject>.<tag>.revoked`: signed by an active
+/// device (the subject itself included), about the subject, sealed under a key this device
+/// holds, starting the epoch after the one it is sealed under.
 pub(crate) fn open_revocation(
     bytes: &[u8],
     subject: DeviceId,
+    tag: [u8; 16],
     keys: &VaultKeys,
     registry: &Registry,
 ) -> Result<Revocation, OpenError> {
@@ -189,7 +200,7 @@ pub(crate) fn open_revocation(
         kind: ObjectKind::Revocation,
         vault_id: keys.vault_id,
         device_id: None,
-        object_id: Some(ObjectId::device(subject)),
+        object_id: Some(ObjectId::revocation(subject, &tag)),
     };
     let header = seal::Header::parse(bytes)?;
     seal::check_identity(&header, &expected)?;
@@ -212,27 +223,34 @@ pub(crate) fn open_revocation(
             header.epoch, payload.new_epoch
         )));
     }
-    Ok(Revocation { sealed: bytes.to_vec(), revoked_by: header.device_id, payload })
+    Ok(Revocation { sealed: bytes.to_vec(), revoked_by: header.device_id, tag, payload })
+}
+
+impl Revocation {
+    /// The key epoch it starts.
+    pub(crate) fn epoch(&self) -> EpochRef {
+        EpochRef::tagged(self.payload.new_epoch, self.tag)
+    }
 }
 
 /// Checks that the key epoch a revocation starts was begun by the revoker: the store's
-/// `keys/<new_epoch>/epoch` names the revoker as its writer and carries its signature. Only one
-/// object can hold that name, so a device cannot revoke with an epoch it did not start (a
-/// revoked device racing its own revocation included).
+/// `keys/<new_epoch>.<tag>/epoch` names the revoker as its writer and carries its signature.
+/// The tag binds the two (it is in both names and both headers), so a device cannot revoke
+/// with an epoch it did not start, and junk under other names changes nothing.
 pub(crate) fn check_revocation_epoch(
     revocation: &Revocation,
     epoch_object: Option<&[u8]>,
     keys: &VaultKeys,
     registry: &Registry,
 ) -> Result<(), OpenError> {
-    let epoch = revocation.payload.new_epoch;
+    let epoch = revocation.epoch();
     let bytes = epoch_object
         .ok_or_else(|| OpenError::Malformed(format!("key epoch {epoch} it starts is missing (not yet visible?)")))?;
     let expected = Expected {
         kind: ObjectKind::KeyEpoch,
         vault_id: keys.vault_id,
         device_id: Some(revocation.revoked_by),
-        object_id: Some(ObjectId::epoch(epoch)),
+        object_id: Some(ObjectId::epoch(&epoch)),
     };
     seal::check_identity(&seal::Header::parse(bytes)?, &expected)
         .map_err(|_| OpenError::Malformed(format!("key epoch {epoch} was started by another device")))?;
@@ -266,7 +284,7 @@ impl Vault {
     pub(crate) fn register_revocation(&self, subject: DeviceId, revocation: &Revocation) -> Result<()> {
         self.conn.execute(
             "UPDATE devices SET revoked_ms = ?2, revoked_by = ?3, revoked_last_seq = ?4, revocation = ?5,
-                 revoked_new_epoch = ?6
+                 revoked_new_epoch = ?6, revoked_epoch_tag = ?7
              WHERE device_id = ?1 AND revoked_ms IS NULL",
             params![
                 &subject.as_bytes()[..],
@@ -275,6 +293,7 @@ impl Vault {
                 to_sql_u64(revocation.payload.last_seq)?,
                 revocation.sealed,
                 revocation.payload.new_epoch,
+                &revocation.tag[..],
             ],
         )?;
         Ok(())

@@ -20,15 +20,9 @@ const VAULT_PREFIXES: [&str; 5] = ["keys/", "devices/", "log/", "blobs/", "pair/
 /// Checks that `phrase` opens the newest recovery slot of the store's vault.
 fn confirm_recovery_phrase(store: &dyn Store, vault_id: &str, phrase: &RecoveryPhrase) -> Result<()> {
     let refused = || Error::RecoveryNotConfirmed { location: store.location(), vault_id: vault_id.to_owned() };
-    let newest = store
-        .list("keys/")?
-        .iter()
-        .filter_map(|path| path.strip_prefix("keys/")?.strip_suffix("/recovery.age")?.parse::<u32>().ok())
-        .max()
-        .ok_or_else(refused)?;
-    let slot = store.get(&paths::key_slot(newest, "recovery"))?.ok_or_else(refused)?;
     let identity = crate::identity::recovery_identity(phrase)?;
-    age::decrypt(&identity, &slot).map(|_| ()).map_err(|_| refused())
+    let opened = super::enroll::open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot).ok())?;
+    opened.map(|_| ()).ok_or_else(refused)
 }
 
 /// Moves the store's vault under `previous/<vault id>/`; returns that prefix.
