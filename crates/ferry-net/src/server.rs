@@ -16,7 +16,7 @@
 use crate::attempts::{Attempts, Direction};
 use crate::changes::Changes;
 use crate::peers::PeerTable;
-use crate::tls::{Pins, TlsError, TlsIdentity, server_config};
+use crate::tls::{Pins, TlsError, TlsIdentity, ed25519_key_of, server_config};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -132,18 +132,42 @@ pub fn serve(
                         return;
                     }
                 };
-                let device = tls.get_ref().1.peer_certificates().and_then(|chain| pins.device_of(chain.first()?));
+                let key = tls.get_ref().1.peer_certificates().and_then(|chain| ed25519_key_of(chain.first()?));
+                let Some(key) = key else { return };
+                let device = pins.device_with_key(&key);
                 if let Some(device) = device {
                     events.peers.contacted_by(device);
                 }
                 let detail = "connected (mutual TLS)".to_owned();
                 events.attempts.record(Direction::Inbound, &address, device.map(|d| d.to_string()), true, detail);
+                // Pins are checked again on every request: a device revoked while its connection
+                // is open gets nothing more on it.
+                let app = app.layer(axum::middleware::from_fn(move |request, next| {
+                    still_pinned(pins.clone(), key, address.clone(), events.attempts.clone(), request, next)
+                }));
                 let service = TowerToHyperService::new(app);
                 let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });
     Ok(Server { addr, runtime: Some(runtime) })
+}
+
+/// Answers a request only while the connection's key is still pinned (403 otherwise, recorded).
+async fn still_pinned(
+    pins: Pins,
+    key: [u8; 32],
+    address: String,
+    attempts: Attempts,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if pins.device_with_key(&key).is_some() {
+        return next.run(request).await;
+    }
+    let why = "this device is no longer an active device of the vault (revoked while connected)";
+    attempts.record(Direction::Inbound, &address, None, false, format!("refused: {why}"));
+    (StatusCode::FORBIDDEN, why).into_response()
 }
 
 /// A one-thread runtime and a listener on `listen` (port 0: any free port) inside it.

@@ -83,6 +83,11 @@ impl Pins {
         }
     }
 
+    /// The device an Ed25519 key belongs to, if it is pinned now.
+    pub fn device_with_key(&self, key: &[u8; 32]) -> Option<DeviceId> {
+        self.0.read().ok()?.get(key).copied()
+    }
+
     /// The device a certificate belongs to, if it is pinned.
     pub fn device_of(&self, cert: &CertificateDer<'_>) -> Option<DeviceId> {
         let key = ed25519_key_of(cert)?;
