@@ -16,7 +16,7 @@
 use ed25519_dalek::VerifyingKey;
 use ferry_format::objects::paths::{self, StorePath};
 use ferry_format::seal::{Expected, Header, ObjectId, ObjectKind, check_identity, verify_signature};
-use ferry_format::{DeviceId, VaultId};
+use ferry_format::{DeviceId, EpochRef, VaultId};
 
 /// Why a hub refuses a write.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,17 +54,31 @@ pub enum Accepted {
     /// Not a sealed object (vault file, key slot, pairing exchange): accept only from a pinned
     /// device's connection (pairing: from anyone), create-if-absent.
     Unsealed,
-    /// A genuine sealed object of the vault.
-    Sealed,
-    /// A genuine device record: its subject joins the vault with this key (the hub pins it).
+    /// A genuine sealed object of the vault, in the log of `owner` (segments and HEADs) or
+    /// nobody's (blobs, key epoch objects).
+    Sealed {
+        /// The device whose log holds it, if any: only it may replace the object.
+        owner: Option<DeviceId>,
+    },
+    /// A genuine device record: its subject joins the vault with this key (the hub pins it, if
+    /// devices would: see `HubState::follow`).
     Enrolls {
         /// The new device.
         subject: DeviceId,
         /// Its Ed25519 key.
         key: [u8; 32],
+        /// The key epoch it is sealed under.
+        epoch: u32,
     },
-    /// A genuine revocation: the hub unpins the subject for good.
-    Revokes(DeviceId),
+    /// A genuine revocation: the hub unpins the subject for good, if devices would accept it.
+    Revokes {
+        /// The revoked device.
+        subject: DeviceId,
+        /// Who signed it.
+        by: DeviceId,
+        /// The key epoch it starts.
+        starts: EpochRef,
+    },
 }
 
 /// Whether a hub of vault `vault` may store `bytes` at `path`, given the pinned device keys.
@@ -84,26 +98,33 @@ pub fn check_write(
         _ => parse_header(path, bytes)?,
     };
     let (expected, accepted) = match parsed {
-        StorePath::Segment(device, seq) => {
-            (expected(ObjectKind::Segment, Some(device), Some(ObjectId::segment(seq))), Accepted::Sealed)
+        StorePath::Segment(device, seq) => (
+            expected(ObjectKind::Segment, Some(device), Some(ObjectId::segment(seq))),
+            Accepted::Sealed { owner: Some(device) },
+        ),
+        StorePath::Head(device) => {
+            (expected(ObjectKind::Head, Some(device), Some(ObjectId::HEAD)), Accepted::Sealed { owner: Some(device) })
         }
-        StorePath::Head(device) => (expected(ObjectKind::Head, Some(device), Some(ObjectId::HEAD)), Accepted::Sealed),
         // A record's object id is its subject's signing key: a pinned device vouches for it.
         StorePath::DeviceRecord(subject) => (
             expected(ObjectKind::Device, None, Some(header.object_id)),
-            Accepted::Enrolls { subject, key: header.object_id.0 },
+            Accepted::Enrolls { subject, key: header.object_id.0, epoch: header.epoch },
         ),
         StorePath::Revocation(subject, tag) => (
             expected(ObjectKind::Revocation, None, Some(ObjectId::revocation(subject, &tag))),
-            Accepted::Revokes(subject),
+            Accepted::Revokes {
+                subject,
+                by: header.device_id,
+                starts: EpochRef::tagged(header.epoch.saturating_add(1), tag),
+            },
         ),
         StorePath::KeyEpoch(epoch) => {
-            (expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(&epoch))), Accepted::Sealed)
+            (expected(ObjectKind::KeyEpoch, None, Some(ObjectId::epoch(&epoch))), Accepted::Sealed { owner: None })
         }
         StorePath::Blob(id) => {
             let kind =
                 if header.kind == ObjectKind::BlobManifest { ObjectKind::BlobManifest } else { ObjectKind::BlobChunk };
-            (expected(kind, None, Some(ObjectId(id))), Accepted::Sealed)
+            (expected(kind, None, Some(ObjectId(id))), Accepted::Sealed { owner: None })
         }
         StorePath::VaultFile | StorePath::KeySlot(..) | StorePath::Pair(..) => return Ok(Accepted::Unsealed),
     };
@@ -151,9 +172,9 @@ mod tests {
 
         // Own segment and HEAD; a's segment relayed by anyone (the check is on the object).
         let segment = sealed(&a, vault, ObjectKind::Segment, ObjectId::segment(7));
-        assert_eq!(check(&paths::segment(a.id, 7), &segment), Ok(Accepted::Sealed));
+        assert_eq!(check(&paths::segment(a.id, 7), &segment), Ok(Accepted::Sealed { owner: Some(a.id) }));
         let head = sealed(&a, vault, ObjectKind::Head, ObjectId::HEAD);
-        assert_eq!(check(&paths::head(a.id), &head), Ok(Accepted::Sealed));
+        assert_eq!(check(&paths::head(a.id), &head), Ok(Accepted::Sealed { owner: Some(a.id) }));
         // b cannot write into a's log, nor under another number.
         let forged = sealed(&b, vault, ObjectKind::Segment, ObjectId::segment(8));
         assert!(matches!(check(&paths::segment(a.id, 8), &forged), Err(Refusal::WrongObject { .. })));
@@ -175,22 +196,28 @@ mod tests {
         let new_key = SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes();
         let record = sealed(&a, vault, ObjectKind::Device, ObjectId(new_key));
         let subject = DeviceId::from_bytes([9; 16]);
-        assert_eq!(check(&paths::device_record(subject), &record), Ok(Accepted::Enrolls { subject, key: new_key }));
+        assert_eq!(
+            check(&paths::device_record(subject), &record),
+            Ok(Accepted::Enrolls { subject, key: new_key, epoch: 0 })
+        );
         let vouched_by_stranger = sealed(&stranger, vault, ObjectKind::Device, ObjectId(new_key));
         assert!(matches!(
             check(&paths::device_record(subject), &vouched_by_stranger),
             Err(Refusal::UnknownWriter { .. })
         ));
         let revocation = sealed(&a, vault, ObjectKind::Revocation, ObjectId::revocation(b.id, &[8; 16]));
-        assert_eq!(check(&paths::revocation(b.id, &[8; 16]), &revocation), Ok(Accepted::Revokes(b.id)));
+        assert_eq!(
+            check(&paths::revocation(b.id, &[8; 16]), &revocation),
+            Ok(Accepted::Revokes { subject: b.id, by: a.id, starts: ferry_format::EpochRef::tagged(1, [8; 16]) })
+        );
         assert!(check(&paths::revocation(a.id, &[8; 16]), &revocation).is_err(), "a revocation must name its subject");
         assert!(check(&paths::revocation(b.id, &[9; 16]), &revocation).is_err(), "and its epoch's tag");
         let first = ferry_format::EpochRef::tagged(1, [8; 16]);
         let epoch = sealed(&b, vault, ObjectKind::KeyEpoch, ObjectId::epoch(&first));
-        assert_eq!(check(&paths::key_epoch(&first), &epoch), Ok(Accepted::Sealed));
+        assert_eq!(check(&paths::key_epoch(&first), &epoch), Ok(Accepted::Sealed { owner: None }));
         assert!(check(&paths::key_epoch(&ferry_format::EpochRef::tagged(2, [8; 16])), &epoch).is_err());
         let chunk = sealed(&b, vault, ObjectKind::BlobChunk, ObjectId([4; 32]));
-        assert_eq!(check(&paths::blob(&[4; 32]), &chunk), Ok(Accepted::Sealed));
+        assert_eq!(check(&paths::blob(&[4; 32]), &chunk), Ok(Accepted::Sealed { owner: None }));
 
         // Unsealed objects are left to the connection check; garbage paths are refused.
         assert_eq!(check(paths::VAULT_FILE, b"{}"), Ok(Accepted::Unsealed));

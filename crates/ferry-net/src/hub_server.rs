@@ -22,29 +22,36 @@ use crate::attempts::{Attempts, Direction};
 use crate::changes::Changes;
 use crate::hub_check::{Accepted, check_write};
 use crate::hub_state::{HubState, HubStateError};
-use crate::server::{ListQuery, ServeError, Server, WaitQuery, listen_on, object_response, refusal};
+use crate::server::{ConnectionLimits, ListQuery, ServeError, Server, WaitQuery, listen_on, object_response, refusal};
 use crate::tls::{TlsIdentity, ed25519_key_of, hub_server_config};
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ferry_format::objects::paths::{self, StorePath};
-use ferry_format::{DeviceId, VaultId};
+use ferry_format::seal::Header;
+use ferry_format::{DeviceId, EpochRef, VaultId};
 use ferry_store::{Created, FolderStore, Store, StoreError};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_rustls::TlsAcceptor;
 
-/// The largest object a hub takes (segments and blob chunks are far smaller).
+/// The largest object a hub takes from a pinned device (segments and blob chunks are far
+/// smaller). A body is read only after the request is authorised, never before.
 const MAX_OBJECT: usize = 64 << 20;
-/// The largest pairing object, and how many may wait at once: what a stranger can make a hub hold.
+/// What a stranger can make a hub hold: pairing objects this small, this many waiting at once,
+/// this many per client key, each for this long.
 const MAX_PAIR_OBJECT: usize = 64 << 10;
 const MAX_PAIR_OBJECTS: usize = 256;
+const MAX_PAIR_OBJECTS_PER_KEY: usize = 4;
+const PAIR_OBJECT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
 /// What can stop a hub from starting.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +109,35 @@ struct HubApp {
     state: Arc<Mutex<HubState>>,
     changes: Changes,
     attempts: Attempts,
+    pairing: Arc<Mutex<PairingBook>>,
+}
+
+/// The pairing objects waiting on the hub: who wrote each (only that key, or a pinned device,
+/// may delete it) and when (it is deleted after [`PAIR_OBJECT_LIFETIME`]). Kept in memory: after
+/// a restart, objects found on disk count as written then, by nobody.
+#[derive(Default)]
+struct PairingBook {
+    waiting: HashMap<String, (Option<[u8; 32]>, Instant)>,
+}
+
+impl PairingBook {
+    /// Forgets entries older than the lifetime; returns their paths (to delete).
+    fn expire(&mut self, now: Instant) -> Vec<String> {
+        let old: Vec<String> = self
+            .waiting
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) > PAIR_OBJECT_LIFETIME)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in &old {
+            self.waiting.remove(path);
+        }
+        old
+    }
+
+    fn written_by(&self, key: &[u8; 32]) -> usize {
+        self.waiting.values().filter(|(writer, _)| writer.as_ref() == Some(key)).count()
+    }
 }
 
 /// Who is asking: the key their certificate proved, and where from. The device a key is pinned
@@ -127,27 +163,39 @@ pub fn serve_hub(root: &FsPath, identity: &TlsIdentity, listen: SocketAddr) -> R
     let (runtime, listener, addr) = listen_on(listen, "ferry-hub")?;
     let attempts = Attempts::default();
     let state = Arc::new(Mutex::new(state));
+    let store = FolderStore::new(objects);
+    let mut book = PairingBook::default();
+    for path in store.list(paths::PAIR).unwrap_or_default() {
+        book.waiting.insert(path, (None, Instant::now()));
+    }
     let app_state = HubApp {
-        objects: Arc::new(FolderStore::new(objects)),
+        objects: Arc::new(store),
         state: state.clone(),
         changes: Changes::default(),
         attempts: attempts.clone(),
+        pairing: Arc::new(Mutex::new(book)),
     };
     let app = Router::new()
         .route("/v1/objects/{*path}", get(read_object).put(write_object).delete(delete_object))
         .route("/v1/list", get(list))
         .route("/v1/wait", get(wait))
         .route("/v1/hub/claim", post(claim))
-        .layer(DefaultBodyLimit::max(MAX_OBJECT))
+        .layer(DefaultBodyLimit::disable()) // bodies are read after authorisation, with a limit per client
         .with_state(app_state);
     let events = attempts.clone();
+    let limits = ConnectionLimits::new();
     runtime.spawn(async move {
         loop {
             let Ok((tcp, remote)) = listener.accept().await else { continue };
+            let Some(slot) = limits.admit() else {
+                record(&events, &remote.to_string(), None, false, "refused: too many connections at once".into());
+                continue;
+            };
             let (acceptor, app, events) = (acceptor.clone(), app.clone(), events.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let address = remote.to_string();
-                let tls = match acceptor.accept(tcp).await {
+                let tls = match ConnectionLimits::handshake(&acceptor, tcp).await {
                     Ok(tls) => tls,
                     Err(err) => {
                         record(&events, &address, None, false, refusal(&err));
@@ -160,7 +208,7 @@ pub fn serve_hub(root: &FsPath, identity: &TlsIdentity, listen: SocketAddr) -> R
                 };
                 let app = app.layer(Extension(Client { key, address }));
                 let service = TowerToHyperService::new(app);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                let _ = ConnectionLimits::http1().serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });
@@ -242,6 +290,9 @@ async fn read_object(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    if paths::parse(&path).is_none() {
+        return StatusCode::NOT_FOUND.into_response(); // no ferry object lives there
+    }
     if !is_pairing(&path)
         && path != paths::VAULT_FILE
         && let Err(refused) = app.pinned(&client)
@@ -282,7 +333,33 @@ async fn wait(
     axum::Json(serde_json::json!({ "device": "hub", "version": version })).into_response()
 }
 
-/// May `client` write `bytes` at `path`? What the write means for the pins if so.
+/// May `client` write at `path`? Decided before the body is read, from the path and who asks:
+/// the most bytes it may send, or the refusal.
+fn admit_write(app: &HubApp, client: &Client, path: &str, replace: bool) -> Result<usize, NotDone> {
+    if is_pairing(path) {
+        if replace {
+            return Err(forbidden(app, client, None, format!("`{path}`: a pairing object is written once")));
+        }
+        let pinned = app.pinned_quietly(client).is_some();
+        let (total, mine) = match app.pairing.lock() {
+            Ok(book) => (book.waiting.len(), book.written_by(&client.key)),
+            Err(_) => return Err(failed("the hub's pairing book is poisoned")),
+        };
+        if total >= MAX_PAIR_OBJECTS || (!pinned && mine >= MAX_PAIR_OBJECTS_PER_KEY) {
+            return Err(forbidden(app, client, None, "too many pairings wait on this hub: try again later".into()));
+        }
+        return Ok(MAX_PAIR_OBJECT);
+    }
+    if paths::parse(path).is_none() {
+        return Err(forbidden(app, client, None, format!("`{path}` is not a ferry store path")));
+    }
+    app.pinned(client).map(|_| MAX_OBJECT)
+}
+
+/// May `client` store `bytes` at `path`, now that they are read? What the write means for the
+/// pins if so. A device replaces only objects of its own log (its HEAD, its rewritten
+/// segments) and the passphrase slot; everything else is written once. Registry objects are
+/// taken only if devices would accept them (`HubState::judge`).
 fn authorize_write(
     app: &HubApp,
     client: &Client,
@@ -291,26 +368,29 @@ fn authorize_write(
     replace: bool,
 ) -> Result<Accepted, NotDone> {
     if is_pairing(path) {
-        if bytes.len() > MAX_PAIR_OBJECT || replace {
-            return Err(forbidden(app, client, None, format!("`{path}`: a pairing object is small and written once")));
-        }
         return Ok(Accepted::Unsealed);
     }
     let (device, vault) = app.pinned(client)?;
-    let checked = match app.state.lock() {
-        Ok(state) => check_write(path, bytes, vault, &|d| state.key_of(d)),
-        Err(_) => return Err(failed("the hub's state is poisoned")),
+    let refuse = |why: String| forbidden(app, client, Some(device), why);
+    let state = app.state.lock().map_err(|_| failed("the hub's state is poisoned"))?;
+    let accepted =
+        check_write(path, bytes, vault, &|d| state.key_of(d)).map_err(|refusal| refuse(refusal.to_string()))?;
+    let replaceable = match &accepted {
+        Accepted::Unsealed => is_passphrase_slot(path),
+        Accepted::Sealed { owner } => *owner == Some(device),
+        Accepted::Enrolls { .. } | Accepted::Revokes { .. } => false,
     };
-    match checked {
-        Ok(Accepted::Unsealed) if replace && !is_passphrase_slot(path) => Err(forbidden(
-            app,
-            client,
-            Some(device),
-            format!("`{path}` is written once: a hub never replaces a vault file or key slot"),
-        )),
-        Ok(accepted) => Ok(accepted),
-        Err(refusal) => Err(forbidden(app, client, Some(device), refusal.to_string())),
+    if replace && !replaceable {
+        return Err(refuse(format!(
+            "`{path}` is written once (a device replaces only its own HEAD and segments, and the passphrase slot)"
+        )));
     }
+    let epoch_writer = |epoch: &EpochRef| {
+        let bytes = app.objects.get(&paths::key_epoch(epoch)).ok()??;
+        Some(Header::parse(&bytes).ok()?.device_id)
+    };
+    state.judge(&accepted, epoch_writer).map_err(|refusal| refuse(refusal.to_string()))?;
+    Ok(accepted)
 }
 
 fn is_passphrase_slot(path: &str) -> bool {
@@ -322,20 +402,29 @@ async fn write_object(
     Extension(client): Extension<Client>,
     Path(path): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let create_only = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == b"*");
+    let limit = match admit_write(&app, &client, &path, !create_only) {
+        Ok(limit) => limit,
+        Err(not_done) => return not_done.into_response(),
+    };
+    let body: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(body) => body,
+        Err(_) => {
+            let why = format!("`{path}`: the body is larger than {limit} bytes, or was cut");
+            return forbidden(&app, &client, None, why).into_response();
+        }
+    };
+    if create_only && app.objects.get(&path).ok().flatten().is_some_and(|held| held == body) {
+        return StatusCode::PRECONDITION_FAILED.into_response(); // a relay of what is here already
+    }
     let accepted = match authorize_write(&app, &client, &path, &body, !create_only) {
         Ok(accepted) => accepted,
         Err(not_done) => return not_done.into_response(),
     };
-    if is_pairing(&path) {
-        let pending = app.blocking(|objects| objects.list("pair/")).await.map(|all| all.len()).unwrap_or(0);
-        if pending >= MAX_PAIR_OBJECTS {
-            return forbidden(&app, &client, None, "too many pairings wait on this hub: try again later".into())
-                .into_response();
-        }
-    }
+    let pairing = is_pairing(&path);
+    let written_path = path.clone();
     let written = app
         .blocking(move |objects| {
             if create_only {
@@ -354,6 +443,9 @@ async fn write_object(
     };
     if status != StatusCode::PRECONDITION_FAILED {
         app.changes.bump();
+        if pairing {
+            app.note_pairing_object(written_path, client.key).await;
+        }
     }
     let followed = app.state.lock().map(|mut state| state.follow(&accepted));
     match followed {
@@ -368,14 +460,54 @@ async fn delete_object(
     Extension(client): Extension<Client>,
     Path(path): Path<String>,
 ) -> Response {
+    let device = app.pinned_quietly(&client);
     if !is_pairing(&path) {
-        let device = app.pinned(&client).ok().map(|(device, _)| device);
         let why = format!("`{path}`: a hub deletes nothing but finished pairing exchanges");
         return forbidden(&app, &client, device, why).into_response();
     }
+    let writer = app.pairing.lock().ok().and_then(|book| book.waiting.get(&path).and_then(|(writer, _)| *writer));
+    if device.is_none() && writer.is_some_and(|writer| writer != client.key) {
+        let why = format!("`{path}`: only the key that wrote a pairing object (or a device of the vault) deletes it");
+        return forbidden(&app, &client, None, why).into_response();
+    }
+    let removed = path.clone();
     match app.blocking(move |objects| objects.delete(&path)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            if let Ok(mut book) = app.pairing.lock() {
+                book.waiting.remove(&removed);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(not_done) => not_done.into_response(),
+    }
+}
+
+impl HubApp {
+    /// The device the client is pinned as, without recording a refusal.
+    fn pinned_quietly(&self, client: &Client) -> Option<DeviceId> {
+        self.state.lock().ok()?.device_with_key(&client.key)
+    }
+
+    /// Notes a new pairing object, and deletes the ones past their lifetime.
+    async fn note_pairing_object(&self, path: String, key: [u8; 32]) {
+        let expired = match self.pairing.lock() {
+            Ok(mut book) => {
+                let now = Instant::now();
+                book.waiting.insert(path, (Some(key), now));
+                book.expire(now)
+            }
+            Err(_) => return,
+        };
+        if !expired.is_empty() {
+            let _ = self
+                .blocking(move |objects| {
+                    for path in &expired {
+                        objects.delete(path)?;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
     }
 }
 

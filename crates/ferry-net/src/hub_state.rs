@@ -5,15 +5,18 @@
 //! ```
 //! Unclaimed, a hub keeps only the BLAKE3 hash of its one-time claim secret. The first device
 //! that presents the secret names the vault and its active devices (proving its own key over
-//! TLS); from then on the pins follow the registry objects pinned devices write: a genuine
-//! device record pins its subject, a genuine revocation unpins it for good. Nothing here is
+//! TLS); from then on the pins follow the registry objects pinned devices write, by the rules
+//! devices apply as far as a hub can see them without the vault key: a genuine device record
+//! sealed under the vault's current key epoch pins its subject; a genuine revocation whose key
+//! epoch object its own signer wrote (and whose epoch number no other followed rotation took)
+//! unpins its subject for good. Nothing here is
 //! secret (keys are public), and nothing here can make a device accept a forged object: every
 //! reader checks signatures against its own registry. The pins keep strangers from reading the
 //! vault's ciphertext or filling the hub.
 
 use crate::hub_check::Accepted;
 use ed25519_dalek::VerifyingKey;
-use ferry_format::{DeviceId, VaultId};
+use ferry_format::{DeviceId, EpochRef, VaultId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,25 @@ struct Saved {
     #[serde(default)]
     revoked: BTreeSet<String>,
     claim: Option<String>,
+    /// Followed rotations: key epoch number → `<tag hex>` (the hub's view of the current epoch).
+    #[serde(default)]
+    epochs: BTreeMap<u32, String>,
+}
+
+/// Why a hub does not take a registry object: devices would not accept it either.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryRefusal {
+    /// The revocation's key epoch object is missing or written by another device.
+    #[error("the key epoch {0} this revocation starts was not written by its signer here: devices would refuse it")]
+    EpochNotTheRevokers(EpochRef),
+    /// Another rotation took the epoch number first.
+    #[error("key epoch {number} was started here by another rotation ({taken}): revoke again from an active device")]
+    EpochTaken {
+        /// The number.
+        number: u32,
+        /// The rotation followed.
+        taken: EpochRef,
+    },
 }
 
 /// The hub's vault, pins and claim secret, saved on every change.
@@ -72,6 +94,7 @@ pub struct HubState {
     devices: BTreeMap<DeviceId, [u8; 32]>,
     revoked: BTreeSet<DeviceId>,
     claim_hash: Option<[u8; 32]>,
+    epochs: BTreeMap<u32, [u8; 16]>,
 }
 
 impl HubState {
@@ -103,7 +126,15 @@ impl HubState {
             .map_err(|e: ferry_format::IdError| damaged(e.to_string()))?;
         let claim_hash =
             saved.claim.map(|c| decode_32(&c).ok_or_else(|| damaged("bad claim hash".into()))).transpose()?;
-        Ok(Self { path, vault, devices, revoked, claim_hash })
+        let mut epochs = BTreeMap::new();
+        for (number, tag) in &saved.epochs {
+            let tag: [u8; 16] = hex::decode(tag)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| damaged(format!("bad tag of key epoch {number}")))?;
+            epochs.insert(*number, tag);
+        }
+        Ok(Self { path, vault, devices, revoked, claim_hash, epochs })
     }
 
     /// The vault it serves, once claimed.
@@ -175,25 +206,61 @@ impl HubState {
         VerifyingKey::from_bytes(self.devices.get(&device)?).ok()
     }
 
-    /// Follows an accepted registry object: a record pins its subject (unless revoked, or
-    /// pinned with another key), a revocation unpins it for good.
+    /// The vault's current key epoch number, as the rotations this hub followed say.
+    pub fn current_epoch(&self) -> u32 {
+        self.epochs.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Whether devices would accept this registry object, as far as the hub can tell:
+    /// `epoch_writer` says who wrote a key epoch object the hub holds. Records always pass
+    /// (they are stored; `follow` decides whether they pin).
+    pub fn judge(
+        &self,
+        accepted: &Accepted,
+        epoch_writer: impl FnOnce(&EpochRef) -> Option<DeviceId>,
+    ) -> Result<(), RegistryRefusal> {
+        let Accepted::Revokes { by, starts, .. } = accepted else { return Ok(()) };
+        if let Some(&tag) = self.epochs.get(&starts.number)
+            && Some(tag) != starts.tag
+        {
+            return Err(RegistryRefusal::EpochTaken {
+                number: starts.number,
+                taken: EpochRef::tagged(starts.number, tag),
+            });
+        }
+        if epoch_writer(starts) != Some(*by) {
+            return Err(RegistryRefusal::EpochNotTheRevokers(*starts));
+        }
+        Ok(())
+    }
+
+    /// Follows an accepted registry object (judged first): a record sealed under the current
+    /// key epoch pins its subject (unless revoked, or pinned with another key; a record of an
+    /// older epoch is stored but pins nobody, as devices enrol nobody from it); a revocation
+    /// records its rotation and unpins its subject for good.
     ///
     /// # Errors
     /// [`HubStateError`] saving.
     pub fn follow(&mut self, accepted: &Accepted) -> Result<(), HubStateError> {
         let changed = match accepted {
-            Accepted::Enrolls { subject, key } => {
-                let new = !self.revoked.contains(subject) && !self.devices.contains_key(subject);
+            Accepted::Enrolls { subject, key, epoch } => {
+                let new = *epoch >= self.current_epoch()
+                    && !self.revoked.contains(subject)
+                    && !self.devices.contains_key(subject);
                 if new {
                     self.devices.insert(*subject, *key);
                 }
                 new
             }
-            Accepted::Revokes(subject) => {
+            Accepted::Revokes { subject, starts, .. } => {
+                let rotated = match starts.tag {
+                    Some(tag) => self.epochs.insert(starts.number, tag) != Some(tag),
+                    None => false,
+                };
                 let unpinned = self.devices.remove(subject).is_some();
-                self.revoked.insert(*subject) || unpinned
+                self.revoked.insert(*subject) || unpinned || rotated
             }
-            Accepted::Sealed | Accepted::Unsealed => false,
+            Accepted::Sealed { .. } | Accepted::Unsealed => false,
         };
         if changed { self.save() } else { Ok(()) }
     }
@@ -204,6 +271,7 @@ impl HubState {
             devices: self.devices.iter().map(|(d, k)| (d.to_string(), hex::encode(k))).collect(),
             revoked: self.revoked.iter().map(ToString::to_string).collect(),
             claim: self.claim_hash.map(hex::encode),
+            epochs: self.epochs.iter().map(|(number, tag)| (*number, hex::encode(tag))).collect(),
         };
         let io = |source| HubStateError::Io { path: self.path.clone(), source };
         let bytes = serde_json::to_vec_pretty(&saved).map_err(|e| io(std::io::Error::other(e)))?;
@@ -241,16 +309,26 @@ mod tests {
         assert_eq!(state.claim(&secret, other, &devices, &[0xa; 32]).unwrap(), Err(ClaimRefusal::Taken(vault)));
         assert_eq!(state.new_claim_secret().unwrap(), None, "a claimed hub makes no secrets");
 
-        state.follow(&Accepted::Enrolls { subject: c, key: [0xc; 32] }).unwrap();
-        state.follow(&Accepted::Enrolls { subject: a, key: [0xd; 32] }).unwrap();
+        state.follow(&Accepted::Enrolls { subject: c, key: [0xc; 32], epoch: 0 }).unwrap();
+        state.follow(&Accepted::Enrolls { subject: a, key: [0xd; 32], epoch: 0 }).unwrap();
         assert_eq!(state.device_with_key(&[0xc; 32]), Some(c));
         assert_eq!(state.device_with_key(&[0xd; 32]), None, "a pinned device keeps its key");
-        state.follow(&Accepted::Revokes(b)).unwrap();
-        state.follow(&Accepted::Enrolls { subject: b, key: [0xb; 32] }).unwrap();
+        let first = EpochRef::tagged(1, [1; 16]);
+        let revokes_b = Accepted::Revokes { subject: b, by: a, starts: first };
+        assert_eq!(state.judge(&revokes_b, |_| Some(c)), Err(RegistryRefusal::EpochNotTheRevokers(first)));
+        assert_eq!(state.judge(&revokes_b, |_| Some(a)), Ok(()));
+        state.follow(&revokes_b).unwrap();
+        state.follow(&Accepted::Enrolls { subject: b, key: [0xb; 32], epoch: 1 }).unwrap();
         assert_eq!(state.device_with_key(&[0xb; 32]), None, "a revoked device stays out");
+        assert_eq!(state.current_epoch(), 1);
+        let competing = Accepted::Revokes { subject: a, by: c, starts: EpochRef::tagged(1, [2; 16]) };
+        assert!(matches!(state.judge(&competing, |_| Some(c)), Err(RegistryRefusal::EpochTaken { number: 1, .. })));
+        let e = DeviceId::from_bytes([5; 16]);
+        state.follow(&Accepted::Enrolls { subject: e, key: [0xe; 32], epoch: 0 }).unwrap();
+        assert_eq!(state.device_with_key(&[0xe; 32]), None, "a record of an older epoch pins nobody");
 
         let reloaded = HubState::load(dir.path()).unwrap();
-        assert_eq!((reloaded.vault(), reloaded.pinned()), (Some(vault), 2));
+        assert_eq!((reloaded.vault(), reloaded.pinned(), reloaded.current_epoch()), (Some(vault), 2, 1));
         assert_eq!(reloaded.device_with_key(&[0xb; 32]), None);
         let text = std::fs::read_to_string(dir.path().join("hub.json")).unwrap();
         assert!(!text.contains(&hex::encode(secret)), "only the claim secret's hash is kept");

@@ -32,6 +32,48 @@ use tokio_rustls::TlsAcceptor;
 
 /// The longest a `/v1/wait` is held.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
+/// How long a client has to finish the TLS handshake, and to send a request's headers: a
+/// connection that dawdles is closed instead of holding a slot.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more wait in the kernel's backlog, then are closed.
+const MAX_CONNECTIONS: usize = 256;
+
+/// What every connection to a ferry server goes through before a request is read: a cap on
+/// connections at once, and time limits on the handshake and on each request's headers.
+#[derive(Clone)]
+pub(crate) struct ConnectionLimits {
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl ConnectionLimits {
+    pub(crate) fn new() -> Self {
+        Self { slots: Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS)) }
+    }
+
+    /// A slot for one more connection, or `None` when every slot is taken (drop the connection).
+    pub(crate) fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Finishes the TLS handshake within [`HANDSHAKE_TIMEOUT`].
+    pub(crate) async fn handshake(
+        acceptor: &TlsAcceptor,
+        tcp: tokio::net::TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake took too long")),
+        }
+    }
+
+    /// An HTTP/1 connection builder that closes connections whose headers do not arrive in time.
+    pub(crate) fn http1() -> hyper::server::conn::http1::Builder {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+        builder
+    }
+}
 
 /// What the server tells the rest of the daemon, and what it listens to. Each part is a
 /// cheap handle; the defaults suit a server on its own.
@@ -118,14 +160,21 @@ pub fn serve(
         .route("/v1/list", get(list))
         .route("/v1/wait", get(wait))
         .with_state(state);
+    let limits = ConnectionLimits::new();
     runtime.spawn(async move {
         loop {
             let Ok((tcp, remote)) = listener.accept().await else { continue };
+            let Some(slot) = limits.admit() else {
+                let detail = "refused: too many connections at once".to_owned();
+                events.attempts.record(Direction::Inbound, &remote.to_string(), None, false, detail);
+                continue;
+            };
             let (acceptor, app, events, pins) = (acceptor.clone(), app.clone(), events.clone(), pins.clone());
             tokio::spawn(async move {
+                let _slot = slot;
                 let address = remote.to_string();
                 // A refused or broken handshake ends here, recorded with its reason: nothing was read.
-                let tls = match acceptor.accept(tcp).await {
+                let tls = match ConnectionLimits::handshake(&acceptor, tcp).await {
                     Ok(tls) => tls,
                     Err(err) => {
                         events.attempts.record(Direction::Inbound, &address, None, false, refusal(&err));
@@ -146,7 +195,7 @@ pub fn serve(
                     still_pinned(pins.clone(), key, address.clone(), events.attempts.clone(), request, next)
                 }));
                 let service = TowerToHyperService::new(app);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
+                let _ = ConnectionLimits::http1().serve_connection(TokioIo::new(tls), service).await;
             });
         }
     });

@@ -5,53 +5,19 @@
 
 mod common;
 
-use common::{options, three_devices, unlock};
+use common::{attach_hub, hub_location as location, open_hub, options, refusal, start_hub, sync_hub, three_devices};
 use ferry_engine::{Home, Pairing, StoreHandle, Vault};
 use ferry_format::SecretBytes;
 use ferry_format::objects::paths;
-use ferry_net::{Hub, TlsIdentity, hub_opener, serve_hub};
-use ferry_store::{HubLocation, Store, StoreErrorKind};
+use ferry_net::hub_opener;
+use ferry_store::HubLocation;
 use serde_json::json;
 use std::path::Path;
-use std::sync::Arc;
 
 const CANARY: &str = "plaintext-canary-hub-7301";
 
-fn start_hub(dir: &Path) -> Hub {
-    let identity = TlsIdentity::new(&SecretBytes::new([42; 32])).unwrap();
-    serve_hub(&dir.join("hub"), &identity, "127.0.0.1:0".parse().unwrap()).unwrap()
-}
-
-fn location(hub: &Hub) -> HubLocation {
-    hub.location(&hub.addr().to_string())
-}
-
-/// The hub as `vault` reaches it (claiming it first when `location` carries the secret).
-fn open(vault: &Vault, location: &HubLocation) -> Result<Arc<dyn Store>, ferry_store::StoreError> {
-    let claim_as = (vault.vault_id(), vault.active_device_keys().unwrap());
-    hub_opener(vault.device_signing_secret().unwrap(), Some(claim_as))(location)
-}
-
-fn attach(vault: &mut Vault, location: &HubLocation) -> Arc<dyn Store> {
-    let hub = open(vault, location).unwrap();
-    vault.attach_store(&location.to_text(), hub.as_ref(), Some(&unlock())).unwrap();
-    hub
-}
-
-/// Syncs both ways with the hub (whatever local id the device gave it).
-fn sync(vault: &mut Vault, hub: &dyn Store) {
-    let id = vault.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).expect("the hub is added").id;
-    vault.sync(StoreHandle { id, store: hub }, ferry_engine::Direction::Both).unwrap();
-}
-
 fn value(vault: &Vault, key: &str) -> Option<String> {
     vault.get("notes", key).unwrap().map(|r| r.value.as_str().to_owned())
-}
-
-fn refusal(result: Result<impl std::fmt::Debug, ferry_store::StoreError>, why: &str) {
-    let err = result.expect_err("the hub must refuse");
-    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
-    assert!(err.to_string().contains(why), "expected `{why}` in: {err}");
 }
 
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -72,27 +38,27 @@ fn devices_never_up_together_sync_through_a_hub_that_holds_only_sealed_bytes() {
     assert!(claim_line.claim_secret.is_some() && hub.vault().is_none());
 
     // a claims the hub with the printed line and publishes; nobody else is running.
-    let from_a = attach(&mut a, &claim_line);
+    let from_a = attach_hub(&mut a, &claim_line);
     assert_eq!(hub.vault(), Some((a.vault_id(), 3)));
     a.put("notes", "n1", &json!(format!("from a {CANARY}"))).unwrap();
-    sync(&mut a, from_a.as_ref());
+    sync_hub(&mut a, from_a.as_ref());
     drop(from_a);
 
     // b, later, with the location without the (spent) secret: reads a's write, answers.
     let plain = HubLocation { claim_secret: None, ..claim_line.clone() };
-    let from_b = attach(&mut b, &plain);
-    sync(&mut b, from_b.as_ref());
+    let from_b = attach_hub(&mut b, &plain);
+    sync_hub(&mut b, from_b.as_ref());
     assert_eq!(value(&b, "n1"), Some(json!(format!("from a {CANARY}")).to_string()));
     b.put("notes", "n2", &json!("from b")).unwrap();
-    sync(&mut b, from_b.as_ref());
-    let from_a = open(&a, &plain).unwrap();
-    sync(&mut a, from_a.as_ref());
+    sync_hub(&mut b, from_b.as_ref());
+    let from_a = open_hub(&a, &plain).unwrap();
+    sync_hub(&mut a, from_a.as_ref());
     assert_eq!(value(&a, "n2"), Some(json!("from b").to_string()));
 
     // The secret is spent: another vault cannot take the hub over with it.
     let stranger = Vault::create(&Home::new(dir.path().join("stranger")), options("stranger")).unwrap().vault;
-    refusal(open(&stranger, &claim_line), "already serves vault");
-    let from_stranger = open(&stranger, &plain).unwrap();
+    refusal(open_hub(&stranger, &claim_line), "already serves vault");
+    let from_stranger = open_hub(&stranger, &plain).unwrap();
     refusal(from_stranger.list("log/"), "not an active device");
     refusal(from_stranger.get(&paths::head(a.device_id())), "not an active device");
 
@@ -109,10 +75,10 @@ fn devices_never_up_together_sync_through_a_hub_that_holds_only_sealed_bytes() {
     assert!(hub.attempts().latest(50).iter().any(|a| !a.ok && a.detail.contains("not signed")));
 
     // A revocation written to the hub unpins the device at once.
-    let from_c = attach(&mut c, &plain);
-    sync(&mut c, from_c.as_ref());
+    let from_c = attach_hub(&mut c, &plain);
+    sync_hub(&mut c, from_c.as_ref());
     a.revoke_device(&c.device_id().to_string()).unwrap();
-    sync(&mut a, from_a.as_ref());
+    sync_hub(&mut a, from_a.as_ref());
     refusal(from_c.list("log/"), "not an active device");
     assert_eq!(hub.vault(), Some((a.vault_id(), 2)));
 
@@ -135,8 +101,8 @@ fn a_new_device_pairs_through_the_hub_and_then_syncs_as_itself() {
     let mut a = Vault::create(&Home::new(dir.path().join("a")), options("a")).unwrap().vault;
     a.put("notes", "before", &json!("written before the new device came")).unwrap();
     let hub = start_hub(dir.path());
-    let from_a = attach(&mut a, &location(&hub));
-    sync(&mut a, from_a.as_ref());
+    let from_a = attach_hub(&mut a, &location(&hub));
+    sync_hub(&mut a, from_a.as_ref());
     let url = a.stores().unwrap()[0].url.clone();
     assert_eq!(HubLocation::parse(&url).unwrap().claim_secret, None, "the spent secret is not kept");
 

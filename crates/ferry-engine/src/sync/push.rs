@@ -216,8 +216,12 @@ impl Vault {
             if !untouched {
                 continue; // the owner (or another device) wrote it since: the next pull learns it
             }
-            handle.store.put(&head_path, &head_bytes)?;
-            relayed += 1;
+            match handle.store.put(&head_path, &head_bytes) {
+                Ok(()) => relayed += 1,
+                // A hub lets only a log's owner replace its HEAD: the owner brings it there.
+                Err(err) if err.kind == ferry_store::StoreErrorKind::Denied => continue,
+                Err(err) => return Err(err.into()),
+            }
             self.conn.execute(
                 "INSERT INTO store_heads (store, device, etag, seq) VALUES (?1, ?2, '', ?3)
                  ON CONFLICT (store, device) DO UPDATE SET etag = '', seq = excluded.seq",

@@ -5,9 +5,11 @@
 use ferry_engine::{
     CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
 };
-use ferry_net::{Pins, TlsIdentity};
-use ferry_store::{FolderStore, Store};
+use ferry_format::SecretBytes;
+use ferry_net::{Hub, Pins, TlsIdentity, hub_opener, serve_hub};
+use ferry_store::{FolderStore, HubLocation, Store, StoreErrorKind};
 use std::path::Path;
+use std::sync::Arc;
 
 pub fn unlock() -> Unlock {
     Unlock { passphrase: Passphrase::new("vault passphrase"), kdf_cost: KdfCost::WorkFactor(4) }
@@ -53,4 +55,39 @@ pub fn pins(vault: &Vault) -> Pins {
     let pins = Pins::default();
     pins.set(vault.active_device_keys().unwrap());
     pins
+}
+
+// The hub as tests run it on 127.0.0.1, and how devices reach it.
+
+pub fn start_hub(dir: &Path) -> Hub {
+    let identity = TlsIdentity::new(&SecretBytes::new([42; 32])).unwrap();
+    serve_hub(&dir.join("hub"), &identity, "127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+pub fn hub_location(hub: &Hub) -> HubLocation {
+    hub.location(&hub.addr().to_string())
+}
+
+/// The hub as `vault` reaches it (claiming it first when `location` carries the secret).
+pub fn open_hub(vault: &Vault, location: &HubLocation) -> Result<Arc<dyn Store>, ferry_store::StoreError> {
+    let claim_as = (vault.vault_id(), vault.active_device_keys().unwrap());
+    hub_opener(vault.device_signing_secret().unwrap(), Some(claim_as))(location)
+}
+
+pub fn attach_hub(vault: &mut Vault, location: &HubLocation) -> Arc<dyn Store> {
+    let hub = open_hub(vault, location).unwrap();
+    vault.attach_store(&location.to_text(), hub.as_ref(), Some(&unlock())).unwrap();
+    hub
+}
+
+/// Syncs both ways with the hub (whatever local id the device gave it).
+pub fn sync_hub(vault: &mut Vault, hub: &dyn Store) {
+    let id = vault.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).expect("the hub is added").id;
+    vault.sync(StoreHandle { id, store: hub }, ferry_engine::Direction::Both).unwrap();
+}
+
+pub fn refusal(result: Result<impl std::fmt::Debug, ferry_store::StoreError>, why: &str) {
+    let err = result.expect_err("the hub must refuse");
+    assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
+    assert!(err.to_string().contains(why), "expected `{why}` in: {err}");
 }
