@@ -234,6 +234,12 @@ pub enum Error {
         /// The object.
         path: String,
     },
+    /// The inviting device received another request than this device's: someone who holds
+    /// the invite replaced it. Nothing was confirmed.
+    #[error(
+        "the inviting device received another request than this device's: someone who has the invite line interfered. Nothing was enrolled; make a new invite and keep the line private"
+    )]
+    PairingInterfered,
     /// A name a rotation needs holds someone else's object: a store writer raced the
     /// revocation as it was being published. Other devices will not accept the revocation.
     #[error(
@@ -353,9 +359,10 @@ impl Error {
             | Self::KeychainUnavailable(_) => ErrorClass::Locked,
             Self::PairingTimedOut => ErrorClass::Unavailable,
             Self::Store(e) => ErrorClass::of_store_error(e.kind),
-            Self::ForeignOwnObject { .. } | Self::BadStoreObject { .. } | Self::RotationObjectTaken { .. } => {
-                ErrorClass::Other
-            }
+            Self::ForeignOwnObject { .. }
+            | Self::BadStoreObject { .. }
+            | Self::RotationObjectTaken { .. }
+            | Self::PairingInterfered => ErrorClass::Other,
             Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {
                 ErrorClass::Other
             }

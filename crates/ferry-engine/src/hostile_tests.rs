@@ -9,8 +9,8 @@ use crate::*;
 use ferry_format::objects::{DevicePayload, HeadPayload, SegmentPayload, WireOp, decode, encode, paths};
 use ferry_format::seal::{self, ObjectId, ObjectKind, SealKeys};
 use ferry_format::{
-    Collection, DeviceId, EpochRef, Forget, ForgetScope, Hlc, JsonValue, MasterKey, Op, OpId, OpKind, RecordKey,
-    RecoveryPhrase,
+    Collection, DeviceId, EpochRef, Fingerprint, Forget, ForgetScope, Hlc, JsonValue, MasterKey, Op, OpId, OpKind,
+    RecordKey, RecoveryPhrase,
 };
 use ferry_store::{MemoryStore, Store};
 use serde_json::json;
@@ -318,4 +318,44 @@ fn hole_4_adding_a_store_after_a_revocation_writes_no_passphrase_slot() {
     let id = a.attach_store("test:third", &third, Some(&new)).unwrap();
     a.push(StoreHandle { id, store: &third }).unwrap();
     assert!(third.list("keys/").unwrap().iter().any(|path| path.ends_with("/passphrase.age")));
+}
+
+#[test]
+fn hole_5_a_replaced_pairing_request_is_caught_and_codes_cannot_be_ground() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, _) = devices(dir.path(), &store, &[]);
+    let invite = a.invite("test:store", 60_000).unwrap();
+    let token = invite.to_token();
+
+    // The real phone answers; someone who also holds the line (a store writer, a hub client)
+    // replaces the request with its own device's before the inviter reads it.
+    let phone = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), "phone", &store).unwrap();
+    let attacker_invite = ferry_format::pairing::Invite::parse(&token).unwrap();
+    let attacker_keys = DeviceKeys::generate().unwrap();
+    let attacker_request = ferry_format::pairing::PairRequest {
+        device_id: vec![0x66; 16],
+        name: "phone".into(),
+        signing_public: attacker_keys.signing_public().to_vec(),
+        recipient: attacker_keys.recipient(),
+    };
+    let request_path = paths::pair(&invite.invite_id, "request");
+    store.put(&request_path, &attacker_invite.seal_request(&attacker_request, [5; 24])).unwrap();
+
+    // Before the inviter reads the request, nobody can know the code: it depends on a value
+    // the inviter picks afterwards (two readings of one request give different codes).
+    let seen = a.pair_request(&invite, &store).unwrap().expect("a request");
+    assert_eq!(seen.fingerprint, Fingerprint::of_device_key(&attacker_keys.signing_public()).to_string());
+    let other = a.invite("test:store", 60_000).unwrap();
+    let codes: Vec<String> = (0..2).map(|n| other.confirmation_code(&attacker_request, &[n; 32])).collect();
+    assert_ne!(codes[0], codes[1]);
+
+    // The phone sees the inviter read another request, and shows no code at all.
+    let err = phone.confirmation(&store).unwrap_err();
+    assert!(matches!(err, Error::PairingInterfered), "{err:?}");
+    assert!(err.to_string().contains("interfered"), "{err}");
+
+    // A second reveal cannot be written over the first (the inviter's value is fixed once).
+    let again = a.pair_request(&invite, &store).unwrap_err();
+    assert!(matches!(again, Error::InviteUsed), "{again:?}");
 }

@@ -237,8 +237,11 @@ pub(crate) fn pair(inviter: &mut Vault, store: &dyn Store, dir: &std::path::Path
     let invite = inviter.invite("test:store", 60_000).unwrap();
     let token = invite.to_token();
     let pairing = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), name, store).unwrap();
+    assert!(pairing.confirmation(store).unwrap().is_none(), "no code before the inviter read the request");
     let request = inviter.pair_request(&invite, store).unwrap().expect("the request is there");
-    assert_eq!(request.code, pairing.code(), "both devices show the same code");
+    let shown = pairing.confirmation(store).unwrap().expect("revealed");
+    assert_eq!(request.code, shown.code, "both devices show the same code");
+    assert_eq!(request.fingerprint, shown.fingerprint, "and the same key fingerprint");
     assert_eq!(request.name, name);
     assert!(pairing.poll(store).unwrap().is_none(), "no response before approval");
     inviter.approve_pairing(&invite, store, &request).unwrap();

@@ -78,9 +78,9 @@ pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
 pub use repair::RepairReport;
 pub use search::Found;
 pub use sync::{
-    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingRequest, PullReport, PushReport,
-    Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReport, SyncStatus,
-    end_invite,
+    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingConfirmation, PairingRequest,
+    PullReport, PushReport, Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault,
+    SyncReport, SyncStatus, end_invite,
 };
 pub use time::{parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};

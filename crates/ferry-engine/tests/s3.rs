@@ -139,7 +139,7 @@ fn pairing_and_revocation_through_a_bucket() {
         let token = invite.to_token();
         let pairing = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), "phone", &store).unwrap();
         let request = a.pair_request(&invite, &store).unwrap().expect("request visible");
-        assert_eq!(request.code, pairing.code(), "{kind:?}");
+        assert_eq!(request.code, pairing.confirmation(&store).unwrap().expect("revealed").code, "{kind:?}");
         let replay = Pairing::start(ferry_format::pairing::Invite::parse(&token).unwrap(), "again", &store);
         assert!(matches!(replay, Err(Error::InviteUsed)), "{kind:?}: {replay:?}");
         a.approve_pairing(&invite, &store, &request).unwrap();

@@ -5,13 +5,17 @@
 //! inviter                               store                          new device
 //! ferry pair invite  ── prints token ──────────────────────────────▶ ferry pair accept TOKEN
 //!                                      pair/<id>/request  ◀── keys, name (sealed with the secret)
-//! shows code, person compares ◀──────  (both derive the 6-digit code from secret + request)
+//! reads the request, then picks a   ──▶ pair/<id>/reveal  ──▶ checks it names its own request
+//! random value (signed, naming the request it read)
+//! both show the 6-digit code of secret + request + value, and the new device's key fingerprint
 //! record + key slot + response ──────▶ pair/<id>/response ──▶ reads key slot, verifies, enrolled
 //! ```
 //! The token carries the inviter's signing key, so the new device checks every object the
-//! inviter wrote; the one-time secret keeps the exchange unreadable to the store; the code
-//! defeats someone who saw the token and raced to answer first. Requests are created
-//! create-if-absent, so an invite answers one device only.
+//! inviter wrote; the one-time secret keeps the exchange unreadable to the store. The code
+//! depends on a value the inviter picks only after the request is fixed, so whoever holds the
+//! token cannot grind a replacement request whose code matches (one guess in 10^6 per invite),
+//! and a replaced request is seen at once by the new device (the reveal names another request).
+//! Requests are created create-if-absent, so an invite answers one device only.
 
 use crate::keys::SecretBytes;
 use crate::objects::{decode, encode};
@@ -162,12 +166,23 @@ impl Invite {
         decode(&self.open_part("request", sealed)?).map_err(PairingError::Malformed)
     }
 
+    /// Encrypts and signs (with the inviter's key) the reveal: the random value the inviter
+    /// contributes after reading the request, and the hash of the request it read.
+    pub fn seal_reveal(&self, reveal: &PairReveal, nonce: [u8; NONCE_LEN], inviter: &SigningKey) -> Vec<u8> {
+        self.seal_signed("reveal", &encode(reveal), nonce, inviter)
+    }
+
+    /// Checks the inviter's signature and decrypts a reveal.
+    ///
+    /// # Errors
+    /// [`PairingError::Tampered`] or [`PairingError::Malformed`].
+    pub fn open_reveal(&self, sealed: &[u8]) -> Result<PairReveal, PairingError> {
+        decode(&self.open_signed("reveal", sealed)?).map_err(PairingError::Malformed)
+    }
+
     /// Encrypts and signs (with the inviter's key) the response.
     pub fn seal_response(&self, response: &PairResponse, nonce: [u8; NONCE_LEN], inviter: &SigningKey) -> Vec<u8> {
-        let mut sealed = self.seal_part("response", &encode(response), nonce);
-        let signature = inviter.sign(&sealed);
-        sealed.extend_from_slice(&signature.to_bytes());
-        sealed
+        self.seal_signed("response", &encode(response), nonce, inviter)
     }
 
     /// Checks the inviter's signature and decrypts the response.
@@ -175,12 +190,24 @@ impl Invite {
     /// # Errors
     /// [`PairingError::Tampered`] or [`PairingError::Malformed`].
     pub fn open_response(&self, sealed: &[u8]) -> Result<PairResponse, PairingError> {
+        decode(&self.open_signed("response", sealed)?).map_err(PairingError::Malformed)
+    }
+
+    /// A part written by the inviter: encrypted, then signed with its key.
+    fn seal_signed(&self, part: &str, plaintext: &[u8], nonce: [u8; NONCE_LEN], inviter: &SigningKey) -> Vec<u8> {
+        let mut sealed = self.seal_part(part, plaintext, nonce);
+        let signature = inviter.sign(&sealed);
+        sealed.extend_from_slice(&signature.to_bytes());
+        sealed
+    }
+
+    fn open_signed(&self, part: &str, sealed: &[u8]) -> Result<Vec<u8>, PairingError> {
         let split = sealed.len().checked_sub(Signature::BYTE_SIZE).ok_or(PairingError::Tampered)?;
         let (body, signature) = sealed.split_at(split);
         let key = VerifyingKey::from_bytes(&self.inviter_key).map_err(|_| PairingError::Tampered)?;
         let signature = Signature::from_slice(signature).map_err(|_| PairingError::Tampered)?;
         key.verify(body, &signature).map_err(|_| PairingError::Tampered)?;
-        decode(&self.open_part("response", body)?).map_err(PairingError::Malformed)
+        self.open_part(part, body)
     }
 
     fn seal_part(&self, part: &str, plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
@@ -206,12 +233,14 @@ impl Invite {
             .map_err(|_| PairingError::Tampered)
     }
 
-    /// The 6-digit code both devices show for a request: equal only if both hold the same
-    /// secret and see the same request. Shown as `123 456`.
-    pub fn confirmation_code(&self, request: &PairRequest) -> String {
-        let mut hasher = blake3::Hasher::new_derive_key("ferry 2026-11 pairing code v1");
+    /// The 6-digit code both devices show for a request and the inviter's revealed value:
+    /// equal only if both hold the same secret and see the same request and value. Shown as
+    /// `123 456`.
+    pub fn confirmation_code(&self, request: &PairRequest, revealed: &[u8; 32]) -> String {
+        let mut hasher = blake3::Hasher::new_derive_key("ferry 2026-12 pairing code v2");
         hasher.update(self.secret.expose());
         hasher.update(&encode(request));
+        hasher.update(revealed);
         let digest = hasher.finalize();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest.as_bytes()[..8]);
@@ -233,6 +262,25 @@ pub struct PairRequest {
     pub signing_public: Vec<u8>,
     /// Its age X25519 recipient.
     pub recipient: String,
+}
+
+/// The inviter's contribution to the code, written after it read the request: a random value,
+/// and the BLAKE3 hash of the sealed request it read (the new device checks it is its own).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PairReveal {
+    /// 32 random bytes, part of the confirmation code.
+    #[serde(with = "crate::objects::serde_byte_vec")]
+    pub value: Vec<u8>,
+    /// BLAKE3 of the request object exactly as the inviter read it.
+    #[serde(with = "crate::objects::serde_byte_vec")]
+    pub request_hash: Vec<u8>,
+}
+
+impl PairReveal {
+    /// The revealed value, if it has the right length.
+    pub fn value(&self) -> Option<[u8; 32]> {
+        self.value.as_slice().try_into().ok()
+    }
 }
 
 /// The inviter's half: the key epoch whose slot it wrote for the new device. The device record
@@ -326,18 +374,28 @@ mod tests {
         use crate::format_document::check;
         check("invite token", invite().to_token());
         check("pairing request", hex::encode(invite().seal_request(&request(), [8; 24])));
-        check("confirmation code", invite().confirmation_code(&request()));
+        check("confirmation code", invite().confirmation_code(&request(), &[9; 32]));
     }
 
     #[test]
     fn codes_agree_only_for_the_same_secret_and_request() {
         let invite = invite();
-        let code = invite.confirmation_code(&request());
+        let code = invite.confirmation_code(&request(), &[1; 32]);
         assert_eq!(code.len(), 7);
-        assert_eq!(code, invite.confirmation_code(&request()));
+        assert_eq!(code, invite.confirmation_code(&request(), &[1; 32]));
         let other_device = PairRequest { recipient: "age1y".into(), ..request() };
-        assert_ne!(code, invite.confirmation_code(&other_device));
-        let other_secret = Invite { secret: SecretBytes::new([9; 32]), ..invite };
-        assert_ne!(code, other_secret.confirmation_code(&request()));
+        assert_ne!(code, invite.confirmation_code(&other_device, &[1; 32]));
+        assert_ne!(code, invite.confirmation_code(&request(), &[2; 32]), "the revealed value counts");
+        let other_secret = Invite { secret: SecretBytes::new([9; 32]), ..invite.clone() };
+        assert_ne!(code, other_secret.confirmation_code(&request(), &[1; 32]));
+        let signing = SigningKey::from_bytes(&[3; 32]);
+        let reveal = PairReveal { value: vec![1; 32], request_hash: vec![2; 32] };
+        let sealed = invite.seal_reveal(&reveal, [4; 24], &signing);
+        assert_eq!(invite.open_reveal(&sealed).unwrap(), reveal);
+        assert_eq!(
+            invite.open_reveal(&invite.seal_reveal(&reveal, [4; 24], &SigningKey::from_bytes(&[5; 32]))),
+            Err(PairingError::Tampered)
+        );
+        assert!(invite.open_response(&sealed).is_err(), "a reveal is not a response");
     }
 }

@@ -71,7 +71,7 @@ fn invite(global: &GlobalArgs, vault: &mut Vault, store: Option<&str>, minutes: 
         std::thread::sleep(POLL);
     };
     eprintln!(
-        "\"{}\" (device {}, key fingerprint {}) answered.",
+        "\"{}\" (device {}, key fingerprint {}) answered. Check the new device shows the same fingerprint.",
         request.name,
         &request.device_id[..8],
         request.fingerprint
@@ -107,10 +107,30 @@ fn accept(global: &GlobalArgs, token: &str, name: Option<&str>, json: bool) -> R
     );
     let options = CreateOptions { device_name, unlock: unlock(global, Purpose::Choose)? };
     let pairing = Pairing::start(invite, &options.device_name, store).context("cannot answer the invite")?;
+    eprintln!("Waiting for the inviting device to read this request…");
+    let shown = loop {
+        match pairing.confirmation(store) {
+            Ok(Some(shown)) => break shown,
+            Ok(None) => {}
+            Err(Error::Store(err)) if err.kind == ferry_store::StoreErrorKind::Unavailable => {}
+            Err(err) => {
+                pairing.cancel(store);
+                return Err(err.into());
+            }
+        }
+        if !before(pairing.expires_ms()) {
+            pairing.cancel(store);
+            return Err(Error::PairingTimedOut.into());
+        }
+        std::thread::sleep(POLL);
+    };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Confirmation code: {}", pairing.code())?;
+    writeln!(out, "Confirmation code: {}", shown.code)?;
     out.flush()?;
-    eprintln!("Type this code on the inviting device. Waiting for it…");
+    eprintln!(
+        "Type this code on the inviting device, and check it shows this device's key fingerprint {}. Waiting for it…",
+        shown.fingerprint
+    );
     let epoch = loop {
         match pairing.poll(store) {
             Ok(Some(epoch)) => break epoch,

@@ -27,7 +27,7 @@ mod status;
 pub use checks::StoreKeyCheck;
 pub use enroll::{JoinOptions, JoinWith, StoreVault};
 pub use epochs::Revoked;
-pub use pair::{Pairing, PairingRequest, end_invite};
+pub use pair::{Pairing, PairingConfirmation, PairingRequest, end_invite};
 pub use pull::PullReport;
 pub use push::PushReport;
 pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};

@@ -1,9 +1,10 @@
 //! Pairing a new device through a store (see `ferry_format::pairing` for the exchange).
 //!
 //! The inviter ([`Vault::invite`], [`Vault::pair_request`], [`Vault::approve_pairing`]) and the
-//! new device ([`Pairing::start`], [`Pairing::poll`], [`Pairing::finish`]) never talk directly:
-//! each writes one secret-encrypted object under `pair/<invite id>/`, and the new device's
-//! record and key slot are ordinary store objects the inviter signs and wraps.
+//! new device ([`Pairing::start`], [`Pairing::confirmation`], [`Pairing::poll`],
+//! [`Pairing::finish`]) never talk directly: they write secret-encrypted objects under
+//! `pair/<invite id>/` (request; reveal and response, signed by the inviter), and the new
+//! device's record and key slot are ordinary store objects the inviter signs and wraps.
 
 use super::enroll::{check_fingerprint, read_vault_file, wrap_key};
 use super::epochs::read_key_chain;
@@ -15,7 +16,7 @@ use crate::write::now_ms;
 use crate::{Error, Home, Result, Vault, random};
 use ed25519_dalek::VerifyingKey;
 use ferry_format::objects::{DevicePayload, encode, paths};
-use ferry_format::pairing::{Invite, PairRequest, PairResponse, PairingError};
+use ferry_format::pairing::{Invite, PairRequest, PairResponse, PairReveal, PairingError};
 use ferry_format::seal::{self, ObjectId, ObjectKind};
 use ferry_format::{DeviceId, EpochRef, Fingerprint, MasterKey, SecretBytes};
 use ferry_store::{Created, Store};
@@ -34,6 +35,16 @@ pub struct PairingRequest {
     request: PairRequest,
 }
 
+/// What the new device shows once the inviter revealed its value: the person at the inviting
+/// device types the code and compares the fingerprint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairingConfirmation {
+    /// The 6-digit code, `123 456`.
+    pub code: String,
+    /// This device's key fingerprint (the inviting device shows the one it received).
+    pub fingerprint: String,
+}
+
 fn expired(invite: &Invite) -> Error {
     Error::InviteExpired { expired: crate::time::rfc3339(invite.expires_ms) }
 }
@@ -46,11 +57,16 @@ fn response_path(invite: &Invite) -> String {
     paths::pair(&invite.invite_id, "response")
 }
 
+fn reveal_path(invite: &Invite) -> String {
+    paths::pair(&invite.invite_id, "reveal")
+}
+
 /// Removes an exchange's objects (best effort: a store that is down keeps them until the next
 /// invite's clean-up; they are useless without the secret).
 pub fn end_invite(invite: &Invite, store: &dyn Store) {
-    let _ = store.delete(&request_path(invite));
-    let _ = store.delete(&response_path(invite));
+    for path in [request_path(invite), reveal_path(invite), response_path(invite)] {
+        let _ = store.delete(&path);
+    }
 }
 
 impl Vault {
@@ -73,17 +89,27 @@ impl Vault {
         })
     }
 
-    /// Reads the new device's request, if it has answered yet.
+    /// Reads the new device's request, if it has answered yet, and reveals this device's
+    /// random value for the code (signed, naming the request read): only from then on can
+    /// either side compute the code, so nobody can prepare a request whose code matches.
     ///
     /// # Errors
     /// [`Error::InviteExpired`]; a request that does not open with the invite's secret
-    /// ([`Error::Pairing`]); the store is unreachable.
+    /// ([`Error::Pairing`]); a reveal already in the store (another inviter process, or
+    /// someone interfering: [`Error::InviteUsed`]); the store is unreachable.
     pub fn pair_request(&self, invite: &Invite, store: &dyn Store) -> Result<Option<PairingRequest>> {
         if now_ms() > invite.expires_ms {
             return Err(expired(invite));
         }
         let Some(sealed) = store.get(&request_path(invite))? else { return Ok(None) };
         let request = invite.open_request(&sealed)?;
+        let value: [u8; 32] = random::bytes()?;
+        let reveal = PairReveal { value: value.to_vec(), request_hash: blake3::hash(&sealed).as_bytes().to_vec() };
+        let device_keys = DeviceKeys::load(&self.conn)?;
+        let revealed = invite.seal_reveal(&reveal, random::bytes()?, device_keys.signing_key());
+        if store.put_if_absent(&reveal_path(invite), &revealed)? == Created::Exists {
+            return Err(Error::InviteUsed);
+        }
         let signing: [u8; 32] = request
             .signing_public
             .as_slice()
@@ -95,7 +121,7 @@ impl Vault {
             name: request.name.clone(),
             device_id: device_id.to_string(),
             fingerprint: Fingerprint::of_device_key(&signing).to_string(),
-            code: invite.confirmation_code(&request),
+            code: invite.confirmation_code(&request, &value),
             request,
         }))
     }
@@ -175,6 +201,8 @@ pub struct Pairing {
     device_id: DeviceId,
     keys: DeviceKeys,
     request: PairRequest,
+    /// The request exactly as written (the inviter's reveal names its hash).
+    sealed_request: Vec<u8>,
 }
 
 impl std::fmt::Debug for Pairing {
@@ -217,7 +245,7 @@ impl Pairing {
         if store.put_if_absent(&request_path(&invite), &sealed)? == Created::Exists {
             return Err(Error::InviteUsed);
         }
-        Ok(Self { invite, device_id, keys, request })
+        Ok(Self { invite, device_id, keys, request, sealed_request: sealed })
     }
 
     /// Gives up: removes the request (best effort).
@@ -231,9 +259,25 @@ impl Pairing {
         SecretBytes::new(self.keys.signing_key().to_bytes())
     }
 
-    /// The code to show: the inviter's person types it to confirm.
-    pub fn code(&self) -> String {
-        self.invite.confirmation_code(&self.request)
+    /// What to show once the inviter has read this device's request and revealed its value:
+    /// `Ok(None)` until then.
+    ///
+    /// # Errors
+    /// [`Error::PairingInterfered`] when the inviter read another request than this device's
+    /// (someone who holds the invite replaced it): nothing may be confirmed, start again;
+    /// a reveal not signed by the inviter ([`Error::Pairing`]); the store.
+    pub fn confirmation(&self, store: &dyn Store) -> Result<Option<PairingConfirmation>> {
+        let Some(sealed) = store.get(&reveal_path(&self.invite))? else { return Ok(None) };
+        let reveal = self.invite.open_reveal(&sealed)?;
+        let value =
+            reveal.value().ok_or_else(|| PairingError::Malformed("revealed value has a wrong length".into()))?;
+        if reveal.request_hash != blake3::hash(&self.sealed_request).as_bytes() {
+            return Err(Error::PairingInterfered);
+        }
+        Ok(Some(PairingConfirmation {
+            code: self.invite.confirmation_code(&self.request, &value),
+            fingerprint: Fingerprint::of_device_key(&self.keys.signing_public()).to_string(),
+        }))
     }
 
     /// This device's id-to-be.
