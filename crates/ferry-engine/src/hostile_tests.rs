@@ -324,7 +324,7 @@ fn hole_4_adding_a_store_after_a_revocation_writes_no_passphrase_slot() {
 fn hole_5_a_replaced_pairing_request_is_caught_and_codes_cannot_be_ground() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let (mut a, _) = devices(dir.path(), &store, &[]);
+    let (a, _) = devices(dir.path(), &store, &[]);
     let invite = a.invite("test:store", 60_000).unwrap();
     let token = invite.to_token();
 
