@@ -5,6 +5,7 @@ use crate::exit::CliError;
 use anyhow::{Context, Result};
 use ferry_engine::ErrorClass;
 use std::io::{BufRead, IsTerminal, Write};
+use zeroize::Zeroizing;
 
 /// Tells a person at a terminal what comes next (scripts get no chatter on stderr).
 pub fn note(message: &str) {
@@ -13,17 +14,19 @@ pub fn note(message: &str) {
     }
 }
 
-/// Reads one answer. `secret` hides the typing on a terminal.
-pub fn line(prompt: &str, secret: bool) -> Result<String> {
+/// Reads one answer. `secret` hides the typing on a terminal. The answer (a passphrase, a
+/// recovery phrase) is zeroed in memory when dropped, and so is every copy made here.
+pub fn line(prompt: &str, secret: bool) -> Result<Zeroizing<String>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if secret {
-            return rpassword::prompt_password(prompt).context("cannot read from the terminal");
+            let typed = Zeroizing::new(rpassword::prompt_password(prompt).context("cannot read from the terminal")?);
+            return Ok(Zeroizing::new(typed.trim().to_owned()));
         }
         eprint!("{prompt}");
         std::io::stderr().flush().ok();
     }
-    let mut answer = String::new();
+    let mut answer = Zeroizing::new(String::new());
     let read = stdin.lock().read_line(&mut answer).context("cannot read standard input")?;
     if read == 0 {
         return Err(CliError::new(
@@ -32,7 +35,7 @@ pub fn line(prompt: &str, secret: bool) -> Result<String> {
         )
         .into());
     }
-    Ok(answer.trim().to_owned())
+    Ok(Zeroizing::new(answer.trim().to_owned()))
 }
 
 /// Reads a recovery phrase.
@@ -42,9 +45,9 @@ pub fn recovery_phrase(prompt: &str) -> Result<ferry_format::RecoveryPhrase> {
 }
 
 /// Reads a new passphrase: twice on a terminal, once from standard input.
-pub fn new_passphrase(prompt: &str) -> Result<String> {
+pub fn new_passphrase(prompt: &str) -> Result<Zeroizing<String>> {
     let first = line(prompt, true)?;
-    if std::io::stdin().is_terminal() && line("Repeat it: ", true)? != first {
+    if std::io::stdin().is_terminal() && *line("Repeat it: ", true)? != *first {
         return Err(
             CliError::new(ErrorClass::BadInput, "the passphrases differ: nothing was changed; try again").into()
         );

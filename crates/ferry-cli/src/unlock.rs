@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use ferry_engine::{ErrorClass, KdfCost, Passphrase, Unlock};
 use std::io::IsTerminal;
 use std::process::{Command, Stdio};
+use zeroize::Zeroizing;
 
 /// Whether a new passphrase is being chosen (asked twice) or an existing one entered.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -24,12 +25,13 @@ pub fn unlock(global: &GlobalArgs, purpose: Purpose) -> Result<Unlock> {
         )
         .into());
     }
-    Ok(Unlock { passphrase: Passphrase::new(passphrase), kdf_cost: kdf_cost() })
+    Ok(Unlock { passphrase: Passphrase::from_zeroizing(passphrase), kdf_cost: kdf_cost() })
 }
 
-fn passphrase(global: &GlobalArgs, purpose: Purpose) -> Result<String> {
+/// The passphrase, in a buffer zeroed when dropped (as is every copy made on the way).
+fn passphrase(global: &GlobalArgs, purpose: Purpose) -> Result<Zeroizing<String>> {
     if let Some(var) = &global.key_from_env {
-        return std::env::var(var).map_err(|_| {
+        return std::env::var(var).map(Zeroizing::new).map_err(|_| {
             CliError::new(
                 ErrorClass::Locked,
                 format!("--key-from-env {var}: the environment variable {var} is not set (or not UTF-8)"),
@@ -47,12 +49,15 @@ fn passphrase(global: &GlobalArgs, purpose: Purpose) -> Result<String> {
         )
         .into());
     }
-    let first =
-        rpassword::prompt_password("Vault passphrase: ").context("cannot read the passphrase from the terminal")?;
+    let first = Zeroizing::new(
+        rpassword::prompt_password("Vault passphrase: ").context("cannot read the passphrase from the terminal")?,
+    );
     if purpose == Purpose::Choose {
-        let again = rpassword::prompt_password("Repeat the passphrase: ")
-            .context("cannot read the passphrase from the terminal")?;
-        if again != first {
+        let again = Zeroizing::new(
+            rpassword::prompt_password("Repeat the passphrase: ")
+                .context("cannot read the passphrase from the terminal")?,
+        );
+        if *again != *first {
             return Err(
                 CliError::new(ErrorClass::BadInput, "the passphrases differ: nothing was created; try again").into()
             );
@@ -62,8 +67,8 @@ fn passphrase(global: &GlobalArgs, purpose: Purpose) -> Result<String> {
 }
 
 /// Runs the user's passphrase command through the shell; its first output line is the passphrase.
-fn run_passphrase_command(command: &str) -> Result<String> {
-    let output = Command::new("sh")
+fn run_passphrase_command(command: &str) -> Result<Zeroizing<String>> {
+    let mut output = Command::new("sh")
         .arg("-c")
         .arg(command)
         .stdin(Stdio::inherit())
@@ -77,10 +82,11 @@ fn run_passphrase_command(command: &str) -> Result<String> {
         )
         .into());
     }
-    let text = String::from_utf8(output.stdout).map_err(|_| {
+    let stdout = Zeroizing::new(std::mem::take(&mut output.stdout));
+    let text = std::str::from_utf8(&stdout).map_err(|_| {
         CliError::new(ErrorClass::Locked, format!("the passphrase command `{command}` printed non-UTF-8 output"))
     })?;
-    Ok(text.lines().next().unwrap_or_default().to_owned())
+    Ok(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()))
 }
 
 /// The scrypt cost for new wrappings. Debug builds honour `FERRY_INSECURE_KDF_WORK_FACTOR` so

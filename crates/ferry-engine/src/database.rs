@@ -236,6 +236,7 @@ ALTER TABLE devices ADD COLUMN revoked_epoch_tag BLOB;
 
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
+    owner_only(path, create)?;
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
@@ -254,6 +255,34 @@ pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connecti
          PRAGMA cache_size = -32768;",
     )?;
     Ok(conn)
+}
+
+/// Makes the database file (created empty first if `create`) and its WAL and shared-memory
+/// files readable by their owner only. SQLite gives the WAL and SHM files the database file's
+/// mode when it creates them; the existing ones are set here too.
+fn owner_only(path: &Path, create: bool) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if create && !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(Error::io("cannot create", path))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(Error::io("cannot set permissions of", &file))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, create);
+    Ok(())
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`].

@@ -69,7 +69,7 @@ pub(crate) fn apply(conn: &Connection, forget_op: &Op, forget: &Forget) -> Resul
         let mut selected = Vec::new();
         for op in &ops {
             let hit = match forget.window {
-                Some(_) => forget.in_window(op.hlc),
+                Some(_) => forget.in_window(op.hlc, forget_op.hlc),
                 None => !op.parents.iter().any(|parent| descendants.contains(parent)),
             };
             if hit {
@@ -140,20 +140,25 @@ fn erase_op(conn: &Connection, id: OpId) -> Result<()> {
 /// The forgets in the log, for checking ops as they arrive.
 #[derive(Default)]
 pub(crate) struct Forgets {
-    by_collection: HashMap<String, Vec<(OpId, String, Forget)>>,
+    by_collection: HashMap<String, Vec<(OpId, Hlc, String, Forget)>>,
     any_forgotten: bool,
 }
 
 impl Forgets {
     pub(crate) fn load(conn: &Connection) -> Result<Self> {
-        let mut by_collection: HashMap<String, Vec<(OpId, String, Forget)>> = HashMap::new();
+        let mut by_collection: HashMap<String, Vec<(OpId, Hlc, String, Forget)>> = HashMap::new();
         let mut stmt =
             conn.prepare_cached(&format!("SELECT {} FROM ops WHERE kind = {KIND_FORGET}", crate::oplog::OP_COLUMNS))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let op = crate::oplog::op_from_row(row)?;
             if let OpKind::Forget(forget) = op.kind {
-                by_collection.entry(op.collection.to_string()).or_default().push((op.id, op.key.to_string(), forget));
+                by_collection.entry(op.collection.to_string()).or_default().push((
+                    op.id,
+                    op.hlc,
+                    op.key.to_string(),
+                    forget,
+                ));
             }
         }
         let any_forgotten = conn.query_row("SELECT EXISTS (SELECT 1 FROM forgotten_ops)", [], |row| row.get(0))?;
@@ -167,8 +172,8 @@ impl Forgets {
             .get(collection)
             .into_iter()
             .flatten()
-            .filter(|(_, forget_key, forget)| forget.window.is_none() && selects(forget, forget_key, key))
-            .map(|(id, _, _)| *id)
+            .filter(|(_, _, forget_key, forget)| forget.window.is_none() && selects(forget, forget_key, key))
+            .map(|(id, _, _, _)| *id)
             .collect()
     }
 
@@ -186,12 +191,12 @@ impl Forgets {
             }
         }
         let Some(forgets) = self.by_collection.get(op.collection.as_str()) else { return Ok(false) };
-        for (id, forget_key, forget) in forgets {
+        for (id, forget_hlc, forget_key, forget) in forgets {
             if !selects(forget, forget_key, op.key.as_str()) {
                 continue;
             }
             let dropped = match forget.window {
-                Some(_) => forget.in_window(op.hlc),
+                Some(_) => forget.in_window(op.hlc, *forget_hlc),
                 None => !(op.parents.contains(id) || any_parent_present(conn, op)?),
             };
             if dropped {

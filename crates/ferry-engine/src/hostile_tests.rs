@@ -359,3 +359,54 @@ fn hole_5_a_replaced_pairing_request_is_caught_and_codes_cannot_be_ground() {
     let again = a.pair_request(&invite, &store).unwrap_err();
     assert!(matches!(again, Error::InviteUsed), "{again:?}");
 }
+
+#[test]
+fn hole_10_a_forget_window_reaching_into_the_future_spares_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
+    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
+    a.put("notes", "n1", &json!("before")).unwrap();
+    let now = crate::write::now_ms();
+    let window = (Hlc::new(now - 3_600_000, 0).unwrap(), Hlc::new(now + 10 * 365 * 24 * 3_600_000, 0).unwrap());
+    a.forget("notes", &ForgetTarget::All, Some(window)).unwrap();
+    assert!(a.get("notes", "n1").unwrap().is_none(), "what was written is forgotten");
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+
+    // Written after the forget, on either device: kept everywhere.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    b.put("notes", "n2", &json!("after, on b")).unwrap();
+    a.put("notes", "n3", &json!("after, on a")).unwrap();
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    for vault in [&a, &b] {
+        assert!(vault.get("notes", "n2").unwrap().is_some(), "b's later write survives");
+        assert!(vault.get("notes", "n3").unwrap().is_some(), "a's later write survives");
+    }
+}
+
+#[test]
+fn hole_10_a_device_notices_at_its_next_sync_that_the_store_rolled_its_head_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, _) = devices(dir.path(), &store, &[]);
+    a.put("notes", "n1", &json!(1)).unwrap();
+    sync(&mut a, &store);
+    let old_head = store.get(&paths::head(a.device_id())).unwrap().unwrap();
+    a.put("notes", "n2", &json!(2)).unwrap();
+    sync(&mut a, &store);
+
+    // The store is rolled back: the old HEAD, and the newer segment gone.
+    store.put(&paths::head(a.device_id()), &old_head).unwrap();
+    store.delete(&paths::segment(a.device_id(), 2)).unwrap();
+    // a's next sync (no new write) notices and republishes.
+    let report = a.sync(handle(&store), Direction::Both).unwrap();
+    assert!(report.push.unwrap().republished_head);
+    let mut joiner = join(dir.path(), "late", &store);
+    sync(&mut joiner, &store);
+    assert!(joiner.get("notes", "n2").unwrap().is_some(), "a device joining later gets everything");
+    // And the next sync has nothing more to do.
+    assert!(!a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().republished_head);
+}

@@ -23,6 +23,11 @@ impl Passphrase {
         Self(SecretString::from(passphrase.into()))
     }
 
+    /// Wraps a passphrase held in a buffer that is zeroed when dropped, without copying it.
+    pub fn from_zeroizing(mut passphrase: zeroize::Zeroizing<String>) -> Self {
+        Self(SecretString::from(std::mem::take(&mut *passphrase)))
+    }
+
     pub(crate) fn secret(&self) -> SecretString {
         self.0.clone()
     }

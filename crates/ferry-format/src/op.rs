@@ -114,9 +114,11 @@ impl Forget {
         }
     }
 
-    /// Whether an op stamped `hlc` falls in the window (always, without one).
-    pub fn in_window(&self, hlc: Hlc) -> bool {
-        self.window.is_none_or(|(from, to)| (from..=to).contains(&hlc.to_u64()))
+    /// Whether an op stamped `hlc` falls in the window (always, without one). A window ends at
+    /// the forget's own clock `forget_hlc` at the latest: a forget erases what was written, never
+    /// what is written after it, whatever end its window names.
+    pub fn in_window(&self, hlc: Hlc, forget_hlc: Hlc) -> bool {
+        self.window.is_none_or(|(from, to)| (from..=to.min(forget_hlc.to_u64())).contains(&hlc.to_u64()))
     }
 }
 

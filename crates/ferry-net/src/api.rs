@@ -71,13 +71,18 @@ pub fn load_or_create_token(path: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     let token = hex::encode(bytes);
+    write_private(path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+/// Writes a file only its owner can read (mode 0600 from the moment it exists).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, format!("{token}\n").as_bytes())?;
-    restrict(path)?;
-    Ok(token)
+    std::io::Write::write_all(&mut options.open(path)?, bytes)?;
+    restrict(path)
 }
 
 fn restrict(path: &Path) -> std::io::Result<()> {

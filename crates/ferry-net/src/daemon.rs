@@ -192,7 +192,7 @@ impl Daemon {
                 let server = api::serve_api(listen, state)?;
                 let file = api::DaemonFile { pid: info.pid, api: server.addr(), listen: info.listen.clone() };
                 let text = serde_json::to_vec_pretty(&file).map_err(|e| io("daemon file")(std::io::Error::other(e)))?;
-                std::fs::write(vault.home().root().join(api::DAEMON_FILE), text)
+                api::write_private(&vault.home().root().join(api::DAEMON_FILE), &text)
                     .map_err(io("cannot write the daemon file"))?;
                 Some(server)
             }
@@ -270,13 +270,6 @@ impl Daemon {
     pub fn sync_now(&self) {
         self.stores.now();
         self.events.peers.wake_all();
-    }
-
-    /// Runs until the process is stopped.
-    pub fn run_forever(mut self) {
-        for thread in std::mem::take(&mut self.threads) {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::Write;
 pub fn export(vault: &mut Vault, args: &ExportArgs) -> Result<()> {
     let to = if args.passphrase {
         let passphrase = prompt::new_passphrase("Passphrase for the export file: ")?;
-        ExportTo::Passphrase(Unlock { passphrase: Passphrase::new(passphrase), kdf_cost: kdf_cost() })
+        ExportTo::Passphrase(Unlock { passphrase: Passphrase::from_zeroizing(passphrase), kdf_cost: kdf_cost() })
     } else {
         ExportTo::RecoveryKey
     };
@@ -40,7 +40,7 @@ pub fn import(global: &GlobalArgs, args: &ImportArgs) -> Result<()> {
     let home = super::home(global)?;
     let secret = |prompt_text: &str| -> Result<BackupSecret> {
         Ok(if args.passphrase {
-            BackupSecret::Passphrase(Passphrase::new(prompt::line(prompt_text, true)?))
+            BackupSecret::Passphrase(Passphrase::from_zeroizing(prompt::line(prompt_text, true)?))
         } else {
             BackupSecret::RecoveryPhrase(prompt::recovery_phrase("Recovery phrase of the exported vault (24 words): ")?)
         })

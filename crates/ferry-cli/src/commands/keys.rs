@@ -55,7 +55,7 @@ fn passphrase(global: &GlobalArgs, vault: &mut Vault) -> Result<()> {
         vault.check_passphrase(&current).context("the current passphrase is needed to change it")?;
     }
     let new = prompt::new_passphrase("New passphrase: ")?;
-    vault.change_passphrase(&Unlock { passphrase: Passphrase::new(new), kdf_cost: kdf_cost() })?;
+    vault.change_passphrase(&Unlock { passphrase: Passphrase::from_zeroizing(new), kdf_cost: kdf_cost() })?;
     let outcomes = super::sync::sync_with_stores(global, vault, Direction::Push)?;
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -92,7 +92,17 @@ pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> 
         (None, false) => eprintln!("mDNS off: devices are dialled at stored addresses (`ferry peers add`)."),
     }
     eprintln!("Other devices: ferry sync --peer {}. Stop with Ctrl-C.", info.listen);
-    daemon.run_forever();
+    // Ctrl-C, `kill` and a service manager's stop end the daemon cleanly: it stops its
+    // threads and removes `daemon.json`, so no client mistakes a dead daemon for a live one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot listen for stop signals")?;
+    }
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("Stopping.");
+    drop(daemon);
     Ok(())
 }
 

@@ -179,7 +179,7 @@ pub fn forget(vault: &mut Vault, args: &crate::cli::ForgetArgs) -> Result<()> {
     if !args.yes {
         eprintln!("This erases {what}{when} on every device of the vault, for good (not only here).");
         let typed = crate::prompt::line("Type forget to go on: ", false)?;
-        if typed != "forget" {
+        if *typed != "forget" {
             return Err(crate::exit::CliError::new(
                 ferry_engine::ErrorClass::BadInput,
                 "not confirmed: nothing was forgotten",

@@ -30,6 +30,8 @@ pub struct PushReport {
     pub relayed_objects: u64,
     /// Own segments overwritten after a purge (forget).
     pub rewritten_segments: u64,
+    /// The store had lost or rolled back this device's HEAD, and it was published again.
+    pub republished_head: bool,
 }
 
 impl Vault {
@@ -47,9 +49,15 @@ impl Vault {
             .query_row("SELECT uploaded_seq FROM stores WHERE id = ?1", [handle.id], |row| row.get(0))
             .optional()?
             .ok_or(Error::UnknownStore(handle.id))?;
-        let uploaded = from_sql_u64(uploaded)?;
+        let mut uploaded = from_sql_u64(uploaded)?;
         let last_seq: u64 =
             from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
+        if uploaded > 0 && self.own_head_behind(handle, uploaded)? {
+            // The store lost or rolled back this device's HEAD: publish the log again from
+            // the start (segments it still holds are found identical and kept).
+            report.republished_head = true;
+            uploaded = 0;
+        }
         report.head_seq = uploaded;
         if self.has_anything_for(handle.id, last_seq.saturating_sub(uploaded))? {
             // Before writing anything, make sure the store holds this vault with these keys
@@ -279,6 +287,25 @@ impl Vault {
     /// Refuses a store that holds another vault, or this vault with other keys.
     fn check_store_vault(&self, handle: StoreHandle<'_>) -> Result<()> {
         self.check_store_keys(handle.store).map(|_| ())
+    }
+
+    /// Whether the store's copy of this device's HEAD is missing, unreadable or names an
+    /// earlier segment than the `uploaded` one this device published there (a store restored
+    /// from a backup, a sync tool's conflict, a hostile writer). One read per push.
+    fn own_head_behind(&self, handle: StoreHandle<'_>, uploaded: u64) -> Result<bool> {
+        let Some(bytes) = handle.store.get(&paths::head(self.device_id()))? else { return Ok(true) };
+        let keys = VaultKeys::load(&self.conn)?;
+        let own_key = DeviceKeys::load(&self.conn)?.signing_key().verifying_key();
+        let expected = ferry_format::seal::Expected {
+            kind: ObjectKind::Head,
+            vault_id: keys.vault_id,
+            device_id: Some(self.device_id()),
+            object_id: Some(ObjectId::HEAD),
+        };
+        let head = ferry_format::seal::open(&bytes, &expected, |_| Some(own_key), |epoch| keys.key(epoch))
+            .ok()
+            .and_then(|(_, plain)| ferry_format::objects::decode::<HeadPayload>(&plain).ok());
+        Ok(head.is_none_or(|head| head.seq < uploaded))
     }
 
     /// Writes an own immutable object; one already there must be byte-identical.

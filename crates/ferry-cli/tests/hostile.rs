@@ -1,0 +1,57 @@
+//! The hostile-actor suite, command side: what another user of the machine could read, and
+//! what a stopped daemon leaves behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
+mod common;
+
+use common::{Device, Running};
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn hole_10_local_files_are_the_owners_and_a_stopped_daemon_removes_its_file() {
+    let device = Device::initialised();
+    device.ok(&["put", "notes", "n1", "{\"title\":\"hi\"}"]);
+    let mut child = device
+        .process(&["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let mut running = Running(child);
+    let daemon_file = device.home.join("daemon.json");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Everything in the home that holds vault data or a key is the owner's only.
+    for name in ["vault.db", "vault.db-wal", "vault.db-shm", "daemon.json", "api-key", "local-key.age"] {
+        let path = device.home.join(name);
+        if name != "vault.db-shm" || path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name} is readable by others");
+        }
+    }
+
+    // A service manager's stop (SIGTERM) ends the daemon cleanly: no stale daemon.json.
+    let pid = running.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut exited = None;
+    while exited.is_none() && Instant::now() < deadline {
+        exited = running.0.try_wait().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(exited.is_some(), "the daemon stops on SIGTERM");
+    assert!(!daemon_file.exists(), "daemon.json is removed when the daemon stops");
+}
