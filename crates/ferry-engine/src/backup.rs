@@ -183,6 +183,7 @@ impl Vault {
             let found = read_vault_file(&store)?.ok_or_else(|| bad(path, "it holds no vault file"))?;
             let mut theirs = VaultKeys::single(found.vault_id, header.epoch_ref(), MasterKey::new(header.key));
             read_key_chain(&store, &mut theirs)?;
+            check_made_by(secret, &theirs, path)?;
             check_fingerprint(&store, &found, &theirs).map_err(|_| Error::KeyMismatch {
                 location: path.display().to_string(),
                 found: found.vault_id.to_string(),
@@ -230,6 +231,7 @@ impl Vault {
             let vault_id: VaultId = header.vault_id.parse().map_err(|_| bad(path, "malformed vault id"))?;
             let mut keys = VaultKeys::single(vault_id, header.epoch_ref(), MasterKey::new(header.key));
             let chain = read_key_chain(&store, &mut keys)?;
+            check_made_by(secret, &keys, path)?;
             let found = read_vault_file(&store)?.ok_or_else(|| bad(path, "it holds no vault file"))?;
             check_fingerprint(&store, &found, &keys)?;
             let membership = Membership {
@@ -306,6 +308,20 @@ impl Vault {
 
 fn bad(path: &Path, reason: &str) -> Error {
     Error::BadBackup { path: path.to_owned(), reason: reason.to_owned() }
+}
+
+/// An export opened with the recovery phrase must hold the vault of that phrase: its key chain
+/// must lead down to the first key the phrase derives. Anyone can encrypt a file to the
+/// public recovery recipient; only the vault's own history passes this.
+fn check_made_by(secret: &BackupSecret, keys: &VaultKeys, path: &Path) -> Result<()> {
+    let BackupSecret::RecoveryPhrase(phrase) = secret else { return Ok(()) };
+    if keys.key(0).is_some_and(|first| phrase.made(first)) {
+        return Ok(());
+    }
+    Err(bad(
+        path,
+        "it opens with the recovery phrase but does not hold the vault of that phrase (a forged file?): nothing was imported",
+    ))
 }
 
 fn remove_staging(staging: &Path) {

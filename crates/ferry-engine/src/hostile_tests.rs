@@ -410,3 +410,46 @@ fn hole_10_a_device_notices_at_its_next_sync_that_the_store_rolled_its_head_back
     // And the next sync has nothing more to do.
     assert!(!a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().republished_head);
 }
+
+#[test]
+fn hole_10_a_forged_export_or_store_made_for_the_recovery_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let created =
+        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
+    let phrase = RecoveryPhrase::parse(&created.recovery_phrase.to_words()).unwrap();
+    let victim_recipient: String = crate::database::meta_get(&created.vault.conn, "recovery_recipient").unwrap();
+
+    // The attacker knows the recovery recipient (every device of the vault holds it) and makes
+    // a vault of its own around it: an export file, and a store, that the phrase opens.
+    let forger = Vault::create(&Home::new(dir.path().join("forger")), options("forger")).unwrap();
+    let mut forger = forger.vault;
+    crate::database::meta_set(&forger.conn, "recovery_recipient", &victim_recipient).unwrap();
+    forger.put("notes", "bait", &json!("write your secrets here")).unwrap();
+    let forged_file = dir.path().join("backup.ferry");
+    forger.export(&forged_file, &ExportTo::RecoveryKey).unwrap();
+    let forged_store = MemoryStore::default();
+    let id = forger.attach_store("test:forged", &forged_store, Some(&unlock())).unwrap();
+    forger.push(StoreHandle { id, store: &forged_store }).unwrap();
+
+    // Restoring from the forged file, or joining the forged store, with the real phrase fails.
+    let secret = BackupSecret::RecoveryPhrase(phrase.clone());
+    let err = Vault::restore(&Home::new(dir.path().join("restored")), &options("restored"), &forged_file, &secret)
+        .unwrap_err();
+    assert!(err.to_string().contains("does not hold the vault of that phrase"), "{err}");
+    assert!(!dir.path().join("restored").exists(), "nothing was created");
+    let err = Vault::join(
+        &Home::new(dir.path().join("joined")),
+        JoinOptions { device_name: "joined".into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(phrase.clone()) },
+        "test:forged",
+        &forged_store,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("forged or another vault"), "{err}");
+
+    // The real vault's export and store still open with it.
+    let mut real = created.vault;
+    let real_file = dir.path().join("real.ferry");
+    real.export(&real_file, &ExportTo::RecoveryKey).unwrap();
+    Vault::restore(&Home::new(dir.path().join("restored")), &options("restored"), &real_file, &secret).unwrap();
+}

@@ -86,10 +86,6 @@ pub(crate) struct VaultKeys {
 }
 
 impl VaultKeys {
-    pub(crate) fn generate() -> Result<Self> {
-        Ok(Self::single(VaultId::from_bytes(random::bytes()?), EpochRef::FIRST, MasterKey::new(random::bytes()?)))
-    }
-
     /// Keys of one epoch only (a new vault, or before the earlier epochs are read).
     pub(crate) fn single(vault_id: VaultId, epoch: EpochRef, master_key: MasterKey) -> Self {
         let mut keys = Self {

@@ -242,6 +242,7 @@ fn format_document_vectors_hold() {
     let phrase = RecoveryPhrase::from_entropy(entropy);
     check("recovery phrase", phrase.to_words());
     check("recovery secret", hex::encode(phrase.recovery_secret().expose()));
+    check("first vault key", hex::encode(phrase.first_vault_key().expose()));
     check("recovery recipient", crate::identity::recovery_identity(&phrase).unwrap().to_public().to_string());
     check("vault key fingerprint", MasterKey::new([0x42; 32]).fingerprint().to_string());
     check("device key fingerprint", Fingerprint::of_device_key(&[0x07; 32]).to_string());

@@ -149,7 +149,12 @@ impl Vault {
     pub fn create(home: &Home, options: CreateOptions) -> Result<Created> {
         let recovery_phrase = RecoveryPhrase::from_entropy(random::bytes()?);
         let recovery_recipient = identity::recovery_identity(&recovery_phrase)?.to_public().to_string();
-        let keys = VaultKeys::generate()?;
+        // The first key derives from the phrase, so the phrase authenticates the vault.
+        let keys = VaultKeys::single(
+            ferry_format::VaultId::from_bytes(random::bytes()?),
+            ferry_format::EpochRef::FIRST,
+            recovery_phrase.first_vault_key(),
+        );
         let membership =
             Membership { keys: &keys, epoch_objects: &[], recovery_recipient: &recovery_recipient, paired: None };
         let vault = Self::create_device(home, &options, membership)?;

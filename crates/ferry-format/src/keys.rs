@@ -124,6 +124,18 @@ impl RecoveryPhrase {
         bip39::Mnemonic::from_entropy(self.0.expose()).map(|m| m.to_string()).unwrap_or_default()
     }
 
+    /// The vault's first master key (key epoch 0), which `ferry init` derives from the phrase:
+    /// whoever holds the phrase can tell the real vault from one made up around its public
+    /// recovery recipient (a forged export or store), whose first key cannot match.
+    pub fn first_vault_key(&self) -> MasterKey {
+        MasterKey::new(blake3::derive_key("ferry 2026-12 vault key v1", self.0.expose()))
+    }
+
+    /// Whether `key` is the first vault key of this phrase (compared in constant time).
+    pub fn made(&self, key: &MasterKey) -> bool {
+        bool::from(subtle::ConstantTimeEq::ct_eq(&self.first_vault_key().expose()[..], &key.expose()[..]))
+    }
+
     /// The secret that the recovery key slot derives from (see `docs/FORMAT.md`).
     pub fn recovery_secret(&self) -> SecretBytes {
         SecretBytes::new(blake3::derive_key("ferry 2026-11 recovery key v1", self.0.expose()))

@@ -173,6 +173,19 @@ fn open_join_slot(
     let (epoch, master) = opened;
     let mut keys = VaultKeys::single(vault_id, epoch, master);
     let chain = read_key_chain(store, &mut keys)?;
+    if let JoinWith::RecoveryPhrase(phrase) = &options.with
+        && !keys.key(0).is_some_and(|first| phrase.made(first))
+    {
+        // Anyone can wrap a key to the public recovery recipient: the chain must end at the
+        // first key the phrase itself derives, or this is not the phrase's vault.
+        return Err(Error::BadStoreObject {
+            location,
+            path: "keys/".into(),
+            reason: "the key history does not lead to the vault key of this recovery phrase: the store holds a \
+                     forged or another vault; nothing was written"
+                .into(),
+        });
+    }
     Ok((keys, chain))
 }
 
