@@ -453,3 +453,40 @@ fn hole_10_a_forged_export_or_store_made_for_the_recovery_key_is_refused() {
     real.export(&real_file, &ExportTo::RecoveryKey).unwrap();
     Vault::restore(&Home::new(dir.path().join("restored")), &options("restored"), &real_file, &secret).unwrap();
 }
+
+#[test]
+fn hole_8_a_recovery_join_is_not_held_at_an_epoch_whose_successor_the_store_hides() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let created =
+        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
+    let phrase = created.recovery_phrase.to_words();
+    let mut a = created.vault;
+    sync(&mut a, &store);
+    let mut b = join(dir.path(), "b", &store);
+    sync(&mut b, &store);
+    sync(&mut a, &store);
+    a.revoke_device(&b.device_id().to_string()).unwrap();
+    sync(&mut a, &store);
+
+    // The store (colluding with the revoked b) hides epoch 1's key objects from a newcomer.
+    let hiding = MemoryStore::default();
+    for path in store.list("").unwrap() {
+        if !(path.starts_with("keys/1.")) {
+            hiding.put(&path, &store.get(&path).unwrap().unwrap()).unwrap();
+        }
+    }
+    let err = Vault::join(
+        &Home::new(dir.path().join("restored")),
+        JoinOptions {
+            device_name: "restored".into(),
+            unlock: unlock(),
+            with: JoinWith::RecoveryPhrase(RecoveryPhrase::parse(&phrase).unwrap()),
+        },
+        "test:store",
+        &hiding,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("starts key epoch 1, which this store does not show"), "{err}");
+    assert!(!dir.path().join("restored").exists());
+}

@@ -173,6 +173,7 @@ fn open_join_slot(
     let (epoch, master) = opened;
     let mut keys = VaultKeys::single(vault_id, epoch, master);
     let chain = read_key_chain(store, &mut keys)?;
+    super::epochs::refuse_hidden_newer_epoch(store, &keys)?;
     if let JoinWith::RecoveryPhrase(phrase) = &options.with
         && !keys.key(0).is_some_and(|first| phrase.made(first))
     {

@@ -110,6 +110,37 @@ pub(crate) fn read_key_chain(store: &dyn Store, keys: &mut VaultKeys) -> Result<
     Ok(objects)
 }
 
+/// Refuses to join at key epoch `keys.epoch` when the store holds a revocation sealed under it:
+/// that revocation started a newer epoch, which the store does not show (it hides or lost it).
+/// Joining at the older epoch would seal this device's writes with a key the revoked device
+/// holds. (A store that hides the revocation too cannot be caught here; see SECURITY.md.)
+pub(crate) fn refuse_hidden_newer_epoch(store: &dyn Store, keys: &VaultKeys) -> Result<()> {
+    let Some(key) = keys.key(keys.epoch) else { return Ok(()) };
+    for path in store.list(paths::DEVICES)? {
+        if paths::parse_revocation(&path).is_none() {
+            continue;
+        }
+        let Some(bytes) = store.get(&path)? else { continue };
+        let Ok(header) = seal::Header::parse(&bytes) else { continue };
+        if header.epoch != keys.epoch || header.vault_id != keys.vault_id {
+            continue;
+        }
+        let Some(signer) = published_signing_key(store, header.device_id)? else { continue };
+        if seal::open_with_key(&bytes, &header, &signer, |_| Some(key)).is_ok() {
+            return Err(Error::BadStoreObject {
+                location: store.location(),
+                path,
+                reason: format!(
+                    "starts key epoch {}, which this store does not show (hidden, or not yet copied): \
+                     join from a store that holds the whole key history, or pair from an active device",
+                    keys.epoch + 1
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The signing key a device's record in the store names (checked later, with the registry).
 fn published_signing_key(store: &dyn Store, device: DeviceId) -> Result<Option<VerifyingKey>> {
     let Some(record) = store.get(&paths::device_record(device))? else { return Ok(None) };
