@@ -5,11 +5,9 @@
 
 mod common;
 
-use common::{Device, Running};
-use std::io::{BufRead, BufReader};
+use common::{Device, spawn_with_first_line};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn mode(path: &Path) -> u32 {
@@ -20,15 +18,14 @@ fn mode(path: &Path) -> u32 {
 fn hole_10_local_files_are_the_owners_and_a_stopped_daemon_removes_its_file() {
     let device = Device::initialised();
     device.ok(&["put", "notes", "n1", "{\"title\":\"hi\"}"]);
-    let mut child = device
-        .process(&["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let mut running = Running(child);
+    let (mut running, _) = spawn_with_first_line(device.process(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+    ]));
     let daemon_file = device.home.join("daemon.json");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !daemon_file.exists() && Instant::now() < deadline {

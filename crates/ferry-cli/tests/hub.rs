@@ -6,25 +6,15 @@
 
 mod common;
 
-use common::{Device, Running, pair};
-use std::io::{BufRead, BufReader};
+use common::{Device, Running, pair, spawn_with_first_line};
 use std::path::Path;
-use std::process::Stdio;
 
 const CANARY: &str = "plaintext-canary-cli-hub-5521";
 
 /// Starts a hub in `hub`'s home on a free loopback port; returns it and its first stdout line.
 fn start_hub(hub: &Device, port: u16) -> (Running, String) {
     let address = format!("127.0.0.1:{port}");
-    let mut child = hub
-        .process(&["serve", "--hub", "--listen", &address, "--public-address", &address])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    (Running(child), line.trim().to_owned())
+    spawn_with_first_line(hub.process(&["serve", "--hub", "--listen", &address, "--public-address", &address]))
 }
 
 fn free_port() -> u16 {

@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{Device, Running, Store, laptop_and_phone};
-use std::io::{BufRead, BufReader};
+use common::{Device, Running, Store, laptop_and_phone, spawn_with_first_line};
 use std::process::Stdio;
 
 #[test]
@@ -36,16 +35,18 @@ fn a_device_pulls_from_another_that_serves_without_any_store() {
 
 /// Starts `ferry serve` on `device`; returns it and the address it listens on.
 fn serve(device: &Device, interval: &str) -> (Running, String) {
-    let mut child = device
-        .process(&["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns", "--interval", interval])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-    (Running(child), addr)
+    let (running, line) = spawn_with_first_line(device.process(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--interval",
+        interval,
+    ]));
+    let addr = line.rsplit(' ').next().unwrap().to_owned();
+    (running, addr)
 }
 
 fn device_id(device: &Device) -> String {

@@ -4,7 +4,9 @@
 //! The network actors (stranger, pinned hub client) are in `ferry-net/tests/hostile.rs`.
 
 use crate::identity::{DeviceKeys, VaultKeys};
-use crate::sync_tests::{devices, handle, join, options, sync, unlock};
+use crate::sync_tests::{
+    devices, first_device_with_phrase, handle, join, join_with_phrase, options, sync, two_synced_devices, unlock,
+};
 use crate::*;
 use ferry_format::objects::{DevicePayload, HeadPayload, SegmentPayload, WireOp, decode, encode, paths};
 use ferry_format::seal::{self, ObjectId, ObjectKind, SealKeys};
@@ -34,10 +36,7 @@ fn key_from_old_passphrase(store: &MemoryStore) -> MasterKey {
 fn hole_1_a_record_planted_with_an_old_passphrase_gets_no_key_and_can_be_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let created =
-        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
-    let phrase = created.recovery_phrase.to_words();
-    let mut a = created.vault;
+    let (mut a, phrase) = first_device_with_phrase(dir.path(), "a", &store);
     sync(&mut a, &store);
     let mut b = join(dir.path(), "b", &store);
     let mut c = join(dir.path(), "c", &store);
@@ -93,17 +92,7 @@ fn hole_1_a_record_planted_with_an_old_passphrase_gets_no_key_and_can_be_revoked
 
     // A device joining later with the recovery phrase takes the recovery key from the newest
     // signed key epoch object, not from the planted record (which sorts first).
-    let restored = Vault::join(
-        &Home::new(dir.path().join("restored")),
-        JoinOptions {
-            device_name: "restored".into(),
-            unlock: unlock(),
-            with: JoinWith::RecoveryPhrase(RecoveryPhrase::parse(&phrase).unwrap()),
-        },
-        "test:store",
-        &store,
-    )
-    .unwrap();
+    let restored = join_with_phrase(dir.path(), "restored", &store, &RecoveryPhrase::parse(&phrase).unwrap()).unwrap();
     let recovery = |vault: &Vault| -> String { crate::database::meta_get(&vault.conn, "recovery_recipient").unwrap() };
     assert_eq!(recovery(&restored), recovery(&a));
     assert_ne!(recovery(&restored), attacker_recovery);
@@ -216,10 +205,7 @@ fn hole_2_a_revoked_device_cannot_rewrite_its_log_and_a_rewrite_cannot_add() {
 fn hole_2_a_clock_far_ahead_is_imported_but_not_adopted() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
-    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
-    sync(&mut b, &store);
-    sync(&mut a, &store);
+    let (mut a, b) = two_synced_devices(dir.path(), &store);
     let future = Hlc::new(crate::write::now_ms() + 10 * 365 * 24 * 3600 * 1000, 0).unwrap();
     let ops = vec![op(b.device_id(), 1, future, "late", OpKind::Put(JsonValue::parse("1").unwrap()))];
     let segment = SegmentPayload { seq: 1, prev: None, ops };
@@ -291,10 +277,7 @@ fn hole_3_squatted_epoch_names_do_not_block_a_revocation() {
 fn hole_4_adding_a_store_after_a_revocation_writes_no_passphrase_slot() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
-    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
-    sync(&mut b, &store);
-    sync(&mut a, &store);
+    let (mut a, b) = two_synced_devices(dir.path(), &store);
     a.revoke_device(&b.device_id().to_string()).unwrap();
     sync(&mut a, &store);
 
@@ -415,10 +398,9 @@ fn hole_10_a_device_notices_at_its_next_sync_that_the_store_rolled_its_head_back
 fn hole_10_a_forged_export_or_store_made_for_the_recovery_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let created =
-        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
-    let phrase = RecoveryPhrase::parse(&created.recovery_phrase.to_words()).unwrap();
-    let victim_recipient: String = crate::database::meta_get(&created.vault.conn, "recovery_recipient").unwrap();
+    let (mut real, words) = first_device_with_phrase(dir.path(), "a", &store);
+    let phrase = RecoveryPhrase::parse(&words).unwrap();
+    let victim_recipient: String = crate::database::meta_get(&real.conn, "recovery_recipient").unwrap();
 
     // The attacker knows the recovery recipient (every device of the vault holds it) and makes
     // a vault of its own around it: an export file, and a store, that the phrase opens.
@@ -438,17 +420,10 @@ fn hole_10_a_forged_export_or_store_made_for_the_recovery_key_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("does not hold the vault of that phrase"), "{err}");
     assert!(!dir.path().join("restored").exists(), "nothing was created");
-    let err = Vault::join(
-        &Home::new(dir.path().join("joined")),
-        JoinOptions { device_name: "joined".into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(phrase.clone()) },
-        "test:forged",
-        &forged_store,
-    )
-    .unwrap_err();
+    let err = join_with_phrase(dir.path(), "joined", &forged_store, &phrase).unwrap_err();
     assert!(err.to_string().contains("forged or another vault"), "{err}");
 
     // The real vault's export and store still open with it.
-    let mut real = created.vault;
     let real_file = dir.path().join("real.ferry");
     real.export(&real_file, &ExportTo::RecoveryKey).unwrap();
     Vault::restore(&Home::new(dir.path().join("restored")), &options("restored"), &real_file, &secret).unwrap();
@@ -458,10 +433,7 @@ fn hole_10_a_forged_export_or_store_made_for_the_recovery_key_is_refused() {
 fn hole_8_a_recovery_join_is_not_held_at_an_epoch_whose_successor_the_store_hides() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let created =
-        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
-    let phrase = created.recovery_phrase.to_words();
-    let mut a = created.vault;
+    let (mut a, phrase) = first_device_with_phrase(dir.path(), "a", &store);
     sync(&mut a, &store);
     let mut b = join(dir.path(), "b", &store);
     sync(&mut b, &store);
@@ -476,17 +448,7 @@ fn hole_8_a_recovery_join_is_not_held_at_an_epoch_whose_successor_the_store_hide
             hiding.put(&path, &store.get(&path).unwrap().unwrap()).unwrap();
         }
     }
-    let err = Vault::join(
-        &Home::new(dir.path().join("restored")),
-        JoinOptions {
-            device_name: "restored".into(),
-            unlock: unlock(),
-            with: JoinWith::RecoveryPhrase(RecoveryPhrase::parse(&phrase).unwrap()),
-        },
-        "test:store",
-        &hiding,
-    )
-    .unwrap_err();
+    let err = join_with_phrase(dir.path(), "restored", &hiding, &RecoveryPhrase::parse(&phrase).unwrap()).unwrap_err();
     assert!(err.to_string().contains("starts key epoch 1, which this store does not show"), "{err}");
     assert!(!dir.path().join("restored").exists());
 }

@@ -157,10 +157,7 @@ fn forged_revocations_and_records_are_refused_and_reported() {
 fn recovery_phrase_brings_the_vault_back_after_every_device_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let created =
-        Vault::create_for_store(&Home::new(dir.path().join("a")), options("a"), "test:store", &store).unwrap();
-    let phrase = created.recovery_phrase.to_words();
-    let mut a = created.vault;
+    let (mut a, phrase) = crate::sync_tests::first_device_with_phrase(dir.path(), "a", &store);
     a.put("notes", "n1", &json!("old key")).unwrap();
     sync(&mut a, &store);
     let mut b = crate::sync_tests::join(dir.path(), "b", &store);
@@ -178,14 +175,8 @@ fn recovery_phrase_brings_the_vault_back_after_every_device_is_lost() {
 
     let before = store.list("").unwrap();
     let wrong = RecoveryPhrase::from_entropy([1; 32]);
-    let join_with = |name: &str, phrase: RecoveryPhrase| {
-        Vault::join(
-            &Home::new(dir.path().join(name)),
-            JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(phrase) },
-            "test:store",
-            &store,
-        )
-    };
+    let join_with =
+        |name: &str, phrase: RecoveryPhrase| crate::sync_tests::join_with_phrase(dir.path(), name, &store, &phrase);
     let err = join_with("wrong", wrong).unwrap_err();
     assert!(matches!(err, Error::WrongRecoveryPhrase { .. }), "{err:?}");
     assert!(!dir.path().join("wrong").exists());

@@ -67,10 +67,7 @@ fn lww_takes_the_later_whole_value() {
 fn priority_prefers_the_first_device_then_the_later_write() {
     let dir = tempfile::tempdir().unwrap();
     let store = MemoryStore::default();
-    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
-    let [mut b]: [Vault; 1] = joined.try_into().unwrap();
-    sync(&mut b, &store);
-    sync(&mut a, &store);
+    let (mut a, mut b) = crate::sync_tests::two_synced_devices(dir.path(), &store);
     a.set_policy("notes", &Policy::Priority { order: vec![a.device_id().to_string(), b.device_id().to_string()] })
         .unwrap();
     sync(&mut a, &store);

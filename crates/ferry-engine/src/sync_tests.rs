@@ -1,6 +1,7 @@
 //! Replication tests: devices converging through stores, costs, crashes and hostile objects.
 
 use crate::*;
+use ferry_format::RecoveryPhrase;
 use ferry_format::objects::paths;
 use ferry_store::{CountingStore, FaultPlan, FaultyStore, FolderStore, MemoryStore, Store};
 use serde_json::json;
@@ -16,6 +17,23 @@ pub(crate) fn options(name: &str) -> CreateOptions {
 
 pub(crate) fn first_device(dir: &Path, name: &str, store: &dyn Store) -> Vault {
     Vault::create_for_store(&Home::new(dir.join(name)), options(name), "test:store", store).unwrap().vault
+}
+
+/// The first device of a vault made in `store`, and the vault's recovery phrase (its words).
+pub(crate) fn first_device_with_phrase(dir: &Path, name: &str, store: &dyn Store) -> (Vault, String) {
+    let created = Vault::create_for_store(&Home::new(dir.join(name)), options(name), "test:store", store).unwrap();
+    let phrase = created.recovery_phrase.to_words();
+    (created.vault, phrase)
+}
+
+/// Joins the vault in `store` as device `name` with the recovery phrase.
+pub(crate) fn join_with_phrase(dir: &Path, name: &str, store: &dyn Store, phrase: &RecoveryPhrase) -> Result<Vault> {
+    Vault::join(
+        &Home::new(dir.join(name)),
+        JoinOptions { device_name: name.into(), unlock: unlock(), with: JoinWith::RecoveryPhrase(phrase.clone()) },
+        "test:store",
+        store,
+    )
 }
 
 pub(crate) fn try_join(dir: &Path, name: &str, store: &dyn Store) -> Result<Vault> {
@@ -37,6 +55,15 @@ pub(crate) fn devices(dir: &Path, store: &dyn Store, others: &[&str]) -> (Vault,
     sync(&mut first, store);
     let joined = others.iter().map(|name| join(dir, name, store)).collect();
     (first, joined)
+}
+
+/// Devices "a" and "b" of one vault in `store`, each having synced once after both joined.
+pub(crate) fn two_synced_devices(dir: &Path, store: &dyn Store) -> (Vault, Vault) {
+    let (mut a, joined) = devices(dir, store, &["b"]);
+    let mut b = joined.into_iter().next().unwrap();
+    sync(&mut b, store);
+    sync(&mut a, store);
+    (a, b)
 }
 
 pub(crate) fn handle(store: &dyn Store) -> StoreHandle<'_> {

@@ -160,6 +160,15 @@ impl Run {
 /// A child process killed when the test ends, whatever happens.
 pub struct Running(pub std::process::Child);
 
+/// Starts `command` (a long-running `ferry`), and returns it with the first line it printed.
+pub fn spawn_with_first_line(mut command: std::process::Command) -> (Running, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (Running(child), line.trim().to_owned())
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.0.kill();
