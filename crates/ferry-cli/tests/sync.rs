@@ -142,3 +142,24 @@ fn blobs_travel_with_sync_and_are_written_only_when_verified() {
     assert!(!dir.path().join("x").exists() && !dir.path().join("x.ferry-partial").exists());
     assert!(desktop.fails(&["blob", "get", "nope", "x"], 2).contains("not a blob id"));
 }
+
+#[test]
+fn a_number_shows_the_same_bytes_on_both_devices_through_get_ls_and_log() {
+    let store = Store::new();
+    let (laptop, phone) = common::laptop_and_phone(&store);
+    laptop.ok(&[
+        "put",
+        "notes",
+        "n",
+        r#"{"n": 123456789012345678901234, "f": 1.2345678901234567e+23, "z": -0, "x": 1.50}"#,
+    ]);
+    laptop.ok(&["sync"]);
+    phone.ok(&["sync"]);
+    let canonical = r#"{"f":1.2345678901234567e+23,"n":1.2345678901234569e+23,"x":1.5,"z":0}"#;
+    for device in [&laptop, &phone] {
+        assert_eq!(device.ok(&["get", "notes", "n"]).trim(), canonical);
+        assert!(device.ok(&["get", "notes", "n", "--json"]).contains(canonical));
+        assert!(device.ok(&["ls", "notes", "--json"]).contains(canonical));
+        assert!(device.ok(&["log", "notes", "n", "--json"]).contains(canonical));
+    }
+}

@@ -21,8 +21,8 @@ pub struct Head {
     pub hlc: u64,
     /// When, as wall-clock milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// The value it wrote (`None`: a delete).
-    pub value: Option<serde_json::Value>,
+    /// The value it wrote (`None`: a delete), as its writer's bytes.
+    pub value: Option<JsonValue>,
 }
 
 /// A record that has several heads in a `manual` collection.
@@ -184,10 +184,7 @@ impl Vault {
                 device_name: names.get(&id.device.to_string()).cloned(),
                 hlc: hlc.to_u64(),
                 at_ms: hlc.wall_ms(),
-                value: value
-                    .map(|v| serde_json::from_str(&v))
-                    .transpose()
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
+                value: value.map(JsonValue::from_normalised),
             });
         }
         heads.sort_by(|a, b| b.hlc.cmp(&a.hlc).then(b.op.cmp(&a.op)));
@@ -209,7 +206,7 @@ impl Vault {
                     heads: heads.iter().map(|h| h.op.clone()).collect(),
                 })?;
                 match &head.value {
-                    Some(value) => OpKind::Put(JsonValue::from_value(value)?),
+                    Some(value) => OpKind::Put(value.clone()),
                     None => OpKind::Delete,
                 }
             }

@@ -19,7 +19,6 @@ use crate::merge::{RecordState, Winner};
 use crate::{Error, Result};
 use ferry_format::{DeviceId, Hlc, OpId};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
 
 /// The reserved collection that holds policies.
 pub(crate) const SETTINGS_COLLECTION: &str = "_ferry";
@@ -76,7 +75,8 @@ pub(crate) fn policy_of(conn: &Connection, table: &str, collection: &str) -> Res
 struct Head {
     id: OpId,
     hlc: Hlc,
-    value: Option<Value>,
+    /// The value's text as its writer made it (`None`: a delete).
+    value: Option<String>,
     parents: Vec<OpId>,
 }
 
@@ -91,7 +91,7 @@ fn load_head(conn: &Connection, id: OpId) -> Result<Option<Head>> {
     Ok(Some(Head {
         id,
         hlc: Hlc::from_u64(from_sql_u64(hlc)?),
-        value: value.map(|text| serde_json::from_str(&text)).transpose().map_err(|e| Error::Corrupt(e.to_string()))?,
+        value,
         parents: OpId::decode_list(&parents).ok_or_else(|| Error::Corrupt(format!("op {id} has malformed parents")))?,
     }))
 }
@@ -152,32 +152,22 @@ fn merge_fields(conn: &Connection, state: &RecordState) -> Result<Option<String>
     }
     // Highest rank first: the winner, then the others by (hlc, device, counter) descending.
     heads.sort_by_key(|head| std::cmp::Reverse((head.hlc, head.id.device, head.id.counter)));
-    let Some(Value::Object(base)) = heads.first().and_then(|head| head.value.clone()) else { return Ok(None) };
+    let Some(base) = heads.first().and_then(|head| fields_of(head.value.as_deref())) else { return Ok(None) };
     let mut merged = base.clone();
     let mut claimed: std::collections::HashSet<String> = std::collections::HashSet::new();
     for head in &heads {
-        let Some(Value::Object(fields)) = &head.value else { continue };
-        let parents: Vec<Map<String, Value>> = head
+        let Some(fields) = fields_of(head.value.as_deref()) else { continue };
+        let parents: Vec<Fields> = head
             .parents
             .iter()
-            .map(|parent| {
-                Ok(match load_head(conn, *parent)?.and_then(|p| p.value) {
-                    Some(Value::Object(map)) => map,
-                    _ => Map::new(),
-                })
-            })
+            .map(|parent| Ok(load_head(conn, *parent)?.and_then(|p| fields_of(p.value.as_deref())).unwrap_or_default()))
             .collect::<Result<_>>()?;
         let changed = |name: &str| {
-            let now = fields.get(name);
-            parents.is_empty() || parents.iter().all(|parent| parent.get(name) != now)
+            let now = fields.get(name).map(|raw| raw.get());
+            parents.is_empty() || parents.iter().all(|parent| parent.get(name).map(|raw| raw.get()) != now)
         };
-        let names: Vec<String> = fields
-            .keys()
-            .chain(parents.iter().flat_map(|p| p.keys()))
-            .cloned()
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let names: std::collections::BTreeSet<String> =
+            fields.keys().chain(parents.iter().flat_map(|p| p.keys())).cloned().collect();
         for name in names {
             if !changed(&name) || !claimed.insert(name.clone()) {
                 continue; // inherited, or a higher-ranked head changed it
@@ -188,12 +178,21 @@ fn merge_fields(conn: &Connection, state: &RecordState) -> Result<Option<String>
             };
         }
     }
-    if merged == base {
+    let same = |a: &Fields, b: &Fields| a.iter().map(|(k, v)| (k, v.get())).eq(b.iter().map(|(k, v)| (k, v.get())));
+    if same(&merged, &base) {
         return Ok(None);
     }
-    let text = ferry_format::JsonValue::from_value(&Value::Object(merged))
-        .map_err(|e| Error::Corrupt(format!("merged value: {e}")))?;
-    Ok(Some(text.as_str().to_owned()))
+    // Fields keep their writers' bytes; names are sorted and escaped as canonical JSON.
+    let text = serde_json::to_string(&merged).map_err(|e| Error::Corrupt(format!("merged value: {e}")))?;
+    Ok(Some(text))
+}
+
+/// A JSON object's fields, each as its writer's text.
+type Fields = std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>;
+
+/// The fields of a value that is a JSON object; `None` for a delete or any other value.
+fn fields_of(value: Option<&str>) -> Option<Fields> {
+    serde_json::from_str(value?).ok()
 }
 
 /// Policies read during one transaction.

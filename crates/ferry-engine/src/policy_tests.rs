@@ -120,7 +120,7 @@ fn manual_flags_the_conflict_until_a_person_resolves_it() {
     assert_eq!((notes.policy.as_str(), notes.records_with_heads), ("manual", 1));
     let heads = a.heads("notes", "n1").unwrap();
     assert_eq!(heads.len(), 2);
-    let mine = heads.iter().find(|h| h.value == Some(json!("mine"))).unwrap();
+    let mine = heads.iter().find(|h| h.value.as_ref().map(|v| v.as_str()) == Some("\"mine\"")).unwrap();
     assert_eq!(mine.device_name.as_deref(), Some("a"));
 
     let err = a.resolve("notes", "n1", &Resolution::Pick(OpId { device: a.device_id(), counter: 999 })).unwrap_err();
@@ -135,4 +135,32 @@ fn manual_flags_the_conflict_until_a_person_resolves_it() {
     assert!(!on_b.conflict && on_b.heads == 1, "the resolution syncs like any write");
     assert_eq!(value(&b), json!("mine"));
     assert!(b.conflicts().unwrap().unresolved.is_empty());
+}
+
+/// The merge vectors of docs/FORMAT.md ("Merge order"), recomputed between two real devices.
+#[test]
+fn format_document_states_the_merge_vectors() {
+    let format = include_str!("../../../docs/FORMAT.md");
+    let base = json!({"title": "Draft", "body": "text", "n": 1});
+    let a_edit = json!({"title": "Final", "body": "text", "n": 1});
+    let b_edit = json!({"title": "Draft", "body": "better", "n": 2});
+    for name in ["lww", "fields", "priority"] {
+        let (mut a, mut b, store, _dir) = concurrent_edits(None, base.clone(), a_edit.clone(), b_edit.clone());
+        let order = vec![a.device_id().to_string(), b.device_id().to_string()];
+        let policy = match name {
+            "fields" => Some(Policy::Fields),
+            "priority" => Some(Policy::Priority { order }),
+            _ => None,
+        };
+        if let Some(policy) = policy {
+            a.set_policy("notes", &policy).unwrap();
+            for vault in [&mut a, &mut b] {
+                sync(vault, &store);
+            }
+        }
+        let shown = a.get("notes", "n1").unwrap().unwrap().value;
+        assert_eq!(shown, b.get("notes", "n1").unwrap().unwrap().value, "{name}: both devices agree");
+        let line = format!("{name} merge: `{}`", shown.as_str());
+        assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+    }
 }

@@ -642,3 +642,81 @@ fn data_crosses_stores_through_a_device_that_syncs_with_both() {
     b.detach_store(two_id).unwrap();
     assert_eq!(b.stores().unwrap().len(), 1);
 }
+
+mod one_value_everywhere {
+    //! A value written on one device shows the writer's bytes on every device, through every
+    //! way out: get, list, history, conflict heads, JSON output, an export restored elsewhere.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// JSON text as apps write it: numbers of every shape (long integers, extreme doubles,
+    /// exponents, `-0`, trailing zeros), strings with escapes, nested objects in any order.
+    fn json_text() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f}")),
+            "-?[1-9][0-9]{19,30}",
+            "-?[0-9]\\.[0-9]{1,20}[eE][+-]?[0-9]{1,3}",
+            Just("-0".to_owned()),
+            Just("1.50".to_owned()),
+        ];
+        let string = "[a-zé\"\\\\\n\t\u{1}\u{2028}]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap());
+        let leaf = prop_oneof![number, string, Just("null".to_owned()), Just("true".to_owned())];
+        leaf.prop_recursive(2, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(|items| format!("[{}]", items.join(", "))),
+                prop::collection::vec(("[a-c]{1,2}", inner), 0..4).prop_map(|members| {
+                    let members: Vec<String> = members.into_iter().map(|(k, v)| format!("\"{k}\" : {v}")).collect();
+                    format!("{{ {} }}", members.join(", "))
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn a_value_shows_the_same_bytes_on_every_device_through_every_way_out(texts in prop::collection::vec(json_text(), 1..4)) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = MemoryStore::default();
+            let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+            let [mut b, mut c]: [Vault; 2] = joined.try_into().unwrap();
+            // Values land in numbers that overflow i64 and doubles the parser could misread.
+            let parsed: Vec<String> = texts.iter().filter(|t| ferry_format::JsonValue::parse(t).is_ok()).cloned().collect();
+            for (i, text) in parsed.iter().enumerate() {
+                a.put_json("values", &format!("k{i}"), text).unwrap();
+            }
+            for vault in [&mut a, &mut b, &mut c] {
+                sync(vault, &store);
+            }
+            // An export restored on a fourth device (with the passphrase) holds the same bytes.
+            let exported = dir.path().join("export.ferry");
+            a.export(&exported, &ExportTo::Passphrase(unlock())).unwrap();
+            let secret = BackupSecret::Passphrase(unlock().passphrase);
+            let (restored, _) = Vault::restore(&Home::new(dir.path().join("d")), &options("d"), &exported, &secret).unwrap();
+            for (i, _) in parsed.iter().enumerate() {
+                let key = format!("k{i}");
+                let written = a.get("values", &key).unwrap().unwrap().value;
+                for vault in [&a, &b, &c, &restored] {
+                    let record = vault.get("values", &key).unwrap().unwrap();
+                    prop_assert_eq!(record.value.as_str(), written.as_str());
+                    let listed = vault.list("values", &ListOptions::default()).unwrap();
+                    let row = listed.iter().find(|r| r.key == key).unwrap();
+                    prop_assert_eq!(row.value.as_str(), written.as_str());
+                    // JSON output embeds the bytes verbatim.
+                    let json = serde_json::to_string(&record.value).unwrap();
+                    prop_assert_eq!(json.as_str(), written.as_str());
+                    let pretty = serde_json::to_string_pretty(&vec![&record.value]).unwrap();
+                    prop_assert!(pretty.contains(written.as_str()));
+                    let history = vault.history(&HistoryFilter { record: Some(("values".into(), key.clone())), limit: None }).unwrap();
+                    let put = history.iter().find_map(|op| match &op.kind { ferry_format::OpKind::Put(v) => Some(v.as_str().to_owned()), _ => None });
+                    prop_assert_eq!(put.as_deref(), Some(written.as_str()));
+                    let heads = vault.heads("values", &key).unwrap();
+                    prop_assert_eq!(heads[0].value.as_ref().map(|v| v.as_str()), Some(written.as_str()));
+                }
+            }
+        }
+    }
+}

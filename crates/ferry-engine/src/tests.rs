@@ -251,11 +251,13 @@ fn format_document_vectors_hold() {
     check("op id bytes", hex::encode(id.to_bytes()));
     let hlc = Hlc::new(1_763_776_800_123, 5).unwrap();
     check("hlc", format!("{:#018x}", hlc.to_u64()));
-    check(
-        "normalised",
-        JsonValue::parse(r#"{ "title": "hi", "body": "…", "n": 1.50, "tags": ["b","a"] }"#)
-            .unwrap()
-            .as_str()
-            .to_owned(),
-    );
+    let canonical = [
+        r#"{ "title": "hi", "body": "…", "n": 1.50, "tags": ["b","a"] }"#,
+        "[123456789012345678901234, 1.2345678901234567e+23, 18446744073709551615, -9223372036854775808, \
+         18446744073709551616, -0, 1e21, 1e20, 0.0000001, 5e-324]",
+        r#"{"b":"\u00e9\n\u0001\/","a":{"z":1,"a":2},"a":null}"#,
+    ];
+    for (i, input) in canonical.iter().enumerate() {
+        check(&format!("canonical {}", i + 1), JsonValue::parse(input).unwrap().as_str().to_owned());
+    }
 }

@@ -104,7 +104,7 @@ impl WireOp {
     pub fn into_op(self, device: DeviceId) -> Result<Op, String> {
         let id = OpId { device, counter: self.n };
         let kind = match (self.o, self.v) {
-            (1, Some(value)) => OpKind::Put(JsonValue::parse(&value).map_err(|e| format!("op {id}: {e}"))?),
+            (1, Some(value)) => OpKind::Put(JsonValue::from_wire(value).map_err(|e| format!("op {id}: {e}"))?),
             (2, None) => OpKind::Delete,
             (3, Some(selector)) => {
                 OpKind::Forget(serde_json::from_str(&selector).map_err(|e| format!("op {id}: forget selector: {e}"))?)

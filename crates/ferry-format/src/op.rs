@@ -9,8 +9,9 @@ use crate::{Collection, Hlc, OpId, RecordKey};
 /// belong in blobs.
 pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
-/// A JSON value that ferry accepts: valid JSON, stored in compact form with object keys sorted,
-/// at most [`MAX_VALUE_BYTES`].
+/// A JSON value that ferry accepts: valid JSON, at most [`MAX_VALUE_BYTES`], in the canonical
+/// text its writer made (`crate::canonical`). Every device holds and shows these exact bytes;
+/// serialized into JSON output, they are written verbatim.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct JsonValue(String);
 
@@ -29,21 +30,35 @@ pub enum ValueError {
 }
 
 impl JsonValue {
-    /// Parses and normalises JSON text.
+    /// Parses JSON text and canonicalises it: what a writer does, once.
     ///
     /// # Errors
     /// [`ValueError`] when the text is not JSON or is too large.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ValueError::Invalid(e.to_string()))?;
-        Self::from_value(&value)
+        let canonical = crate::canonical::canonical_json_text(text).map_err(|e| ValueError::Invalid(e.to_string()))?;
+        Self::checked(canonical)
     }
 
-    /// Normalises a parsed JSON value.
+    /// Canonicalises a parsed JSON value: what a writer does, once.
     ///
     /// # Errors
-    /// [`ValueError::TooLarge`] when the compact encoding exceeds [`MAX_VALUE_BYTES`].
+    /// [`ValueError::TooLarge`] when the canonical text exceeds [`MAX_VALUE_BYTES`].
     pub fn from_value(value: &serde_json::Value) -> Result<Self, ValueError> {
-        let text = serde_json::to_string(value).map_err(|e| ValueError::Invalid(e.to_string()))?;
+        Self::checked(crate::canonical::canonical_json(value))
+    }
+
+    /// Takes a value as another device wrote it (from a segment): checked to be JSON within the
+    /// size limit, and kept byte for byte, never canonicalised again, so every device shows the
+    /// writer's bytes.
+    ///
+    /// # Errors
+    /// [`ValueError`] when the text is not JSON or is too large.
+    pub fn from_wire(text: String) -> Result<Self, ValueError> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| ValueError::Invalid(e.to_string()))?;
+        Self::checked(text)
+    }
+
+    fn checked(text: String) -> Result<Self, ValueError> {
         if text.len() > MAX_VALUE_BYTES {
             return Err(ValueError::TooLarge { len: text.len() });
         }
@@ -66,6 +81,14 @@ impl JsonValue {
     /// Only if the text was not produced by this type.
     pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
         serde_json::from_str(&self.0)
+    }
+}
+
+impl serde::Serialize for JsonValue {
+    /// Writes the value's bytes verbatim into JSON output (not re-formatted).
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = serde_json::value::RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(serializer)
     }
 }
 

@@ -140,7 +140,7 @@ fn show(vault: &Vault, collection: &str, key: &str, json: bool) -> Result<()> {
     writeln!(out, "{collection}/{key}: {} head(s)", heads.len())?;
     for head in &heads {
         let device = head.device_name.clone().unwrap_or_else(|| head.device_id[..8].to_owned());
-        let value = head.value.as_ref().map_or_else(|| "(deleted)".to_owned(), serde_json::Value::to_string);
+        let value = head.value.as_ref().map_or_else(|| "(deleted)".to_owned(), |v| v.as_str().to_owned());
         let current = shown.as_ref().is_some_and(|r| r.version.to_string() == head.op);
         writeln!(
             out,
@@ -160,8 +160,10 @@ fn show(vault: &Vault, collection: &str, key: &str, json: bool) -> Result<()> {
 
 /// Top-level fields whose values differ between heads, one line each.
 fn differences(heads: &[Head]) -> Vec<String> {
+    let parsed: Vec<Option<serde_json::Value>> =
+        heads.iter().map(|h| h.value.as_ref().and_then(|v| v.to_value().ok())).collect();
     let objects: Vec<Option<&serde_json::Map<String, serde_json::Value>>> =
-        heads.iter().map(|h| h.value.as_ref().and_then(serde_json::Value::as_object)).collect();
+        parsed.iter().map(|v| v.as_ref().and_then(serde_json::Value::as_object)).collect();
     if heads.len() < 2 || objects.iter().any(Option::is_none) {
         return Vec::new();
     }

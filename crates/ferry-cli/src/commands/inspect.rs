@@ -15,25 +15,23 @@ pub fn log(vault: &Vault, args: &LogArgs) -> Result<()> {
     let device_name = |id: &ferry_format::DeviceId| names.get(&id.to_string()).cloned().unwrap_or_else(|| id.short());
     let mut out = std::io::stdout().lock();
     if args.json.json {
-        let list: Vec<serde_json::Value> = ops
+        let list: Vec<OpJson<'_>> = ops
             .iter()
-            .map(|op| {
-                serde_json::json!({
-                    "op": op.id.to_string(),
-                    "hlc": op.hlc.to_u64(),
-                    "time": output::timestamp(op.hlc.wall_ms()),
-                    "device": op.id.device.to_string(),
-                    "device_name": device_name(&op.id.device),
-                    "kind": op.kind.name(),
-                    "collection": op.collection.as_str(),
-                    "key": op.key.as_str(),
-                    "value": match &op.kind {
-                        OpKind::Put(v) => v.to_value().ok(),
-                        OpKind::Delete => None,
-                        OpKind::Forget(f) => serde_json::to_value(f).ok(),
-                    },
-                    "parents": op.parents.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                })
+            .map(|op| OpJson {
+                op: op.id.to_string(),
+                hlc: op.hlc.to_u64(),
+                time: output::timestamp(op.hlc.wall_ms()),
+                device: op.id.device.to_string(),
+                device_name: device_name(&op.id.device),
+                kind: op.kind.name(),
+                collection: op.collection.as_str(),
+                key: op.key.as_str(),
+                value: match &op.kind {
+                    OpKind::Put(v) => OpValue::Put(v),
+                    OpKind::Delete => OpValue::None,
+                    OpKind::Forget(f) => OpValue::Forget(f),
+                },
+                parents: op.parents.iter().map(ToString::to_string).collect(),
             })
             .collect();
         return output::json(&mut out, &list);
@@ -91,4 +89,28 @@ pub fn repair(vault: &mut Vault, args: &JsonArg) -> Result<()> {
         report.records, report.ops, report.corrected
     )?;
     Ok(())
+}
+
+/// An op in `log --json`; a put's value is written as stored, byte for byte.
+#[derive(serde::Serialize)]
+struct OpJson<'a> {
+    op: String,
+    hlc: u64,
+    time: String,
+    device: String,
+    device_name: String,
+    kind: &'static str,
+    collection: &'a str,
+    key: &'a str,
+    value: OpValue<'a>,
+    parents: Vec<String>,
+}
+
+/// What an op carries: a value, a forget's selector, or nothing (`null`).
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum OpValue<'a> {
+    Put(&'a ferry_format::JsonValue),
+    Forget(&'a ferry_format::Forget),
+    None,
 }

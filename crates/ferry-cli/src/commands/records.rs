@@ -72,7 +72,7 @@ pub fn ls(vault: &Vault, args: &LsArgs) -> Result<()> {
     }
     let records = vault.list(collection, &ListOptions { limit: args.limit })?;
     if args.json.json {
-        let list: Vec<serde_json::Value> = records.iter().map(record_json).collect::<Result<_>>()?;
+        let list: Vec<RecordJson<'_>> = records.iter().map(record_json).collect::<Result<_>>()?;
         return output::json(&mut out, &list);
     }
     let rows: Vec<Vec<String>> = records
@@ -82,17 +82,30 @@ pub fn ls(vault: &Vault, args: &LsArgs) -> Result<()> {
     Ok(output::table(&mut out, &["KEY", "UPDATED", "VALUE"], &rows)?)
 }
 
-fn record_json(record: &Record) -> Result<serde_json::Value> {
-    Ok(serde_json::json!({
-        "collection": record.collection,
-        "key": record.key,
-        "value": record.value.to_value()?,
-        "version": record.version.to_string(),
-        "updated": output::timestamp(record.hlc.wall_ms()),
-        "hlc": record.hlc.to_u64(),
-        "heads": record.heads,
-        "conflict": record.conflict,
-    }))
+/// A record in `--json` output; its value is written as stored, byte for byte.
+#[derive(serde::Serialize)]
+struct RecordJson<'a> {
+    collection: &'a str,
+    key: &'a str,
+    value: &'a ferry_format::JsonValue,
+    version: String,
+    updated: String,
+    hlc: u64,
+    heads: usize,
+    conflict: bool,
+}
+
+fn record_json(record: &Record) -> Result<RecordJson<'_>> {
+    Ok(RecordJson {
+        collection: &record.collection,
+        key: &record.key,
+        value: &record.value,
+        version: record.version.to_string(),
+        updated: output::timestamp(record.hlc.wall_ms()),
+        hlc: record.hlc.to_u64(),
+        heads: record.heads,
+        conflict: record.conflict,
+    })
 }
 
 /// The error for a record that `get` or `rm` cannot find, saying why.
