@@ -350,3 +350,26 @@ fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize
     }
     Ok(filled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blob id vectors of docs/FORMAT.md, recomputed with the code that names blobs.
+    #[test]
+    fn format_document_states_the_blob_id_vectors() {
+        let format = include_str!("../../../docs/FORMAT.md");
+        let keys = VaultKeys::single(
+            ferry_format::VaultId::from_bytes([1; 16]),
+            ferry_format::EpochRef::FIRST,
+            ferry_format::MasterKey::new([0x42; 32]),
+        );
+        let chunk = IdHasher::chunk_id(&keys, b"hello");
+        let mut whole = IdHasher::new(&keys, ObjectKind::BlobManifest);
+        whole.0.update(b"hello");
+        for (name, id) in [("blob chunk id", chunk), ("blob id", whole.finish())] {
+            let line = format!("{name}: `{}`", hex::encode(id.0));
+            assert!(format.contains(&line), "docs/FORMAT.md must contain the line\n{line}");
+        }
+    }
+}

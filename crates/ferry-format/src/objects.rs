@@ -610,6 +610,18 @@ mod tests {
         let revocation =
             RevocationPayload { device_id: [0x55; 16], revoked_ms: 1_763_776_800_123, new_epoch: 1, last_seq: 3 };
         check("revocation payload", hex::encode(encode(&revocation)));
+        let head = HeadPayload { seq: 3, hash: [0x44; 32], generation: 1, rewritten_from: Some(2) };
+        check("head payload", hex::encode(encode(&head)));
+        let device = DevicePayload {
+            device_id: [0x55; 16],
+            name: "phone".into(),
+            recipient: "age1x".into(),
+            enrolled_ms: 1_763_776_800_123,
+            recovery_recipient: "age1y".into(),
+        };
+        check("device record payload", hex::encode(encode(&device)));
+        let manifest = BlobManifest { size: 5, chunks: vec![ByteArray32([0x66; 32])] };
+        check("blob manifest payload", hex::encode(encode(&manifest)));
     }
 
     #[test]

@@ -375,6 +375,11 @@ mod tests {
         check("invite token", invite().to_token());
         check("pairing request", hex::encode(invite().seal_request(&request(), [8; 24])));
         check("confirmation code", invite().confirmation_code(&request(), &[9; 32]));
+        let inviter = SigningKey::from_bytes(&[3; 32]);
+        let reveal = PairReveal { value: vec![9; 32], request_hash: vec![0x0c; 32] };
+        check("pairing reveal", hex::encode(invite().seal_reveal(&reveal, [0x0a; 24], &inviter)));
+        let response = PairResponse { epoch: 0, tag: None };
+        check("pairing response", hex::encode(invite().seal_response(&response, [0x0b; 24], &inviter)));
     }
 
     #[test]
