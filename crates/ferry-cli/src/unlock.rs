@@ -19,11 +19,14 @@ pub enum Purpose {
 pub fn unlock(global: &GlobalArgs, purpose: Purpose) -> Result<Unlock> {
     let passphrase = passphrase(global, purpose)?;
     if passphrase.is_empty() {
-        return Err(CliError::new(
-            ErrorClass::Locked,
-            "the passphrase is empty: choose a passphrase with at least one character",
-        )
-        .into());
+        let why = match (&global.key_from_env, &global.passphrase_command) {
+            (Some(var), _) => format!("--key-from-env {var}: the environment variable {var} is empty"),
+            (None, Some(command)) => format!(
+                "the passphrase command `{command}` printed nothing (its first line of output is the passphrase)"
+            ),
+            (None, None) => "the passphrase is empty: choose a passphrase with at least one character".to_owned(),
+        };
+        return Err(CliError::new(ErrorClass::Locked, why).into());
     }
     Ok(Unlock { passphrase: Passphrase::from_zeroizing(passphrase), kdf_cost: kdf_cost() })
 }

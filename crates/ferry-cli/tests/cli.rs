@@ -168,6 +168,13 @@ fn passphrase_command_is_run_through_the_shell() {
     let run = device.run_with(cmd, &["status", "--passphrase-command", "exit 3"]);
     run.expect_code(4, &device.home);
     assert!(run.stderr.contains("passphrase command `exit 3` failed"), "{}", run.stderr);
+
+    // A command that prints nothing is named as such (not "choose a passphrase").
+    let mut cmd = Command::cargo_bin("ferry").unwrap();
+    cmd.args(["status", "--passphrase-command", "true"]).env("FERRY_HOME", &device.home);
+    let run = device.run_with(cmd, &["status", "--passphrase-command", "true"]);
+    run.expect_code(4, &device.home);
+    assert!(run.stderr.contains("passphrase command `true` printed nothing"), "{}", run.stderr);
 }
 
 #[test]

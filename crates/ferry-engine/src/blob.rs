@@ -180,6 +180,12 @@ impl Vault {
     /// # Errors
     /// Reading fails, or local storage does.
     pub fn put_blob(&mut self, mut reader: impl Read) -> Result<BlobInfo> {
+        // Chunk files a killed `put_blob` left half-written (`<id>.tmp`, older than an hour).
+        if let Ok(fan_out) = std::fs::read_dir(self.home.blob_dir()) {
+            for dir in fan_out.flatten() {
+                ferry_store::remove_older_than(&dir.path(), "tmp", std::time::Duration::from_secs(60 * 60));
+            }
+        }
         let keys = VaultKeys::load(&self.conn)?;
         let device = DeviceKeys::load(&self.conn)?;
         let mut whole = IdHasher::new(&keys, ObjectKind::BlobManifest);

@@ -226,7 +226,7 @@ pub enum Error {
     },
     /// The store has a different object where this device's own segment should be.
     #[error(
-        "the store {location} holds a different {path} than this device wrote: another device is using this device's identity (a copied home directory?); stop using one of the copies"
+        "the store {location} holds a different {path} than this device wrote, signed with this device's own key: another copy of this device is writing there (a copied home directory?); stop using one of the copies, then pair the other as a new device"
     )]
     ForeignOwnObject {
         /// The store.

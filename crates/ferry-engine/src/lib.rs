@@ -91,6 +91,8 @@ pub use write::{Writer, now_ms};
 #[cfg(test)]
 mod forget_tests;
 #[cfg(test)]
+mod heal_tests;
+#[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod keys_tests;

@@ -35,7 +35,15 @@ impl JsonValue {
     /// # Errors
     /// [`ValueError`] when the text is not JSON or is too large.
     pub fn parse(text: &str) -> Result<Self, ValueError> {
-        let canonical = crate::canonical::canonical_json_text(text).map_err(|e| ValueError::Invalid(e.to_string()))?;
+        let canonical = crate::canonical::canonical_json_text(text).map_err(|e| {
+            let mut why = e.to_string();
+            if why.contains("hex escape") || why.contains("surrogate") {
+                why.push_str(
+                    "; a \\uD800–\\uDFFF escape must be half of a pair (a high one then a low one): alone it is no character",
+                );
+            }
+            ValueError::Invalid(why)
+        })?;
         Self::checked(canonical)
     }
 

@@ -12,18 +12,28 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 const TMP_DIR: &str = ".ferry-tmp";
+/// A temporary file older than this was left by a writer that was killed: no live write takes
+/// a day between creating its file and linking it.
+const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// A store rooted at a directory.
 #[derive(Debug, Clone)]
 pub struct FolderStore {
     root: PathBuf,
+    /// Abandoned temporaries are removed once per store handle, before its first write.
+    swept: std::sync::Arc<std::sync::Once>,
 }
 
 impl FolderStore {
     /// A store at `root`, which must exist (see `prepare`). Reads and writes of a missing root report [`StoreErrorKind::Unavailable`]: an
     /// unmounted disk must not look like an empty store.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), swept: std::sync::Arc::new(std::sync::Once::new()) }
+    }
+
+    /// Removes temporary files that killed writers left in `.ferry-tmp/` (older than a day).
+    fn sweep_abandoned(&self) {
+        self.swept.call_once(|| remove_older_than(&self.root.join(TMP_DIR), "tmp", ABANDONED_AFTER));
     }
 
     fn file(&self, path: &str) -> Result<PathBuf, StoreError> {
@@ -46,6 +56,7 @@ impl FolderStore {
 
     /// Writes `bytes` to a fresh temporary file, flushed to disk.
     fn temp_file(&self, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+        self.sweep_abandoned();
         let dir = self.root.join(TMP_DIR);
         fs::create_dir_all(&dir).map_err(|e| StoreError::from_io(TMP_DIR, &e))?;
         let mut name = [0u8; 12];
@@ -86,6 +97,24 @@ fn etag(metadata: &fs::Metadata) -> String {
     #[cfg(not(unix))]
     let inode = 0;
     format!("{modified:x}-{:x}-{inode:x}", metadata.len())
+}
+
+/// Removes the files named `*.<extension>` in `dir` last modified longer than `age` ago (best
+/// effort: a file that cannot be read or removed is left for the next time).
+pub fn remove_older_than(dir: &Path, extension: &str, age: std::time::Duration) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|elapsed| elapsed > age);
+        if old && path.extension().is_some_and(|e| e == extension) {
+            let _ = fs::remove_file(&path);
+        }
+    }
 }
 
 impl Store for FolderStore {
@@ -192,5 +221,31 @@ impl Store for FolderStore {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StoreError::from_io(path, &e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn temporaries_left_by_killed_writers_are_removed_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join(TMP_DIR);
+        fs::create_dir_all(&tmp).unwrap();
+        let abandoned = tmp.join("abandoned.tmp");
+        let live = tmp.join("live.tmp");
+        for path in [&abandoned, &live] {
+            fs::write(path, b"half an object").unwrap();
+        }
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 24 * 60 * 60);
+        fs::File::options().write(true).open(&abandoned).unwrap().set_modified(two_days_ago).unwrap();
+
+        let store = FolderStore::new(dir.path());
+        store.put_if_absent("log/x/HEAD", b"object").unwrap();
+        assert!(!abandoned.exists(), "a day-old temporary is gone");
+        assert!(live.exists(), "a fresh one (maybe another device's write) stays");
     }
 }

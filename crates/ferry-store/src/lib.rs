@@ -28,7 +28,7 @@ mod url;
 
 pub use decorators::{CallCounts, CountingStore, FaultPlan, FaultyStore};
 pub use error::{StoreError, StoreErrorKind};
-pub use folder::FolderStore;
+pub use folder::{FolderStore, remove_older_than};
 pub use hub::HubLocation;
 pub use memory::MemoryStore;
 pub use s3::{S3Credentials, S3Location, S3Store};

@@ -106,21 +106,32 @@ fn ensure_empty(store: &dyn Store) -> Result<()> {
     Ok(())
 }
 
+/// What the newest key epoch's slot of one name gave.
+pub(crate) enum NewestSlot {
+    /// It opened: the epoch and its key.
+    Opened(EpochRef, MasterKey),
+    /// There is such a slot, and the secret does not open it.
+    WrongSecret,
+    /// The store has no such slot in its newest epoch.
+    Missing,
+}
+
 /// Opens the slot named `slot` (`passphrase`, `recovery`) of the newest key epoch the store
-/// lists: `Ok(None)` when it has such a slot but `open` opens none, an error naming the missing
-/// slot when it has none. Older epochs are never used (their passphrase may be known to a
+/// lists. A slot that is damaged (not an age file, an altered header) is an error naming it, not
+/// a wrong secret. Older epochs are never used (their passphrase may be known to a
 /// revoked device); among several directories of the newest number (only one was started by a
 /// real rotation, others could be anyone's) the one that opens is taken, and the key chain
 /// read below it must then verify.
 pub(crate) fn open_newest_slot(
     store: &dyn Store,
     slot: &str,
-    open: impl Fn(&[u8]) -> Option<Vec<u8>>,
-) -> Result<Option<(EpochRef, MasterKey)>> {
+    open: impl Fn(&[u8]) -> Result<Vec<u8>, age::DecryptError>,
+) -> Result<NewestSlot> {
     let listed = store.list("keys/")?;
     let epochs = paths::key_epochs_listed(&listed);
     let newest = epochs.first().map_or(0, |epoch| epoch.number);
     let mut found_any = false;
+    let mut damaged = None;
     for epoch in epochs.into_iter().filter(|epoch| epoch.number == newest) {
         let path = paths::key_slot(&epoch, slot);
         if !listed.contains(&path) {
@@ -128,19 +139,32 @@ pub(crate) fn open_newest_slot(
         }
         let Some(wrapped) = store.get(&path)? else { continue };
         found_any = true;
-        if let Some(key) = open(&wrapped).and_then(|key| <[u8; 32]>::try_from(key.as_slice()).ok()) {
-            return Ok(Some((epoch, MasterKey::new(key))));
+        match open(&wrapped) {
+            Ok(key) => match <[u8; 32]>::try_from(key.as_slice()) {
+                Ok(key) => return Ok(NewestSlot::Opened(epoch, MasterKey::new(key))),
+                Err(_) => damaged = Some((path, "it does not hold a 32-byte key".to_owned())),
+            },
+            // Not an age file, or its header altered: damage, not a wrong secret.
+            Err(
+                err @ (age::DecryptError::InvalidHeader
+                | age::DecryptError::InvalidMac
+                | age::DecryptError::UnknownFormat
+                | age::DecryptError::Io(_)),
+            ) => damaged = Some((path, format!("it is damaged ({err})"))),
+            Err(_) => {}
         }
     }
-    if found_any {
-        Ok(None)
-    } else {
-        Err(Error::BadStoreObject {
+    if let Some((path, why)) = damaged {
+        return Err(Error::BadStoreObject {
             location: store.location(),
-            path: paths::key_slot(&EpochRef::FIRST, slot),
-            reason: "missing: the store holds no such key slot".into(),
-        })
+            path,
+            reason: format!(
+                "{why}: this is not a wrong passphrase or phrase; a device of the vault can write a new slot \
+                 (`ferry key passphrase`), or restore the file from a backup"
+            ),
+        });
     }
+    Ok(if found_any { NewestSlot::WrongSecret } else { NewestSlot::Missing })
 }
 
 /// Opens the newest epoch's passphrase or recovery slot and reads the key chain below it.
@@ -156,18 +180,29 @@ fn open_join_slot(
             identity.set_max_work_factor(
                 store_slot_log_n(KdfCost::Standard).max(store_slot_log_n(options.unlock.kdf_cost)),
             );
-            let opened = open_newest_slot(store, "passphrase", |slot| age::decrypt(&identity, slot).ok())
-                .map_err(|_| Error::NoPassphraseSlot { location: location.clone() })?;
-            opened.ok_or_else(|| Error::WrongStorePassphrase {
-                location: location.clone(),
-                vault_id: vault_id.to_string(),
-            })?
+            match open_newest_slot(store, "passphrase", |slot| age::decrypt(&identity, slot))? {
+                NewestSlot::Opened(epoch, key) => (epoch, key),
+                NewestSlot::WrongSecret => {
+                    return Err(Error::WrongStorePassphrase { location, vault_id: vault_id.to_string() });
+                }
+                NewestSlot::Missing => return Err(Error::NoPassphraseSlot { location }),
+            }
         }
         JoinWith::RecoveryPhrase(phrase) => {
             let identity = crate::identity::recovery_identity(phrase)?;
-            open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot).ok())?.ok_or_else(|| {
-                Error::WrongRecoveryPhrase { location: location.clone(), vault_id: vault_id.to_string() }
-            })?
+            match open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot))? {
+                NewestSlot::Opened(epoch, key) => (epoch, key),
+                NewestSlot::WrongSecret => {
+                    return Err(Error::WrongRecoveryPhrase { location, vault_id: vault_id.to_string() });
+                }
+                NewestSlot::Missing => {
+                    return Err(Error::BadStoreObject {
+                        location,
+                        path: paths::key_slot(&EpochRef::FIRST, "recovery"),
+                        reason: "missing: the store holds no recovery slot (an incomplete copy of the vault?)".into(),
+                    });
+                }
+            }
         }
     };
     let (epoch, master) = opened;
@@ -201,6 +236,7 @@ fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys, chain: &[EpochOb
     }
     let mut registry = Registry::default();
     let mut named = std::collections::BTreeSet::new();
+    let mut other_vault = None;
     let mut pending: Vec<(String, ferry_format::DeviceId)> = store
         .list(paths::DEVICES)?
         .into_iter()
@@ -217,6 +253,7 @@ fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys, chain: &[EpochOb
                     named.insert(record.payload.recovery_recipient.clone());
                     registry.trust(subject, record.signing_public);
                 }
+                Err(ferry_format::seal::OpenError::WrongVault { found }) => other_vault = Some(found),
                 Err(_) => still.push((path, subject)),
             }
         }
@@ -230,7 +267,18 @@ fn recovery_recipient_from(store: &dyn Store, keys: &VaultKeys, chain: &[EpochOb
     let mut named = named.into_iter();
     match (named.next(), named.next()) {
         (Some(recipient), None) => Ok(recipient),
-        (None, _) => Err(bad("no valid device record".into())),
+        (None, _) => Err(match other_vault {
+            Some(found) => Error::BadStoreObject {
+                location: store.location(),
+                path: paths::VAULT_FILE.into(),
+                reason: format!(
+                    "names vault {}, but the store's device records belong to vault {found}: the vault file was \
+                     edited or replaced; restore it from a backup (or from another store of the vault)",
+                    keys.vault_id
+                ),
+            },
+            None => bad("no valid device record".into()),
+        }),
         (Some(_), Some(_)) => {
             Err(bad("device records name different recovery keys (a record was planted with the vault key): \
              pair this device from an existing one instead"

@@ -32,6 +32,9 @@ pub struct PushReport {
     pub rewritten_segments: u64,
     /// The store had lost or rolled back this device's HEAD, and it was published again.
     pub republished_head: bool,
+    /// Objects at this device's own paths that were not this device's (junk, a sync tool's
+    /// leftovers, another vault's), replaced by what this device wrote there.
+    pub replaced_strays: Vec<String>,
 }
 
 impl Vault {
@@ -98,7 +101,9 @@ impl Vault {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             let path = paths::segment(device, seq);
-            self.put_immutable(handle, &path, &bytes)?;
+            if self.put_immutable(handle, &path, &bytes)? {
+                report.replaced_strays.push(path);
+            }
             report.uploaded_segments += 1;
             report.uploaded_ops += from_sql_u64(op_count)?;
             uploaded = seq;
@@ -308,15 +313,30 @@ impl Vault {
         Ok(head.is_none_or(|head| head.seq < uploaded))
     }
 
-    /// Writes an own immutable object; one already there must be byte-identical.
-    fn put_immutable(&self, handle: StoreHandle<'_>, path: &str, bytes: &[u8]) -> Result<()> {
-        if handle.store.put_if_absent(path, bytes)? == Created::Exists {
-            let existing = handle.store.get(path)?;
-            if existing.as_deref() != Some(bytes) {
-                return Err(Error::ForeignOwnObject { location: handle.store.location(), path: path.to_owned() });
-            }
+    /// Writes an own immutable object; one already there must be byte-identical. A different
+    /// object signed with this device's key means another copy of this device writes here (a
+    /// copied home directory): refused. Anything else at this device's own path (junk, a
+    /// foreign or damaged object) is a stray: it is replaced, and `true` says so.
+    fn put_immutable(&self, handle: StoreHandle<'_>, path: &str, bytes: &[u8]) -> Result<bool> {
+        if handle.store.put_if_absent(path, bytes)? == Created::New {
+            return Ok(false);
         }
-        Ok(())
+        let Some(existing) = handle.store.get(path)? else {
+            handle.store.put(path, bytes)?; // deleted meanwhile
+            return Ok(false);
+        };
+        if existing == bytes {
+            return Ok(false);
+        }
+        let own_key = DeviceKeys::load(&self.conn)?.signing_key().verifying_key();
+        let ours = ferry_format::seal::Header::parse(&existing)
+            .is_ok_and(|header| header.device_id == self.device_id())
+            && ferry_format::seal::verify_signature(&existing, &own_key).is_ok();
+        if ours {
+            return Err(Error::ForeignOwnObject { location: handle.store.location(), path: path.to_owned() });
+        }
+        handle.store.put(path, bytes)?;
+        Ok(true)
     }
 }
 

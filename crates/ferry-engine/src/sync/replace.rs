@@ -21,8 +21,10 @@ const VAULT_PREFIXES: [&str; 5] = ["keys/", "devices/", "log/", "blobs/", "pair/
 fn confirm_recovery_phrase(store: &dyn Store, vault_id: &str, phrase: &RecoveryPhrase) -> Result<()> {
     let refused = || Error::RecoveryNotConfirmed { location: store.location(), vault_id: vault_id.to_owned() };
     let identity = crate::identity::recovery_identity(phrase)?;
-    let opened = super::enroll::open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot).ok())?;
-    opened.map(|_| ()).ok_or_else(refused)
+    match super::enroll::open_newest_slot(store, "recovery", |slot| age::decrypt(&identity, slot))? {
+        super::enroll::NewestSlot::Opened(..) => Ok(()),
+        super::enroll::NewestSlot::WrongSecret | super::enroll::NewestSlot::Missing => Err(refused()),
+    }
 }
 
 /// Moves the store's vault under `previous/<vault id>/`; returns that prefix.

@@ -126,8 +126,15 @@ impl Vault {
     pub fn sync(&mut self, handle: StoreHandle<'_>, direction: Direction) -> Result<SyncReport> {
         let started = now_ms();
         let outcome = (|| -> Result<SyncReport> {
-            let push = matches!(direction, Direction::Push | Direction::Both).then(|| self.push(handle)).transpose()?;
-            let pull = matches!(direction, Direction::Pull | Direction::Both).then(|| self.pull(handle)).transpose()?;
+            let push = matches!(direction, Direction::Push | Direction::Both).then(|| self.push(handle)).transpose();
+            // A push refused for what the store holds (a copied home, a taken name) must not
+            // also keep this device from receiving others' changes: pull anyway, then report
+            // the push's error. A store that cannot be reached or refuses access is left alone.
+            let pull = match &push {
+                Err(Error::Store(_)) => None,
+                _ => matches!(direction, Direction::Pull | Direction::Both).then(|| self.pull(handle)).transpose()?,
+            };
+            let push = push?;
             // A pull may have brought this device's own revocation: say so rather than succeed.
             self.ensure_not_revoked()?;
             Ok(SyncReport { push, pull })
