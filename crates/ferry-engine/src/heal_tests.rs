@@ -89,3 +89,42 @@ fn a_blob_put_clears_what_a_killed_one_left_half_written() {
     a.put_blob(&b"a new blob"[..]).unwrap();
     assert!(!left.exists());
 }
+
+#[test]
+fn an_emptied_store_is_rebuilt_by_the_next_sync_and_a_new_device_joins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, phrase) = crate::sync_tests::first_device_with_phrase(dir.path(), "a", &store);
+    sync(&mut a, &store);
+    let mut b = crate::sync_tests::join(dir.path(), "b", &store);
+    b.put("notes", "from-b", &json!("b's")).unwrap();
+    let blob = b.put_blob(&b"a blob of b"[..]).unwrap();
+    sync(&mut b, &store);
+    a.put("notes", "from-a", &json!("a's")).unwrap();
+    sync(&mut a, &store);
+
+    // Someone empties the store (rm -rf, a wiped bucket).
+    for path in store.list("").unwrap() {
+        store.delete(&path).unwrap();
+    }
+    let report = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap();
+    assert!(report.rebuilt_store && report.republished_head, "{report:?}");
+    assert!(store.get(paths::VAULT_FILE).unwrap().is_some());
+
+    // A device joining now (with the recovery phrase: the passphrase slot needs the passphrase)
+    // finds everything, b's data and blob included, relayed by a.
+    let phrase = ferry_format::RecoveryPhrase::parse(&phrase).unwrap();
+    let mut c = crate::sync_tests::join_with_phrase(dir.path(), "c", &store, &phrase).unwrap();
+    sync(&mut c, &store);
+    assert!(c.get("notes", "from-a").unwrap().is_some());
+    assert!(c.get("notes", "from-b").unwrap().is_some());
+    // b, syncing later, finds its log there (a relayed it) and carries on.
+    b.put("notes", "later", &json!(1)).unwrap();
+    sync(&mut b, &store);
+    sync(&mut c, &store);
+    assert!(c.get("notes", "later").unwrap().is_some());
+    // a's own blobs come back with the rebuild; b's blob, which a never fetched, does not
+    // until b publishes it again (FIXME: a device does not yet notice its lost blobs).
+    let mut out = Vec::new();
+    assert!(c.get_blob(&blob.id.parse().unwrap(), &[handle(&store)], &mut out).is_err());
+}

@@ -478,6 +478,53 @@ impl Vault {
         Ok(record)
     }
 
+    /// Queues, for a store that lost the vault, everything this device can publish again: the
+    /// vault file, the current epoch's key slots for every active device and the recovery key,
+    /// the key history, revocations and every device record held; and forgets what it believed
+    /// the store held (HEADs, blobs), so relaying and blob pushes bring the rest. Not the
+    /// passphrase slot (this device does not keep the passphrase): `ferry key passphrase`
+    /// writes one again.
+    pub(crate) fn queue_rebuild(&self, store_id: i64) -> Result<()> {
+        let keys = VaultKeys::load(&self.conn)?;
+        let mut objects: Vec<(String, Vec<u8>)> = vec![(paths::VAULT_FILE.into(), self.vault_file_bytes()?)];
+        let registry = Registry::load(&self.conn)?;
+        let mut stmt = self.conn.prepare("SELECT device_id, recipient, record FROM devices")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, Option<Vec<u8>>>(2)?))
+        })?;
+        for row in rows {
+            let (id, recipient, record) = row?;
+            let Some(device) = ferry_format::DeviceId::from_slice(&id) else { continue };
+            if let Some(record) = record {
+                objects.push((paths::device_record(device), record));
+            }
+            if registry.is_active(device)
+                && let Ok(recipient) = recipient.parse::<age::x25519::Recipient>()
+            {
+                objects.push((
+                    paths::key_slot(&keys.current(), &device.to_string()),
+                    wrap_key(&recipient, &keys.master_key)?,
+                ));
+            }
+        }
+        let recovery: String = meta_get(&self.conn, "recovery_recipient")?;
+        let recovery: age::x25519::Recipient =
+            recovery.parse().map_err(|e: &str| Error::Corrupt(format!("recovery recipient: {e}")))?;
+        objects.push((paths::key_slot(&keys.current(), "recovery"), wrap_key(&recovery, &keys.master_key)?));
+        objects.extend(self.registry_objects()?);
+        let tx = self.conn.unchecked_transaction()?;
+        for (path, bytes) in objects {
+            tx.execute(
+                "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![store_id, path, bytes],
+            )?;
+        }
+        tx.execute("DELETE FROM store_heads WHERE store = ?1", [store_id])?;
+        tx.execute("DELETE FROM store_blobs WHERE store = ?1", [store_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Seals the enrollment objects for a store into its outbox, in one transaction.
     fn queue_enrollment(
         &self,

@@ -35,6 +35,10 @@ pub struct PushReport {
     /// Objects at this device's own paths that were not this device's (junk, a sync tool's
     /// leftovers, another vault's), replaced by what this device wrote there.
     pub replaced_strays: Vec<String>,
+    /// The store had lost the vault (emptied): this device published again the vault file,
+    /// the current key slots of every member and the recovery key, the key history and
+    /// revocations, every device record, segment, HEAD and blob it holds.
+    pub rebuilt_store: bool,
 }
 
 impl Vault {
@@ -60,6 +64,14 @@ impl Vault {
             // the start (segments it still holds are found identical and kept).
             report.republished_head = true;
             uploaded = 0;
+            // Whatever lost the HEAD may have lost blobs too: offer every blob held again
+            // (one create-if-absent each; those still there are kept).
+            self.conn.execute("DELETE FROM store_blobs WHERE store = ?1", [handle.id])?;
+            if super::enroll::read_vault_file(handle.store)?.is_none() {
+                // Emptied (`rm -rf`, a bucket wiped): rebuild everything this device can.
+                self.queue_rebuild(handle.id)?;
+                report.rebuilt_store = true;
+            }
         }
         report.head_seq = uploaded;
         if self.has_anything_for(handle.id, last_seq.saturating_sub(uploaded))? {
