@@ -513,12 +513,7 @@ impl Vault {
         objects.push((paths::key_slot(&keys.current(), "recovery"), wrap_key(&recovery, &keys.master_key)?));
         objects.extend(self.registry_objects()?);
         let tx = self.conn.unchecked_transaction()?;
-        for (path, bytes) in objects {
-            tx.execute(
-                "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![store_id, path, bytes],
-            )?;
-        }
+        queue_in(&tx, store_id, objects)?;
         tx.execute("DELETE FROM store_heads WHERE store = ?1", [store_id])?;
         tx.execute("DELETE FROM store_blobs WHERE store = ?1", [store_id])?;
         tx.commit()?;
@@ -577,13 +572,19 @@ impl Vault {
         objects.extend(self.registry_objects()?);
 
         let tx = self.conn.unchecked_transaction()?;
-        for (path, bytes) in objects {
-            tx.execute(
-                "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![store_id, path, bytes],
-            )?;
-        }
+        queue_in(&tx, store_id, objects)?;
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Queues objects in a store's outbox (objects queued already are kept as they are).
+fn queue_in(conn: &rusqlite::Connection, store_id: i64, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+    for (path, bytes) in objects {
+        conn.execute(
+            "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            params![store_id, path, bytes],
+        )?;
+    }
+    Ok(())
 }
