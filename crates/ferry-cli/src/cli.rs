@@ -56,8 +56,19 @@ pub struct GlobalArgs {
     pub credentials_command: Option<String>,
 
     /// Never use the OS keychain: always unlock with the passphrase, and keep no key there
-    #[arg(long, global = true, env = "FERRY_NO_KEYCHAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    /// (`FERRY_NO_KEYCHAIN=1` does the same; read after parsing, so usage lines stay as typed)
+    #[arg(long, global = true)]
     pub no_keychain: bool,
+}
+
+impl GlobalArgs {
+    /// Applies the settings that come from the environment rather than from flags.
+    pub fn with_environment(mut self) -> Self {
+        let truthy =
+            |value: &str| matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on" | "y");
+        self.no_keychain |= std::env::var("FERRY_NO_KEYCHAIN").is_ok_and(|value| truthy(&value));
+        self
+    }
 }
 
 #[derive(Debug, Subcommand)]

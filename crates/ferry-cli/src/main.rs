@@ -12,7 +12,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let mut cli = cli::Cli::parse();
+    cli.global = cli.global.with_environment();
     match commands::run(cli) {
         Ok(()) => ExitCode::from(exit::SUCCESS),
         Err(err) if exit::is_broken_pipe(&err) => ExitCode::from(exit::SUCCESS),

@@ -257,3 +257,13 @@ fn the_os_keychain_unlocks_without_a_passphrase() {
     device.run_with(cmd, &["status"]).expect_code(0, &device.home);
     keychain(&["key", "keychain", "off"]).expect_code(0, &device.home);
 }
+
+#[test]
+fn environment_settings_do_not_change_usage_lines() {
+    let device = Device::new();
+    // The test environment sets FERRY_NO_KEYCHAIN=1 (see `Device::process`); the usage line
+    // shows what was typed, not a flag the environment stands for.
+    let run = device.run(&["get"]);
+    assert!(run.stderr.contains("Usage: ferry get"), "{}", run.stderr);
+    assert!(!run.stderr.contains("--no-keychain"), "{}", run.stderr);
+}
