@@ -294,7 +294,6 @@ impl Vault {
             let segment = open_object(&bytes, &expected, registry, keys)
                 .and_then(|plain| decode::<SegmentPayload>(&plain).map_err(OpenError::Malformed))
                 .and_then(|payload| check_segment(payload, next, hash, device))
-                .and_then(|ops| self.check_rewrite_removes_only(&ops, imported_up_to).map(|()| ops))
                 .and_then(|ops| {
                     if next == head.seq && segment_hash != head.hash {
                         Err(OpenError::Malformed(
@@ -304,6 +303,11 @@ impl Vault {
                         Ok(ops)
                     }
                 });
+            // A local database failure is an error; only what the segment holds is a refusal.
+            let segment = match segment {
+                Ok(ops) => self.added_by_rewrite(&ops, imported_up_to)?.map_or(Ok(ops), Err),
+                Err(reason) => Err(reason),
+            };
             let ops = match segment {
                 Ok(ops) => ops,
                 Err(reason) => {
@@ -405,29 +409,25 @@ impl Vault {
         from_sql_u64(last)
     }
 
-    /// Refuses a rewritten segment that adds an op: one numbered at or below `up_to` (the last
-    /// counter imported before the rewrite) that this device neither holds nor forgot.
-    fn check_rewrite_removes_only(&self, ops: &[Op], up_to: u64) -> Result<(), OpenError> {
-        let mut known = self
-            .conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM ops WHERE device = ?1 AND counter = ?2)
-                     OR EXISTS (SELECT 1 FROM forgotten_ops WHERE device = ?1 AND counter = ?2)",
-            )
-            .map_err(|e| OpenError::Malformed(e.to_string()))?;
+    /// Why a rewritten segment must be refused, if it adds an op: one numbered at or below
+    /// `up_to` (the last counter imported before the rewrite) that this device neither holds nor
+    /// forgot.
+    fn added_by_rewrite(&self, ops: &[Op], up_to: u64) -> Result<Option<OpenError>> {
+        let mut known = self.conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM ops WHERE device = ?1 AND counter = ?2)
+                 OR EXISTS (SELECT 1 FROM forgotten_ops WHERE device = ?1 AND counter = ?2)",
+        )?;
         for op in ops.iter().filter(|op| op.id.counter <= up_to) {
-            let counter = i64::try_from(op.id.counter).unwrap_or(i64::MAX);
-            let held: bool = known
-                .query_row(params![&op.id.device.as_bytes()[..], counter], |row| row.get(0))
-                .map_err(|e| OpenError::Malformed(e.to_string()))?;
+            let held: bool =
+                known.query_row(params![&op.id.device.as_bytes()[..], to_sql_u64(op.id.counter)?], |row| row.get(0))?;
             if !held {
-                return Err(OpenError::Malformed(format!(
+                return Ok(Some(OpenError::Malformed(format!(
                     "a rewritten segment adds op {} that the log did not hold before: a rewrite may only remove ops",
                     op.id
-                )));
+                ))));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The hash of a kept copy of another device's segment, if this device still has it.
