@@ -25,8 +25,8 @@ fn unlock() -> Unlock {
     Unlock { passphrase: Passphrase::new("bench"), kdf_cost: KdfCost::WorkFactor(10) }
 }
 
-fn handle(store: &dyn Store) -> StoreHandle<'_> {
-    StoreHandle { id: 1, store }
+fn handle<'a>(vault: &Vault, store: &'a dyn Store) -> StoreHandle<'a> {
+    StoreHandle { id: vault.stores().unwrap()[0].id, store }
 }
 
 fn main() {
@@ -36,7 +36,8 @@ fn main() {
     let options = CreateOptions { device_name: "d0".into(), unlock: unlock() };
     let mut devices =
         vec![Vault::create_for_store(&Home::new(dir.path().join("d0")), options, "memory", &store).unwrap().vault];
-    devices[0].sync(handle(&store), Direction::Both).unwrap();
+    let first = handle(&devices[0], &store);
+    devices[0].sync(first, Direction::Both).unwrap();
     for i in 1..DEVICES {
         let name = format!("d{i}");
         let options = JoinOptions { device_name: name.clone(), unlock: unlock(), with: JoinWith::Passphrase };
@@ -48,15 +49,15 @@ fn main() {
             device
                 .put_json("notes", &format!("d{i}-{s}"), r#"{"title":"a note","body":"typed on one device"}"#)
                 .unwrap();
-            device.push(handle(&store)).unwrap();
+            device.push(handle(device, &store)).unwrap();
         }
     }
     let reader = &mut devices[0];
-    reader.pull(handle(&store)).unwrap();
+    reader.pull(handle(reader, &store)).unwrap();
     assert_eq!(reader.status().unwrap().records as usize, DEVICES * segments);
 
     let counting = CountingStore::new(&store);
-    let report = reader.pull(handle(&counting)).unwrap();
+    let report = reader.pull(handle(reader, &counting)).unwrap();
     assert_eq!(report.imported_ops, 0);
     let noop = counting.counts();
     println!(
@@ -78,7 +79,7 @@ fn main() {
     counting.reset();
     let value = format!(r#"{{"title":"edited","body":"{}"}}"#, "x".repeat(150));
     reader.put_json("notes", "d0-0", &value).unwrap();
-    let pushed = reader.push(handle(&counting)).unwrap();
+    let pushed = reader.push(handle(reader, &counting)).unwrap();
     let sent = counting.counts();
     let objects = sent.writes as usize;
     println!(

@@ -46,7 +46,7 @@ fn main() {
     )
     .unwrap()
     .vault;
-    writer.sync(StoreHandle { id: 1, store: &store }, Direction::Push).unwrap();
+    writer.sync(StoreHandle { id: writer.stores().unwrap()[0].id, store: &store }, Direction::Push).unwrap();
     for batch in (0..count).collect::<Vec<_>>().chunks(10_000) {
         writer
             .write(|w| {
@@ -59,7 +59,7 @@ fn main() {
     }
     store.reset();
     let start = Instant::now();
-    writer.sync(StoreHandle { id: 1, store: &store }, Direction::Push).unwrap();
+    writer.sync(StoreHandle { id: writer.stores().unwrap()[0].id, store: &store }, Direction::Push).unwrap();
     let push = start.elapsed().as_secs_f64();
     let pushed = store.counts();
 
@@ -72,7 +72,7 @@ fn main() {
         &store,
     )
     .unwrap();
-    reader.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
+    reader.sync(StoreHandle { id: reader.stores().unwrap()[0].id, store: &store }, Direction::Pull).unwrap();
     let pull = start.elapsed().as_secs_f64();
     let pulled = store.counts();
     assert_eq!(reader.status().unwrap().records as usize, count);

@@ -197,7 +197,7 @@ fn pull_child(home: &Path, store: &Path) {
         &store,
     )
     .unwrap();
-    let report = vault.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
+    let report = vault.sync(StoreHandle { id: vault.stores().unwrap()[0].id, store: &store }, Direction::Pull).unwrap();
     let seconds = start.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let peak_kib =
@@ -231,7 +231,11 @@ fn bench_pull(count: usize) {
             .unwrap();
     }
     let push_start = Instant::now();
-    let pushed = writer.sync(StoreHandle { id: 1, store: &store }, Direction::Push).unwrap().push.unwrap();
+    let pushed = writer
+        .sync(StoreHandle { id: writer.stores().unwrap()[0].id, store: &store }, Direction::Push)
+        .unwrap()
+        .push
+        .unwrap();
     let push_seconds = push_start.elapsed().as_secs_f64();
     let store_bytes: u64 = walk(&store_dir);
 

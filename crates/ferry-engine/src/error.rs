@@ -77,6 +77,35 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A change-feed cursor given back in a form no cursor has.
+    #[error(
+        "{token:?} is not a change cursor: give back the text `ChangeCursor::to_token` made, or start over from the beginning"
+    )]
+    BadCursor {
+        /// The text given.
+        token: String,
+    },
+    /// A change subscription's thread has stopped (its database read failed, reported before).
+    #[error("the change subscription has stopped: subscribe again")]
+    FeedStopped,
+    /// A thread could not be started.
+    #[error("{what}")]
+    Thread {
+        /// What the thread was for.
+        what: &'static str,
+        /// Why it could not start.
+        source: std::io::Error,
+    },
+    /// A device to reach directly has no known address.
+    #[error(
+        "no known address for device {0}: add one with `ferry peers add DEVICE HOST:PORT`, or run `ferry serve`, which finds devices on the LAN by mDNS"
+    )]
+    NoPeerAddress(String),
+    /// Something that goes through a store (pairing, sync) and this device has none.
+    #[error(
+        "this device has no store: add one with `ferry store add STORE` (or create the vault with `ferry init --store STORE`, or join one with `ferry join STORE`)"
+    )]
+    NoStore,
     /// A store failed (unreachable, refusing, or missing).
     #[error("store error")]
     Store(#[source] ferry_store::StoreError),
@@ -274,8 +303,8 @@ pub enum Error {
     #[error("this device syncs with {0} already: see `ferry store ls`")]
     StoreAlreadyAdded(String),
     /// No store is configured with that id.
-    #[error("no store with id {0} on this device: see `ferry sync status`")]
-    UnknownStore(i64),
+    #[error("no store {0} on this device: see `ferry sync status`")]
+    UnknownStore(String),
     /// SQLite failed.
     #[error("local database error")]
     Sqlite(#[from] rusqlite::Error),
@@ -337,8 +366,11 @@ impl Error {
             | Self::PairingCodeMismatch
             | Self::CannotRevoke(_)
             | Self::NotAHead { .. }
-            | Self::BadBackup { .. } => ErrorClass::BadInput,
-            Self::NoSuchRecord { .. } | Self::BlobNotFound(_) | Self::UnknownDevice(_) => ErrorClass::NotFound,
+            | Self::BadBackup { .. }
+            | Self::BadCursor { .. } => ErrorClass::BadInput,
+            Self::NoSuchRecord { .. } | Self::BlobNotFound(_) | Self::UnknownDevice(_) | Self::NoPeerAddress(_) => {
+                ErrorClass::NotFound
+            }
             Self::WrongPassphrase { .. } | Self::DatabaseKeyMismatch { .. } | Self::KeyFile { .. } => {
                 ErrorClass::Locked
             }
@@ -352,6 +384,7 @@ impl Error {
             | Self::RecoveryNotConfirmed { .. }
             | Self::StoreNotEmpty { .. }
             | Self::UnknownStore(_)
+            | Self::NoStore
             | Self::StoreAlreadyAdded(_) => ErrorClass::Setup,
             Self::WrongStorePassphrase { .. }
             | Self::WrongRecoveryPhrase { .. }
@@ -363,9 +396,13 @@ impl Error {
             | Self::BadStoreObject { .. }
             | Self::RotationObjectTaken { .. }
             | Self::PairingInterfered => ErrorClass::Other,
-            Self::Clock(_) | Self::Random(_) | Self::Corrupt(_) | Self::Io { .. } | Self::Sqlite(_) => {
-                ErrorClass::Other
-            }
+            Self::Clock(_)
+            | Self::Random(_)
+            | Self::Corrupt(_)
+            | Self::Io { .. }
+            | Self::Sqlite(_)
+            | Self::FeedStopped
+            | Self::Thread { .. } => ErrorClass::Other,
         }
     }
 

@@ -397,7 +397,7 @@ impl Vault {
     }
 
     /// Purges still to publish: per store, the first own segment to overwrite.
-    pub(crate) fn pending_rewrite(&self, store: i64) -> Result<Option<u64>> {
+    pub(crate) fn pending_rewrite(&self, store: crate::StoreId) -> Result<Option<u64>> {
         let from: Option<Option<i64>> = self
             .conn
             .query_row("SELECT rewrite_from FROM stores WHERE id = ?1", [store], |row| row.get(0))

@@ -47,6 +47,7 @@ mod blob;
 mod conflicts;
 mod database;
 mod error;
+mod feed;
 mod forget;
 mod home;
 mod hub_home;
@@ -70,17 +71,19 @@ pub use backup::{BackupSecret, ExportReport, ExportTo, ImportReport};
 pub use blob::{BlobId, BlobInfo, CHUNK_SIZE};
 pub use conflicts::{CollectionConflicts, Conflict, ConflictReport, Head, Resolution};
 pub use error::{Error, ErrorClass, Result};
+pub use feed::{ChangeBatch, ChangeCursor, FeedItem, Subscription};
 pub use forget::{ForgetTarget, Forgotten, Purged};
 pub use home::Home;
 pub use hub_home::HubHome;
 pub use policy::Policy;
-pub use read::{CollectionInfo, HistoryFilter, ListOptions, Record};
+pub use read::{CollectionInfo, HistoryFilter, ListOptions, Page, PageRequest, Record};
 pub use repair::RepairReport;
 pub use search::Found;
 pub use sync::{
-    ConfiguredStore, DeviceCursor, Direction, JoinOptions, JoinWith, Pairing, PairingConfirmation, PairingRequest,
-    PullReport, PushReport, Revoked, SkippedObject, StoreHandle, StoreKeyCheck, StoreState, StoreStatus, StoreVault,
-    SyncReport, SyncStatus, end_invite,
+    Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions, JoinWith, Pairing,
+    PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject, StoreHandle, StoreId,
+    StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReason, SyncReport, SyncStatus, WaitBecause, due,
+    end_invite,
 };
 pub use time::{parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};

@@ -7,7 +7,7 @@ use ferry_format::{Collection, DeviceId, Hlc, JsonValue, Op, OpId, OpKind, Recor
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 const KIND_PUT: i64 = 1;
-const KIND_DELETE: i64 = 2;
+pub(crate) const KIND_DELETE: i64 = 2;
 /// Forget ops are kept in the log (so they are sealed and travel) but never folded into a record.
 pub(crate) const KIND_FORGET: i64 = 3;
 

@@ -53,6 +53,26 @@ pub struct ListOptions {
     pub limit: Option<usize>,
 }
 
+/// A request for one page of a collection in key order ([`Vault::page`]).
+#[derive(Clone, Debug, Default)]
+pub struct PageRequest {
+    /// Only keys that start with this.
+    pub prefix: String,
+    /// Only keys after this one: the previous page's [`Page::next`].
+    pub after: Option<String>,
+    /// At most this many records (0: 100).
+    pub limit: usize,
+}
+
+/// One page of records in key order.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The records, by key.
+    pub records: Vec<Record>,
+    /// Where the next page starts (`PageRequest::after`); `None` on the last page.
+    pub next: Option<String>,
+}
+
 const RECORD_SELECT: &str =
     "SELECT r.collection, r.key, coalesce(r.merged, o.value), r.winner_device, r.winner_counter, r.winner_hlc, length(r.heads)
      FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter";
@@ -109,6 +129,31 @@ impl Vault {
         let mut records = rows.map(|row| row?).collect::<Result<Vec<_>>>()?;
         self.flag_conflicts(&mut records)?;
         Ok(records)
+    }
+
+    /// One page of the live records of a collection whose keys start with `request.prefix`, in
+    /// key order: stable under concurrent writes, so paging never repeats or skips a key.
+    ///
+    /// # Errors
+    /// Bad names; database failures.
+    pub fn page(&self, collection: &str, request: &PageRequest) -> Result<Page> {
+        let collection = Collection::new(collection)?;
+        let limit = if request.limit == 0 { 100 } else { request.limit };
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let after = request.after.as_deref().filter(|after| *after >= request.prefix.as_str());
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "{RECORD_SELECT} WHERE r.collection = ?1 AND r.key >= ?2 AND (?3 IS NULL OR r.key > ?3)
+             AND substr(r.key, 1, length(?2)) = ?2 AND NOT r.deleted ORDER BY r.key LIMIT ?4"
+        ))?;
+        let rows =
+            stmt.query_map(params![collection.as_str(), request.prefix, after, fetch], |row| Ok(record_from_row(row)))?;
+        let mut records = rows.map(|row| row?).collect::<Result<Vec<_>>>()?;
+        let next = (records.len() > limit).then(|| {
+            records.truncate(limit);
+            records.last().map(|r| r.key.clone())
+        });
+        self.flag_conflicts(&mut records)?;
+        Ok(Page { records, next: next.flatten() })
     }
 
     /// Every collection that has ever held a record, by name (ferry's reserved ones excluded).

@@ -67,7 +67,7 @@ pub(crate) fn two_synced_devices(dir: &Path, store: &dyn Store) -> (Vault, Vault
 }
 
 pub(crate) fn handle(store: &dyn Store) -> StoreHandle<'_> {
-    StoreHandle { id: 1, store }
+    StoreHandle { id: crate::StoreId(1), store }
 }
 
 pub(crate) fn sync(vault: &mut Vault, store: &dyn Store) -> SyncReport {
@@ -622,7 +622,7 @@ fn data_crosses_stores_through_a_device_that_syncs_with_both() {
     sync(&mut c, &two);
     sync(&mut a, &one);
     for _ in 0..2 {
-        b.sync(StoreHandle { id: 1, store: &one }, Direction::Both).unwrap();
+        b.sync(StoreHandle { id: crate::StoreId(1), store: &one }, Direction::Both).unwrap();
         b.sync(StoreHandle { id: two_id, store: &two }, Direction::Both).unwrap();
     }
     sync(&mut a, &one);

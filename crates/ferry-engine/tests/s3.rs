@@ -30,7 +30,7 @@ fn create(dir: &Path, name: &str, store: &dyn Store) -> Vault {
         Vault::create_for_store(&home, CreateOptions { device_name: name.into(), unlock: unlock() }, "s3", store)
             .unwrap()
             .vault;
-    vault.sync(StoreHandle { id: 1, store }, Direction::Push).unwrap();
+    vault.sync(StoreHandle { id: first_store(&vault), store }, Direction::Push).unwrap();
     vault
 }
 
@@ -93,16 +93,16 @@ fn two_devices_roundtrip_through_a_bucket() {
         let mut a = create(dir.path(), "a", &store);
         a.put("notes", "n1", &json!({"title": "through S3"})).unwrap();
         let blob = a.put_blob(&vec![7u8; 3 * 1024 * 1024 + 5][..]).unwrap();
-        a.sync(StoreHandle { id: 1, store: &store }, Direction::Both).unwrap();
+        a.sync(StoreHandle { id: first_store(&a), store: &store }, Direction::Both).unwrap();
 
         let mut b = join(dir.path(), "b", &store);
         b.put("notes", "n2", &json!("from b")).unwrap();
-        b.sync(StoreHandle { id: 1, store: &store }, Direction::Both).unwrap();
-        a.sync(StoreHandle { id: 1, store: &store }, Direction::Both).unwrap();
+        b.sync(StoreHandle { id: first_store(&b), store: &store }, Direction::Both).unwrap();
+        a.sync(StoreHandle { id: first_store(&a), store: &store }, Direction::Both).unwrap();
         assert_eq!(records(&a), records(&b), "{:?}", server.kind);
         assert_eq!(records(&a).len(), 2);
         let mut out = Vec::new();
-        b.get_blob(&blob.id.parse().unwrap(), &[StoreHandle { id: 1, store: &store }], &mut out).unwrap();
+        b.get_blob(&blob.id.parse().unwrap(), &[StoreHandle { id: first_store(&b), store: &store }], &mut out).unwrap();
         assert_eq!(out.len(), 3 * 1024 * 1024 + 5);
         assert!(b.sync_status().unwrap().skipped.is_empty());
     }
@@ -118,7 +118,7 @@ fn a_bucket_of_another_vault_is_refused_and_nothing_is_written() {
         let mut stranger = create(dir.path(), "stranger", &other_store);
         stranger.put("notes", "x", &json!(1)).unwrap();
         let before = store.list("").unwrap();
-        let err = stranger.push(StoreHandle { id: 1, store: &store }).unwrap_err();
+        let err = stranger.push(StoreHandle { id: first_store(&stranger), store: &store }).unwrap_err();
         assert!(matches!(err, Error::KeyMismatch { .. }), "{:?}: {err:?}", server.kind);
         assert_eq!(store.list("").unwrap(), before, "{:?}", server.kind);
     }
@@ -130,8 +130,8 @@ fn pairing_and_revocation_through_a_bucket() {
         let kind = server.kind;
         let dir = tempfile::tempdir().unwrap();
         let store = server.store("pairing");
-        let handle = StoreHandle { id: 1, store: &store };
         let mut a = create(dir.path(), "a", &store);
+        let handle = StoreHandle { id: first_store(&a), store: &store };
         a.put("notes", "n1", &json!("shared")).unwrap();
         a.sync(handle, Direction::Both).unwrap();
 
@@ -174,15 +174,15 @@ fn a_no_op_pull_of_ten_devices_and_a_thousand_segments_makes_at_most_eleven_requ
         for (i, device) in devices.iter_mut().enumerate() {
             for seq in 0..100 {
                 device.put("notes", &format!("{i}-{seq}"), &json!(seq)).unwrap();
-                device.push(StoreHandle { id: 1, store: &store }).unwrap();
+                device.push(StoreHandle { id: first_store(device), store: &store }).unwrap();
             }
         }
         let reader = &mut devices[0];
-        let report = reader.pull(StoreHandle { id: 1, store: &store }).unwrap();
+        let report = reader.pull(StoreHandle { id: first_store(reader), store: &store }).unwrap();
         assert_eq!(report.imported_segments, 900, "{:?}", server.kind);
         let counting = CountingStore::new(&store);
         let before = store.requests();
-        let report = reader.pull(StoreHandle { id: 1, store: &counting }).unwrap();
+        let report = reader.pull(StoreHandle { id: first_store(reader), store: &counting }).unwrap();
         assert_eq!(report.imported_ops, 0);
         let requests = store.requests() - before;
         assert!(requests <= 11, "{:?}: {requests} requests", server.kind);
@@ -255,7 +255,7 @@ fn a_server_stopped_mid_push_and_restarted_loses_and_duplicates_nothing() {
     let bytes: Vec<u8> = (0..(2 * 1024 * 1024 + 10)).map(|i: u32| (i % 251) as u8).collect();
     let blob = a.put_blob(&bytes[..]).unwrap();
     let killer = KillServer { inner: &store, writes: AtomicU64::new(0), kill_at: 3, server: &server };
-    let failed = a.sync(StoreHandle { id: 1, store: &killer }, Direction::Push);
+    let failed = a.sync(StoreHandle { id: first_store(&a), store: &killer }, Direction::Push);
     assert!(failed.is_err(), "the push must fail while the server is down");
     let status = a.sync_status().unwrap();
     assert_eq!(status.stores[0].state, StoreState::Offline, "{:?}", status.stores[0]);
@@ -266,14 +266,14 @@ fn a_server_stopped_mid_push_and_restarted_loses_and_duplicates_nothing() {
     );
 
     server.lock().unwrap().spawn();
-    a.sync(StoreHandle { id: 1, store: &store }, Direction::Push).unwrap();
+    a.sync(StoreHandle { id: first_store(&a), store: &store }, Direction::Push).unwrap();
     assert_eq!(a.sync_status().unwrap().stores[0].state, StoreState::UpToDate);
     let mut b = join(dir.path(), "b", &store);
-    b.sync(StoreHandle { id: 1, store: &store }, Direction::Pull).unwrap();
+    b.sync(StoreHandle { id: first_store(&b), store: &store }, Direction::Pull).unwrap();
     assert_eq!(records(&b), records(&a));
     assert_eq!(b.status().unwrap().ops, 18);
     let mut out = Vec::new();
-    b.get_blob(&blob.id.parse().unwrap(), &[StoreHandle { id: 1, store: &store }], &mut out).unwrap();
+    b.get_blob(&blob.id.parse().unwrap(), &[StoreHandle { id: first_store(&b), store: &store }], &mut out).unwrap();
     assert!(out == bytes);
 }
 
@@ -295,7 +295,7 @@ fn wrong_credentials_are_one_clear_error_without_retries() {
     )
     .unwrap();
     a.put("notes", "n1", &json!(1)).unwrap();
-    let err = a.sync(StoreHandle { id: 1, store: &wrong }, Direction::Both).unwrap_err();
+    let err = a.sync(StoreHandle { id: first_store(&a), store: &wrong }, Direction::Both).unwrap_err();
     let text = format!("{err}: {}", std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default());
     assert!(text.contains("check the credentials"), "{text}");
     assert!(!text.contains("not-the-secret"), "secrets must never be printed: {text}");
@@ -303,4 +303,9 @@ fn wrong_credentials_are_one_clear_error_without_retries() {
     let status = a.sync_status().unwrap();
     assert_eq!(status.stores[0].state, StoreState::Error);
     assert_eq!(status.unpublished_ops, 1, "nothing was lost: the op waits for the next sync");
+}
+
+/// The id of the first store the vault syncs with.
+fn first_store(vault: &ferry_engine::Vault) -> ferry_engine::StoreId {
+    vault.stores().unwrap()[0].id
 }

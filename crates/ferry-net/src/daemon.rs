@@ -21,9 +21,10 @@ use crate::changes::Changes;
 use crate::discovery::{self, Discovery};
 use crate::link::{self, Link, LinkShared};
 use crate::peers::{PeerInfo, Wake};
+use crate::replicator::Replicator;
 use crate::server::{ServeError, Server, ServerEvents, serve};
 use crate::tls::{Pins, TlsError, TlsIdentity};
-use ferry_engine::Vault;
+use ferry_engine::{SyncReason, Vault};
 use ferry_format::DeviceId;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,31 +43,6 @@ const PUSH_AFTER_WRITE: Duration = Duration::from_secs(1);
 /// The store thread looks at least this often whether a store is due (its backoff may end).
 const STORE_TICK: Duration = Duration::from_secs(5);
 
-/// Why the stores are being synced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreReason {
-    /// The user asked (`ferry sync now`, the API): every store, backoff or not.
-    SyncNow,
-    /// Local writes to publish: every store not waiting out a backoff.
-    LocalWrite,
-    /// The periodic round: stores whose interval has passed and whose backoff is over.
-    Tick,
-}
-
-/// How one store's sync went.
-#[derive(Clone, Debug)]
-pub struct StoreRound {
-    /// The store's location.
-    pub url: String,
-    /// Whether it worked.
-    pub ok: bool,
-    /// What happened.
-    pub detail: String,
-}
-
-/// Syncs the stores that are due; the CLI provides it (it knows how to open each kind).
-pub type SyncStores = Box<dyn FnMut(&mut Vault, StoreReason) -> Vec<StoreRound> + Send>;
-
 /// How to run the daemon.
 pub struct DaemonConfig {
     /// Where the peer API listens (port 0: any free port).
@@ -75,8 +51,17 @@ pub struct DaemonConfig {
     pub api: Option<SocketAddr>,
     /// Advertise and browse with mDNS.
     pub mdns: bool,
-    /// Syncs the stores.
-    pub sync_stores: SyncStores,
+    /// Syncs the stores (`None`: peers only).
+    pub stores: Option<StoreSync>,
+}
+
+/// How the daemon syncs the stores.
+#[derive(Debug)]
+pub struct StoreSync {
+    /// Opens and syncs them ([`Replicator::for_vault`]).
+    pub replicator: Replicator,
+    /// The pause between periodic rounds.
+    pub interval: Duration,
 }
 
 /// What can stop the daemon from starting.
@@ -220,13 +205,17 @@ impl Daemon {
                 .map_err(io("cannot start a thread"))?,
         );
         let (flag, trigger, attempts) = (stop.clone(), stores.clone(), events.attempts.clone());
-        let sync_stores = config.sync_stores;
-        threads.push(
-            std::thread::Builder::new()
-                .name("ferry-stores".into())
-                .spawn(move || run_stores(store_vault, sync_stores, &trigger, &attempts, &flag))
-                .map_err(io("cannot start a thread"))?,
-        );
+        if let Some(StoreSync { replicator, interval }) = config.stores {
+            threads.push(
+                std::thread::Builder::new()
+                    .name("ferry-stores".into())
+                    .spawn(move || {
+                        let stores = StoreRounds { vault: store_vault, replicator, interval };
+                        stores.run(&trigger, &attempts, &flag);
+                    })
+                    .map_err(io("cannot start a thread"))?,
+            );
+        }
         Ok(Self {
             device,
             home,
@@ -357,27 +346,38 @@ impl Watcher {
     }
 }
 
-fn run_stores(mut vault: Vault, mut sync: SyncStores, trigger: &StoreTrigger, attempts: &Attempts, stop: &AtomicBool) {
-    // A first round at start: whatever happened while the daemon was down.
-    let mut reason = Some(StoreReason::SyncNow);
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(reason) = reason.take() {
-            for round in sync(&mut vault, reason) {
-                attempts.record(Direction::Outbound, &round.url, None, round.ok, round.detail);
+/// The store thread: rounds of due stores (see [`ferry_engine::due`]).
+struct StoreRounds {
+    vault: Vault,
+    replicator: Replicator,
+    interval: Duration,
+}
+
+impl StoreRounds {
+    fn run(mut self, trigger: &StoreTrigger, attempts: &Attempts, stop: &AtomicBool) {
+        // A first round at start: whatever happened while the daemon was down.
+        let mut reason = Some(SyncReason::SyncNow);
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(reason) = reason.take() {
+                // A status that cannot be read is retried at the next tick.
+                let outcomes = self.replicator.sync_due(&mut self.vault, reason, self.interval).unwrap_or_default();
+                for outcome in outcomes {
+                    attempts.record(Direction::Outbound, &outcome.url, None, outcome.result.is_ok(), outcome.summary());
+                }
             }
+            trigger.wake.sleep(STORE_TICK);
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            reason = Some(if trigger.forced.swap(false, Ordering::Relaxed) {
+                SyncReason::SyncNow
+            } else if trigger.written.swap(false, Ordering::Relaxed) {
+                // Let a burst of writes finish before pushing it.
+                std::thread::sleep(PUSH_AFTER_WRITE);
+                SyncReason::LocalWrite
+            } else {
+                SyncReason::Tick
+            });
         }
-        trigger.wake.sleep(STORE_TICK);
-        if stop.load(Ordering::Relaxed) {
-            return;
-        }
-        reason = Some(if trigger.forced.swap(false, Ordering::Relaxed) {
-            StoreReason::SyncNow
-        } else if trigger.written.swap(false, Ordering::Relaxed) {
-            // Let a burst of writes finish before pushing it.
-            std::thread::sleep(PUSH_AFTER_WRITE);
-            StoreReason::LocalWrite
-        } else {
-            StoreReason::Tick
-        });
     }
 }

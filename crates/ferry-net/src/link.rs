@@ -1,14 +1,15 @@
 //! One thread per other device of the vault: find it (dial order: where mDNS saw it, the
 //! address that last worked, the other stored addresses), long-poll it for changes, pull when
 //! something changed. On failure the next address is tried; when none answers, the link sleeps
-//! with exponential backoff and jitter, and wakes early when the peer shows up (mDNS, or the
+//! with ferry's backoff (`ferry_engine::Backoff`), and wakes early when the peer shows up (mDNS, or the
 //! peer connecting here) or the user asks to sync now.
 
 use crate::attempts::{Attempts, Direction};
+use crate::dial::dial_order;
 use crate::peer_store::PeerStore;
 use crate::peers::{PeerState, PeerTable};
 use crate::tls::{Pins, TlsIdentity};
-use ferry_engine::Vault;
+use ferry_engine::{Backoff, Vault};
 use ferry_format::DeviceId;
 use ferry_store::{StoreError, StoreErrorKind};
 use std::sync::Arc;
@@ -17,8 +18,6 @@ use std::time::Duration;
 
 /// How long one long-poll is held by the peer.
 const POLL: Duration = Duration::from_secs(25);
-/// The longest pause between rounds of attempts at a peer that does not answer.
-const LONGEST_BACKOFF: Duration = Duration::from_secs(60);
 /// The pause while no address at all is known, before reading the stored ones again (mDNS
 /// news wakes it sooner).
 const SEARCH_PAUSE: Duration = Duration::from_secs(2);
@@ -62,9 +61,9 @@ struct Failure {
 fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBool) {
     let wake = shared.peers.wake_of(device);
     let mut seen = String::new();
-    let mut failures = 0u32;
+    let mut failures = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let addresses = dial_order(device, &vault, &shared.peers);
+        let addresses = addresses(device, &vault, &shared.peers);
         if addresses.is_empty() {
             wake.sleep(SEARCH_PAUSE);
             continue;
@@ -83,25 +82,14 @@ fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBoo
             shared.peers.failed(device, failure.state, failure.error);
         }
         failures = failures.saturating_add(1);
-        wake.sleep(backoff(failures));
+        wake.sleep(Backoff::DEFAULT.pause_now(failures));
     }
 }
 
-/// Where to look for `device`, best first, without repeats; each with whether it is stored.
-fn dial_order(device: DeviceId, vault: &Vault, peers: &PeerTable) -> Vec<(String, bool)> {
+/// Where to look for `device` now (see [`dial_order`]).
+fn addresses(device: DeviceId, vault: &Vault, peers: &PeerTable) -> Vec<(String, bool)> {
     let stored = vault.peer_addresses_of(device).unwrap_or_default();
-    let mut order: Vec<(String, bool)> = peers
-        .mdns_address(device)
-        .map(|a| a.to_string())
-        .map(|a| (a.clone(), stored.contains(&a)))
-        .into_iter()
-        .collect();
-    for addr in stored {
-        if !order.iter().any(|(known, _)| *known == addr) {
-            order.push((addr, true));
-        }
-    }
-    order
+    dial_order(peers.mdns_address(device).map(|a| a.to_string()), stored)
 }
 
 /// Follows `device` at `addr` until the address fails (`Err`) or the link stops (`Ok`).
@@ -159,28 +147,5 @@ fn state_of(err: &StoreError) -> PeerState {
     match err.kind {
         StoreErrorKind::Unavailable => PeerState::Unreachable,
         _ => PeerState::Failing,
-    }
-}
-
-/// 1 s, 2 s, 4 s … up to a minute, each ±25 % so that devices do not retry in step.
-pub(crate) fn backoff(failures: u32) -> Duration {
-    let base = Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(LONGEST_BACKOFF);
-    let mut noise = [0u8; 2];
-    let _ = getrandom::fill(&mut noise);
-    let jitter = f64::from(u16::from_le_bytes(noise)) / f64::from(u16::MAX) * 0.5 + 0.75;
-    base.mul_f64(jitter)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_to_a_minute_with_jitter() {
-        for failures in 1..20 {
-            let pause = backoff(failures);
-            let base = Duration::from_secs(1u64 << (failures - 1).min(6)).min(LONGEST_BACKOFF);
-            assert!(pause >= base.mul_f64(0.74) && pause <= base.mul_f64(1.26), "{failures}: {pause:?}");
-        }
     }
 }

@@ -198,7 +198,7 @@ impl PeerStore {
                 timeout.as_millis()
             ))
             .timeout(timeout + Duration::from_secs(10));
-        self.json(path, request)
+        ferry_store::outside_async(|| self.json(path, request))
     }
 
     /// Sends `request` and reads its JSON answer.
@@ -222,19 +222,11 @@ impl PeerStore {
     }
 }
 
-impl Store for PeerStore {
-    fn location(&self) -> String {
-        self.label.clone()
-    }
+impl PeerStore {
+    // The blocking HTTP calls behind the `Store` methods, which run them outside any async
+    // runtime of the caller's (`ferry_store::outside_async`).
 
-    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.get_if_changed(path, None)? {
-            Fetched::Changed { bytes, .. } => Ok(Some(bytes)),
-            Fetched::Missing | Fetched::Unchanged => Ok(None),
-        }
-    }
-
-    fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
+    fn get_if_changed_now(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
         check_path(path)?;
         let mut request = self.client.get(format!("{}/v1/objects/{path}", self.base));
         if let Some(etag) = etag {
@@ -254,16 +246,7 @@ impl Store for PeerStore {
         }
     }
 
-    fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
-        let status = self.write(path, bytes, true)?;
-        Ok(if status == StatusCode::PRECONDITION_FAILED { Created::Exists } else { Created::New })
-    }
-
-    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.write(path, bytes, false).map(|_| ())
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    fn list_now(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         check_path(prefix)?;
         let request = self
             .client
@@ -272,7 +255,7 @@ impl Store for PeerStore {
         self.json(prefix, request)
     }
 
-    fn delete(&self, path: &str) -> Result<(), StoreError> {
+    fn delete_now(&self, path: &str) -> Result<(), StoreError> {
         check_path(path)?;
         if !self.hub {
             return Err(read_only(path));
@@ -283,5 +266,39 @@ impl Store for PeerStore {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::NOT_FOUND => Ok(()),
             _ => Err(self.answer_error(path, response)),
         }
+    }
+}
+
+impl Store for PeerStore {
+    fn location(&self) -> String {
+        self.label.clone()
+    }
+
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get_if_changed(path, None)? {
+            Fetched::Changed { bytes, .. } => Ok(Some(bytes)),
+            Fetched::Missing | Fetched::Unchanged => Ok(None),
+        }
+    }
+
+    fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
+        ferry_store::outside_async(|| self.get_if_changed_now(path, etag))
+    }
+
+    fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
+        let status = ferry_store::outside_async(|| self.write(path, bytes, true))?;
+        Ok(if status == StatusCode::PRECONDITION_FAILED { Created::Exists } else { Created::New })
+    }
+
+    fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        ferry_store::outside_async(|| self.write(path, bytes, false)).map(|_| ())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        ferry_store::outside_async(|| self.list_now(prefix))
+    }
+
+    fn delete(&self, path: &str) -> Result<(), StoreError> {
+        ferry_store::outside_async(|| self.delete_now(path))
     }
 }

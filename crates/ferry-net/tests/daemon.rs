@@ -19,7 +19,7 @@ fn start(vault: Vault, api: bool) -> Daemon {
         listen: "127.0.0.1:0".parse().unwrap(),
         api: api.then(|| "127.0.0.1:0".parse().unwrap()),
         mdns: false,
-        sync_stores: Box::new(|_, _| Vec::new()),
+        stores: None,
     };
     Daemon::start(vault, config).unwrap()
 }

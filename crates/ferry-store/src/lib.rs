@@ -34,6 +34,21 @@ pub use memory::MemoryStore;
 pub use s3::{S3Credentials, S3Location, S3Store};
 pub use url::{HubOpener, OpenOptions, StoreUrl, open, prepare};
 
+/// Runs `f` where blocking is allowed: on this thread, or on a scoped helper thread when this
+/// thread is driving an async (tokio) runtime, where blocking would panic or stall the runtime.
+/// Every blocking store call of an embedding app goes through here, so ferry's blocking API is
+/// safe to call from async code (it still blocks the calling task: use `spawn_blocking` to keep
+/// a runtime responsive).
+pub fn outside_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// The result of [`Store::put_if_absent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Created {

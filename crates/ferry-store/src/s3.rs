@@ -157,7 +157,8 @@ impl S3Credentials {
 #[derive(Debug)]
 pub struct S3Store {
     operator: Operator,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken then, to shut down without blocking).
+    runtime: Option<tokio::runtime::Runtime>,
     location: S3Location,
     /// Whether the server honours `If-None-Match: *` on writes (probed on first use).
     conditional_writes: OnceLock<bool>,
@@ -165,7 +166,28 @@ pub struct S3Store {
     requests: AtomicU64,
 }
 
+impl Drop for S3Store {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside an app's async runtime: let it go.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl S3Store {
+    /// Runs one request to completion on the private runtime, safely from async code too.
+    fn block_on<F>(&self, request: F) -> F::Output
+    where
+        F: std::future::Future + Send,
+        F::Output: Send,
+    {
+        crate::outside_async(|| match &self.runtime {
+            Some(runtime) => runtime.block_on(request),
+            None => unreachable_runtime(),
+        })
+    }
+
     /// Prepares a store for a bucket location; no request is made yet.
     ///
     /// # Errors
@@ -218,7 +240,13 @@ impl S3Store {
             .enable_all()
             .build()
             .map_err(|e| StoreError::new(StoreErrorKind::Other, location.to_text(), e.to_string()))?;
-        Ok(Self { operator, runtime, location, conditional_writes: OnceLock::new(), requests: AtomicU64::new(0) })
+        Ok(Self {
+            operator,
+            runtime: Some(runtime),
+            location,
+            conditional_writes: OnceLock::new(),
+            requests: AtomicU64::new(0),
+        })
     }
 
     /// Requests sent to the server so far: one per operation (a listing of up to 1,000 keys is
@@ -266,19 +294,19 @@ impl S3Store {
             let _ = getrandom::fill(&mut name);
             let probe = format!(".ferry-probe-{}", hex::encode(name));
             let write = |bytes: &'static [u8]| {
-                self.runtime.block_on(self.operator.write_with(&probe, bytes).if_not_exists(true).into_future())
+                self.block_on(self.operator.write_with(&probe, bytes).if_not_exists(true).into_future())
             };
             self.requests.fetch_add(3, Ordering::Relaxed);
             let supported =
                 write(b"1").is_ok() && matches!(write(b"2"), Err(e) if e.kind() == ErrorKind::ConditionNotMatch);
-            let _ = self.runtime.block_on(self.operator.delete(&probe));
+            let _ = self.block_on(self.operator.delete(&probe));
             supported
         })
     }
 
     fn exists(&self, path: &str) -> Result<bool, StoreError> {
         self.count();
-        match self.runtime.block_on(self.operator.stat(path)) {
+        match self.block_on(self.operator.stat(path)) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.error(path, &e)),
@@ -294,7 +322,7 @@ impl Store for S3Store {
     fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_path(path)?;
         self.count();
-        match self.runtime.block_on(self.operator.read(path)) {
+        match self.block_on(self.operator.read(path)) {
             Ok(buffer) => Ok(Some(buffer.to_vec())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.error(path, &e)),
@@ -308,7 +336,7 @@ impl Store for S3Store {
             stat = stat.if_none_match(etag);
         }
         self.count();
-        let metadata = match self.runtime.block_on(stat.into_future()) {
+        let metadata = match self.block_on(stat.into_future()) {
             Ok(metadata) => metadata,
             Err(e) if e.kind() == ErrorKind::ConditionNotMatch => return Ok(Fetched::Unchanged),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Fetched::Missing),
@@ -335,7 +363,7 @@ impl Store for S3Store {
         }
         self.count();
         let write = self.operator.write_with(path, bytes.to_vec()).if_not_exists(true);
-        match self.runtime.block_on(write.into_future()) {
+        match self.block_on(write.into_future()) {
             Ok(_) => Ok(Created::New),
             Err(e) if matches!(e.kind(), ErrorKind::ConditionNotMatch | ErrorKind::AlreadyExists) => {
                 Ok(Created::Exists)
@@ -347,14 +375,13 @@ impl Store for S3Store {
     fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
         check_path(path)?;
         self.count();
-        self.runtime.block_on(self.operator.write(path, bytes.to_vec())).map(|_| ()).map_err(|e| self.error(path, &e))
+        self.block_on(self.operator.write(path, bytes.to_vec())).map(|_| ()).map_err(|e| self.error(path, &e))
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         check_path(prefix)?;
         self.count();
         let entries = self
-            .runtime
             .block_on(self.operator.list_with(prefix).recursive(true).into_future())
             .map_err(|e| self.error(prefix, &e))?;
         let mut paths: Vec<String> = entries
@@ -369,12 +396,18 @@ impl Store for S3Store {
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         check_path(path)?;
         self.count();
-        match self.runtime.block_on(self.operator.delete(path)) {
+        match self.block_on(self.operator.delete(path)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.error(path, &e)),
         }
     }
+}
+
+/// The runtime is taken only by `Drop`, after which no method can run.
+#[cold]
+fn unreachable_runtime() -> ! {
+    unreachable!("S3Store used after drop")
 }
 
 #[cfg(test)]

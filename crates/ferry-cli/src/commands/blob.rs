@@ -4,7 +4,6 @@ use crate::cli::{BlobAction, GlobalArgs};
 use crate::output;
 use anyhow::{Context, Result};
 use ferry_engine::{BlobId, StoreHandle, Vault};
-use ferry_store::StoreUrl;
 use std::io::Write;
 use std::path::Path;
 
@@ -30,13 +29,9 @@ pub fn blob(global: &GlobalArgs, vault: &mut Vault, action: &BlobAction) -> Resu
         }
         BlobAction::Get { id, out } => {
             let id: BlobId = id.parse()?;
-            let opened: Vec<(i64, std::sync::Arc<dyn ferry_store::Store>)> = vault
-                .stores()?
-                .into_iter()
-                .map(|s| {
-                    Ok((s.id, ferry_store::open(&StoreUrl::parse(&s.url)?, &super::store_options(global, vault)?)?))
-                })
-                .collect::<Result<_>>()?;
+            let replicator = super::replicator(global, vault)?;
+            let opened: Vec<(ferry_engine::StoreId, std::sync::Arc<dyn ferry_store::Store>)> =
+                vault.stores()?.into_iter().map(|s| Ok((s.id, replicator.open(&s.url)?))).collect::<Result<_>>()?;
             let handles: Vec<StoreHandle<'_>> =
                 opened.iter().map(|(id, store)| StoreHandle { id: *id, store: store.as_ref() }).collect();
             if out == Path::new("-") {

@@ -56,17 +56,18 @@ fn state(device: &DeviceInfo, name_of: &impl Fn(&str) -> String) -> String {
 
 fn revoke(global: &GlobalArgs, vault: &mut Vault, id: &str, json: bool) -> Result<()> {
     // The new key goes to the devices known here: learn the latest registry first.
-    let options = super::store_options(global, vault)?;
-    for outcome in super::sync::sync_all(vault, Direction::Pull, &options)? {
-        if let Some(error) = outcome.error {
+    let replicator = super::replicator(global, vault)?;
+    for outcome in replicator.sync_all(vault, Direction::Pull)? {
+        if let Err(error) = outcome.result {
             eprintln!(
-                "ferry: warning: could not pull from {} first ({error}); devices it knows of and this device does not will have to pair again",
-                outcome.url
+                "ferry: warning: could not pull from {} first ({}); devices it knows of and this device does not will have to pair again",
+                outcome.url,
+                error.with_causes()
             );
         }
     }
     let revoked = vault.revoke_device(id)?;
-    let outcomes = super::sync::sync_all(vault, Direction::Push, &options)?;
+    let outcomes = replicator.sync_all(vault, Direction::Push)?;
     let mut out = std::io::stdout().lock();
     if json {
         output::json(&mut out, &revoked)?;

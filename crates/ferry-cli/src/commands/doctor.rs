@@ -4,8 +4,8 @@ use crate::cli::{GlobalArgs, JsonArg};
 use crate::exit::CliError;
 use crate::output;
 use anyhow::Result;
-use ferry_engine::{ErrorClass, StoreState, UnlockedWith, Vault};
-use ferry_store::StoreUrl;
+use ferry_engine::{ErrorClass, UnlockedWith, Vault};
+use ferry_net::{Hint, Level};
 use std::io::Write;
 
 #[derive(serde::Serialize)]
@@ -69,81 +69,31 @@ fn device_checks(global: &GlobalArgs, vault: &Vault, checks: &mut Vec<Check>) ->
         UnlockedWith::Passphrase => format!("the passphrase; OS keychain {}", status.keychain),
     };
     check(checks, "unlock", "ok", how);
-    let me = vault.devices()?.into_iter().find(|d| d.this_device);
-    match me.as_ref().and_then(|d| d.revoked_by.clone()) {
-        Some(by) => {
-            check(checks, "device", "fail", format!("this device was revoked by {by}: pair it again into a new home"))
-        }
-        None => check(
-            checks,
-            "device",
-            "ok",
-            format!("\"{}\" {} (fingerprint {})", status.device_name, status.device_id, status.device_fingerprint),
-        ),
+    for found in ferry_net::doctor(vault, &super::replicator(global, vault)?)? {
+        let result = match found.result {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "fail",
+        };
+        let detail = match found.hint.map(hint) {
+            Some(what) => format!("{}: {what}", found.detail),
+            None => found.detail,
+        };
+        check(checks, found.check, result, detail);
     }
-    check(
-        checks,
-        "vault key",
-        "ok",
-        format!("fingerprint {} (epoch {})", status.vault_key_fingerprint, status.key_epoch),
-    );
-    match vault.recovery_confirmed_ms()? {
-        Some(at) => check(checks, "recovery phrase", "ok", format!("confirmed {}", output::timestamp(at))),
-        None => check(
-            checks,
-            "recovery phrase",
-            "warn",
-            "never confirmed on this device: check your copy with `ferry key verify --recovery`",
-        ),
-    }
-    let stores = vault.stores()?;
-    if stores.is_empty() {
-        check(checks, "stores", "warn", "none: this device syncs with nothing (`ferry store add STORE`)");
-    }
-    let options = super::store_options(global, vault)?;
-    for configured in stores {
-        let name = format!("store {}", configured.id);
-        let opened = StoreUrl::parse(&configured.url).and_then(|url| ferry_store::open(&url, &options));
-        let result = opened.map_err(ferry_engine::Error::Store).and_then(|store| vault.check_store(store.as_ref()));
-        match result {
-            Ok(c) if c.is_ok() => check(
-                checks,
-                name,
-                "ok",
-                format!("{}: {}", configured.url, super::keys::describe(&c, &status.vault_key_fingerprint)),
-            ),
-            Ok(c) if c.has_vault && !c.fingerprint_matches => check(
-                checks,
-                name,
-                "fail",
-                format!("{}: {}", configured.url, super::keys::describe(&c, &status.vault_key_fingerprint)),
-            ),
-            Ok(c) => check(
-                checks,
-                name,
-                "warn",
-                format!("{}: {}", configured.url, super::keys::describe(&c, &status.vault_key_fingerprint)),
-            ),
-            Err(err) => check(checks, name, "fail", format!("{}: unreachable: {}", configured.url, err.with_causes())),
-        }
-    }
-    let sync = vault.sync_status()?;
-    for store in &sync.stores {
-        if matches!(store.state, StoreState::Error | StoreState::Offline) {
-            let error = store.last_error.as_deref().unwrap_or("unknown error");
-            check(checks, "last sync", "warn", format!("{}: {error}", store.url));
-        }
-    }
-    if sync.skipped.is_empty() {
-        check(checks, "skipped objects", "ok", "none");
-    } else {
-        check(
-            checks,
-            "skipped objects",
-            "warn",
-            format!("{} objects could not be used: see `ferry sync status`", sync.skipped.len()),
-        );
-    }
-    check(checks, "pending ops", "ok", format!("{} local changes not yet in every store", sync.unpublished_ops));
     Ok(())
+}
+
+/// A doctor's hint as the command that acts on it.
+fn hint(hint: Hint) -> &'static str {
+    match hint {
+        Hint::PairAgain => "pair it again into a new home (`ferry pair invite` on a device of the vault)",
+        Hint::ConfirmRecoveryPhrase => "check your copy with `ferry key verify --recovery`",
+        Hint::AddStore => "`ferry store add STORE`",
+        Hint::Sync => "`ferry sync` publishes what is missing",
+        Hint::SetPassphrase => "`ferry key passphrase` adds one",
+        Hint::CheckStoreLocation => "check the location (`ferry key fingerprint` on each device shows its fingerprint)",
+        Hint::SeeSyncStatus => "see `ferry sync status`",
+        _ => "see `ferry doctor --help`",
+    }
 }

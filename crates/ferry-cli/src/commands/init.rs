@@ -36,12 +36,12 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
                     hub.to_text()
                 )
             };
-            let opened = ferry_store::open(hub, &super::store_options(global, &vault)?).with_context(cannot_add)?;
+            let opened = super::replicator(global, &vault)?.open_url(hub).with_context(cannot_add)?;
             vault.attach_store(&hub.to_text(), opened.as_ref(), Some(&options.unlock)).with_context(cannot_add)?;
             (vault, created.recovery_phrase)
         }
         Some(url) => {
-            let opened = ferry_store::open(url, &super::store_options_without_hubs(global))?;
+            let opened = super::replicator_without_hubs(global).open_url(url)?;
             let created = match Vault::create_for_store(&home, options.clone(), &url.to_text(), opened.as_ref()) {
                 Err(ferry_engine::Error::StoreHasVault { vault_id, .. }) if args.force => {
                     replace(&home, options, url, opened.as_ref(), &vault_id)?
@@ -55,7 +55,7 @@ pub fn init(global: &GlobalArgs, args: &InitArgs) -> Result<()> {
     let publish_error = match &store {
         Some(_) => super::sync::sync_with_stores(global, &mut vault, Direction::Push)?
             .into_iter()
-            .find_map(|outcome| outcome.error),
+            .find_map(|outcome| outcome.result.err().map(|e| e.with_causes())),
         None => None,
     };
     let keychain = super::offer_keychain(global, &vault);

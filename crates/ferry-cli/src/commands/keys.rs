@@ -6,7 +6,6 @@ use crate::unlock::{Purpose, kdf_cost, unlock};
 use crate::{output, prompt};
 use anyhow::{Context, Result};
 use ferry_engine::{Direction, ErrorClass, Passphrase, StoreKeyCheck, Unlock, UnlockedWith, Vault};
-use ferry_store::StoreUrl;
 use std::io::Write;
 
 pub fn key(global: &GlobalArgs, action: &KeyAction) -> Result<()> {
@@ -61,18 +60,17 @@ fn passphrase(global: &GlobalArgs, vault: &mut Vault) -> Result<()> {
     writeln!(
         out,
         "Passphrase changed: it unlocks this device, and joins new devices to the vault ({} store(s) updated).",
-        outcomes.iter().filter(|o| o.error.is_none()).count()
+        outcomes.iter().filter(|o| o.result.is_ok()).count()
     )?;
     super::sync::fail_on_errors(outcomes)
 }
 
 fn verify(global: &GlobalArgs, vault: &Vault, recovery: bool, json: bool) -> Result<()> {
     let mut results: Vec<(String, Result<StoreKeyCheck, String>)> = Vec::new();
-    let options = super::store_options(global, vault)?;
+    let replicator = super::replicator(global, vault)?;
     for configured in vault.stores()? {
-        let checked = StoreUrl::parse(&configured.url)
-            .and_then(|url| ferry_store::open(&url, &options))
-            .map_err(ferry_engine::Error::Store)
+        let checked = replicator
+            .open(&configured.url)
             .and_then(|store| vault.check_store(store.as_ref()))
             .map_err(|e| e.with_causes());
         results.push((configured.url, checked));
@@ -110,7 +108,9 @@ fn verify(global: &GlobalArgs, vault: &Vault, recovery: bool, json: bool) -> Res
         )?;
         for (url, result) in &results {
             match result {
-                Ok(check) => writeln!(out, "{url}: {}", describe(check, &status.vault_key_fingerprint))?,
+                Ok(check) => {
+                    writeln!(out, "{url}: {}", ferry_net::describe_store_keys(check, &status.vault_key_fingerprint))?
+                }
                 Err(error) => writeln!(out, "{url}: cannot check: {error}")?,
             }
         }
@@ -140,33 +140,6 @@ fn verify(global: &GlobalArgs, vault: &Vault, recovery: bool, json: bool) -> Res
 }
 
 /// One line about a store's keys.
-pub fn describe(check: &StoreKeyCheck, ours: &str) -> String {
-    if !check.has_vault {
-        return "no vault here yet (the next sync publishes it)".into();
-    }
-    if !check.fingerprint_matches {
-        return format!(
-            "KEY MISMATCH: the store's fingerprint is {}, this device's {ours}",
-            check.store_fingerprint.as_deref().unwrap_or("?")
-        );
-    }
-    let mut parts = vec!["keys match".to_owned()];
-    parts.push(if check.own_slot_opens {
-        "this device's key slot opens".into()
-    } else {
-        "this device's key slot is missing or does not open (run `ferry sync`)".into()
-    });
-    if !check.recovery_slot {
-        parts.push("recovery slot missing".into());
-    }
-    parts.push(if check.passphrase_slot {
-        "joining with the passphrase works".into()
-    } else {
-        "no passphrase slot (`ferry key passphrase` adds one)".into()
-    });
-    parts.join("; ")
-}
-
 fn keychain(vault: &Vault, on: bool) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if on {

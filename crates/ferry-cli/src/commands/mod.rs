@@ -62,27 +62,16 @@ fn find_store(vault: &Vault, text: &str) -> Result<ferry_engine::ConfiguredStore
     })
 }
 
-/// How this device opens stores: the S3 credentials command, if any, and its key for hubs.
-fn store_options(global: &GlobalArgs, vault: &Vault) -> Result<ferry_store::OpenOptions> {
-    // Hubs are reached with this device's key; a hub location still carrying its one-time
-    // secret is claimed for the vault, with every active device pinned.
-    let claim_as = (vault.vault_id(), vault.active_device_keys()?);
-    let hub = ferry_net::hub_opener(vault.device_signing_secret()?, Some(claim_as));
-    Ok(ferry_store::OpenOptions { hub: Some(hub), ..store_options_without_hubs(global) })
+/// How this device opens stores and reaches peers (hubs with its key; S3 with the
+/// credentials command, if any).
+fn replicator(global: &GlobalArgs, vault: &Vault) -> Result<ferry_net::Replicator> {
+    Ok(ferry_net::Replicator::for_vault(vault, global.credentials_command.clone())?)
 }
 
-/// How a device that has no vault yet opens stores: a hub is reached with `device_key` (which
-/// it does not know yet: only a pairing exchange is open to it).
-fn store_options_joining(global: &GlobalArgs, device_key: ferry_format::SecretBytes) -> ferry_store::OpenOptions {
-    ferry_store::OpenOptions {
-        hub: Some(ferry_net::hub_opener(device_key, None)),
-        ..store_options_without_hubs(global)
-    }
-}
-
-/// How to open a store that cannot be a hub (the caller handled `hub://` already).
-fn store_options_without_hubs(global: &GlobalArgs) -> ferry_store::OpenOptions {
-    ferry_store::OpenOptions { credentials_command: global.credentials_command.clone(), hub: None }
+/// How to open a store before this device is in a vault (it cannot be a hub: the caller
+/// handled `hub://` already).
+fn replicator_without_hubs(global: &GlobalArgs) -> ferry_net::Replicator {
+    ferry_net::Replicator::without_hubs(global.credentials_command.clone())
 }
 
 /// The device home: --home, FERRY_HOME, or the user's data directory.

@@ -4,49 +4,17 @@ use crate::cli::{GlobalArgs, PeersAction, PeersArgs, ServeArgs};
 use crate::output;
 use anyhow::{Context, Result};
 use ferry_engine::Vault;
-use ferry_net::{Daemon, DaemonConfig, PeerStore, Pins, TlsIdentity};
+use ferry_net::{Daemon, DaemonConfig, StoreSync};
 use std::io::Write;
 use std::time::Duration;
 
-/// This device's TLS identity and the keys of the vault's active devices.
-fn tls(vault: &Vault) -> Result<(TlsIdentity, Pins)> {
-    let identity = TlsIdentity::new(&vault.device_signing_secret()?)?;
-    let pins = Pins::default();
-    pins.set(vault.active_device_keys()?);
-    Ok((identity, pins))
-}
-
 /// `ferry sync --peer ADDR|DEVICE`: one pull from a peer, at the address given or at the
 /// device's known addresses (the one that last worked first).
-pub fn pull_from(vault: &mut Vault, target: &str, json: bool) -> Result<()> {
-    let addresses = if target.contains(':') {
-        vec![target.to_owned()]
-    } else {
-        let device = vault.find_device(target)?;
-        let known = vault.peer_addresses_of(device)?;
-        if known.is_empty() {
-            return Err(crate::exit::CliError::new(
-                ferry_engine::ErrorClass::NotFound,
-                format!(
-                    "no known address for device {device}: `ferry peers add {target} HOST:PORT`, or run `ferry serve`, which finds devices on the LAN by mDNS"
-                ),
-            )
-            .into());
-        }
-        known
-    };
-    let (identity, pins) = tls(vault)?;
-    let mut last_error = None;
-    for addr in &addresses {
-        let peer = PeerStore::new(addr, &identity, pins.clone())?;
-        match vault.pull_from_peer(&peer) {
-            Ok(report) => return print_pull(addr, &report, json),
-            Err(err) => {
-                last_error = Some(anyhow::Error::from(err).context(format!("cannot sync with the peer {addr}")))
-            }
-        }
-    }
-    Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no address to try")))
+pub fn pull_from(global: &GlobalArgs, vault: &mut Vault, target: &str, json: bool) -> Result<()> {
+    let pulled = super::replicator(global, vault)?
+        .pull_from_peer(vault, target)
+        .with_context(|| format!("cannot sync with the peer {target}"))?;
+    print_pull(&pulled.addr, &pulled.report, json)
 }
 
 fn print_pull(addr: &str, report: &ferry_engine::PullReport, json: bool) -> Result<()> {
@@ -71,12 +39,23 @@ pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> 
             Some(addr.parse().with_context(|| format!("--api {addr}: not an address like 127.0.0.1:7421 (or off)"))?)
         }
     };
-    let options = super::store_options(global, &vault)?;
-    let interval = Duration::from_secs(args.interval.max(1));
-    let sync_stores: ferry_net::SyncStores =
-        Box::new(move |vault, reason| super::sync::sync_due(vault, reason, interval, &options));
-    let config = DaemonConfig { listen: args.listen, api, mdns: !args.no_mdns, sync_stores };
+    let config = DaemonConfig {
+        listen: args.listen,
+        api,
+        mdns: !args.no_mdns,
+        stores: Some(StoreSync {
+            replicator: super::replicator(global, &vault)?,
+            interval: Duration::from_secs(args.interval.max(1)),
+        }),
+    };
     let status = vault.status()?;
+    // Ctrl-C, `kill` and a service manager's stop end the daemon cleanly: it stops its threads
+    // and removes `daemon.json`, so no client mistakes a dead daemon for a live one. Listened
+    // for before it starts, so a stop that comes early does the same.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(signal, stop.clone()).context("cannot listen for stop signals")?;
+    }
     let daemon = Daemon::start(vault, config).with_context(|| format!("cannot serve on {}", args.listen))?;
     let info = daemon.info().clone();
     let mut out = std::io::stdout().lock();
@@ -92,12 +71,6 @@ pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> 
         (None, false) => eprintln!("mDNS off: devices are dialled at stored addresses (`ferry peers add`)."),
     }
     eprintln!("Other devices: ferry sync --peer {}. Stop with Ctrl-C.", info.listen);
-    // Ctrl-C, `kill` and a service manager's stop end the daemon cleanly: it stops its
-    // threads and removes `daemon.json`, so no client mistakes a dead daemon for a live one.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(signal, stop.clone()).context("cannot listen for stop signals")?;
-    }
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }

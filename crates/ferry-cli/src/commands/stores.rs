@@ -25,7 +25,7 @@ fn add(global: &GlobalArgs, vault: &mut Vault, text: &str, json: bool) -> Result
     let url = StoreUrl::parse(text)?;
     ferry_store::prepare(&url).with_context(|| format!("cannot use the store {}", url.to_text()))?;
     // Opening a hub location that carries its one-time secret claims the hub for this vault.
-    let store = ferry_store::open(&url, &super::store_options(global, vault)?)?;
+    let store = super::replicator(global, vault)?.open_url(&url)?;
     let id = match vault.attach_store(&url.to_text(), store.as_ref(), None) {
         // An empty store gets the vault's passphrase slot: that needs the passphrase.
         Err(ferry_engine::Error::WrongPassphrase { .. }) => {

@@ -4,85 +4,15 @@ use crate::cli::{GlobalArgs, JoinArgs, JsonArg, SyncAction, SyncArgs};
 use crate::output;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result};
-use ferry_engine::{Direction, JoinOptions, JoinWith, StoreHandle, SyncReport, Vault};
-use ferry_net::{StoreReason, StoreRound};
+use ferry_engine::{Direction, JoinOptions, JoinWith, Vault};
+use ferry_net::StoreOutcome;
 use ferry_store::StoreUrl;
 use std::io::Write;
 
-/// The outcome of syncing with one store.
-pub struct Outcome {
-    pub url: String,
-    pub report: Option<SyncReport>,
-    pub error: Option<String>,
-    error_value: Option<ferry_engine::Error>,
-}
-
-/// Syncs with every configured store, each attempt recorded; one store's failure does not stop
-/// the others.
-/// Syncs with every configured store, opened as this device.
-pub fn sync_with_stores(global: &GlobalArgs, vault: &mut Vault, direction: Direction) -> Result<Vec<Outcome>> {
-    let options = super::store_options(global, vault)?;
-    sync_all(vault, direction, &options)
-}
-
-pub fn sync_all(vault: &mut Vault, direction: Direction, options: &ferry_store::OpenOptions) -> Result<Vec<Outcome>> {
-    let mut outcomes = Vec::new();
-    for configured in vault.stores()? {
-        // A store that cannot even be opened (a failing credentials command) fails alone.
-        let result = match StoreUrl::parse(&configured.url).and_then(|url| ferry_store::open(&url, options)) {
-            Ok(store) => vault.sync(StoreHandle { id: configured.id, store: store.as_ref() }, direction),
-            Err(err) => Err(ferry_engine::Error::Store(err)),
-        };
-        let (report, error_value) = match result {
-            Ok(report) => (Some(report), None),
-            Err(err) => (None, Some(err)),
-        };
-        let error = error_value.as_ref().map(ferry_engine::Error::with_causes);
-        outcomes.push(Outcome { url: configured.url, report, error, error_value });
-    }
-    Ok(outcomes)
-}
-
-/// The daemon's store round: the stores due for `reason` (see [`StoreReason`]), each synced
-/// both ways, reported per store.
-pub fn sync_due(
-    vault: &mut Vault,
-    reason: StoreReason,
-    interval: std::time::Duration,
-    options: &ferry_store::OpenOptions,
-) -> Vec<StoreRound> {
-    let now = ferry_engine::now_ms();
-    let Ok(status) = vault.sync_status() else { return Vec::new() };
-    let interval = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
-    let mut rounds = Vec::new();
-    for store in status.stores.iter().filter(|s| !s.peer) {
-        let backing_off = store.next_retry_ms.is_some_and(|at| at > now);
-        let due = match reason {
-            StoreReason::SyncNow => true,
-            StoreReason::LocalWrite => !backing_off,
-            StoreReason::Tick => {
-                !backing_off && store.last_attempt_ms.is_none_or(|at| at.saturating_add(interval) <= now)
-            }
-        };
-        if !due {
-            continue;
-        }
-        let result = StoreUrl::parse(&store.url)
-            .and_then(|url| ferry_store::open(&url, options))
-            .map_err(ferry_engine::Error::Store)
-            .and_then(|opened| vault.sync(StoreHandle { id: store.id, store: opened.as_ref() }, Direction::Both));
-        rounds.push(match result {
-            Ok(report) => StoreRound { url: store.url.clone(), ok: true, detail: summary(&report) },
-            Err(err) => StoreRound { url: store.url.clone(), ok: false, detail: err.with_causes() },
-        });
-    }
-    rounds
-}
-
-fn summary(report: &SyncReport) -> String {
-    let pushed = report.push.as_ref().map_or(0, |p| p.uploaded_ops);
-    let pulled = report.pull.as_ref().map_or(0, |p| p.imported_ops);
-    format!("pushed {pushed} ops, pulled {pulled} ops")
+/// Syncs with every configured store, opened as this device; one store's failure does not
+/// stop the others.
+pub fn sync_with_stores(global: &GlobalArgs, vault: &mut Vault, direction: Direction) -> Result<Vec<StoreOutcome>> {
+    Ok(super::replicator(global, vault)?.sync_all(vault, direction)?)
 }
 
 pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
@@ -99,7 +29,7 @@ pub fn join(global: &GlobalArgs, args: &JoinArgs) -> Result<()> {
         )
         .into());
     }
-    let store = ferry_store::open(&url, &super::store_options_without_hubs(global))?;
+    let store = super::replicator_without_hubs(global).open_url(&url)?;
     let options = if args.recovery {
         let phrase = crate::prompt::recovery_phrase("Recovery phrase (24 words): ")?;
         crate::prompt::note("Choose a passphrase for this device.");
@@ -121,7 +51,7 @@ pub fn report_joined(
     verb: &str,
     store: &str,
     keychain: &str,
-    outcomes: Vec<Outcome>,
+    outcomes: Vec<StoreOutcome>,
     json: bool,
 ) -> Result<()> {
     let status = vault.status()?;
@@ -147,7 +77,7 @@ pub fn report_joined(
 
 pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<()> {
     if let Some(addr) = &args.peer {
-        return super::peers::pull_from(vault, addr, args.json.json);
+        return super::peers::pull_from(global, vault, addr, args.json.json);
     }
     let (direction, json) = match &args.action {
         None => (Direction::Both, args.json.json),
@@ -175,18 +105,20 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
         }
     };
     if vault.stores()?.is_empty() {
-        return Err(crate::exit::CliError::new(
-            ferry_engine::ErrorClass::Setup,
-            "this device has no store: create the vault with `ferry init --store STORE`, or join one with `ferry join STORE`",
-        )
-        .into());
+        return Err(ferry_engine::Error::NoStore.into());
     }
     let outcomes = sync_with_stores(global, vault, direction)?;
     let mut out = std::io::stdout().lock();
     if json {
         let list: Vec<serde_json::Value> = outcomes
             .iter()
-            .map(|o| serde_json::json!({ "store": o.url, "report": o.report, "error": o.error }))
+            .map(|o| {
+                let (report, error) = match &o.result {
+                    Ok(report) => (Some(report), None),
+                    Err(err) => (None, Some(err.with_causes())),
+                };
+                serde_json::json!({ "store": o.url, "report": report, "error": error })
+            })
             .collect();
         output::json(&mut out, &list)?;
     } else {
@@ -195,11 +127,14 @@ pub fn sync(global: &GlobalArgs, vault: &mut Vault, args: &SyncArgs) -> Result<(
     fail_on_errors(outcomes)
 }
 
-pub fn print_outcomes(out: &mut impl Write, outcomes: &[Outcome]) -> Result<()> {
+pub fn print_outcomes(out: &mut impl Write, outcomes: &[StoreOutcome]) -> Result<()> {
     for outcome in outcomes {
-        let Some(report) = &outcome.report else {
-            writeln!(out, "{}: failed: {}", outcome.url, outcome.error.as_deref().unwrap_or("unknown error"))?;
-            continue;
+        let report = match &outcome.result {
+            Ok(report) => report,
+            Err(err) => {
+                writeln!(out, "{}: failed: {}", outcome.url, err.with_causes())?;
+                continue;
+            }
         };
         let mut parts = Vec::new();
         if let Some(push) = &report.push {
@@ -233,9 +168,9 @@ fn count(n: u64, noun: &str) -> String {
 }
 
 /// Turns the first failed store into the command's error (and exit code).
-pub fn fail_on_errors(outcomes: Vec<Outcome>) -> Result<()> {
-    let failed = outcomes.iter().filter(|o| o.error.is_some()).count();
-    match outcomes.into_iter().find_map(|o| o.error_value.map(|e| (o.url, e))) {
+pub fn fail_on_errors(outcomes: Vec<StoreOutcome>) -> Result<()> {
+    let failed = outcomes.iter().filter(|o| o.result.is_err()).count();
+    match outcomes.into_iter().find_map(|o| o.result.err().map(|e| (o.url, e))) {
         None => Ok(()),
         Some((url, err)) => {
             let context =

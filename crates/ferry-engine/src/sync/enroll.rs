@@ -367,7 +367,7 @@ impl Vault {
     /// [`Error::KeyMismatch`] for a store of another vault; [`Error::WrongPassphrase`]
     /// when an empty store needs the passphrase and none (or a wrong one) is given; the store is
     /// unreachable; the location is configured already.
-    pub fn attach_store(&mut self, url: &str, store: &dyn Store, unlock: Option<&Unlock>) -> Result<i64> {
+    pub fn attach_store(&mut self, url: &str, store: &dyn Store, unlock: Option<&Unlock>) -> Result<crate::StoreId> {
         if self.stores()?.iter().any(|s| s.url == url) {
             return Err(Error::StoreAlreadyAdded(url.to_owned()));
         }
@@ -390,10 +390,10 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::UnknownStore`]; database failures.
-    pub fn detach_store(&mut self, id: i64) -> Result<()> {
+    pub fn detach_store(&mut self, id: crate::StoreId) -> Result<()> {
         let tx = self.conn.transaction()?;
         if tx.execute("DELETE FROM stores WHERE id = ?1", [id])? == 0 {
-            return Err(Error::UnknownStore(id));
+            return Err(Error::UnknownStore(id.to_string()));
         }
         for table in ["store_outbox", "store_heads", "store_blobs", "skipped"] {
             tx.execute(&format!("DELETE FROM {table} WHERE store = ?1"), [id])?;
@@ -403,12 +403,12 @@ impl Vault {
     }
 
     /// Records a store this device syncs with; returns its local id.
-    pub(crate) fn add_store(&self, url: &str) -> Result<i64> {
+    pub(crate) fn add_store(&self, url: &str) -> Result<crate::StoreId> {
         self.conn.execute(
             "INSERT INTO stores (url, added_ms) VALUES (?1, ?2)",
             params![url, crate::database::to_sql_u64(now_ms())?],
         )?;
-        Ok(self.conn.last_insert_rowid())
+        Ok(crate::StoreId(self.conn.last_insert_rowid()))
     }
 
     /// The key epoch objects and revocations this device holds, with their store paths.
@@ -484,7 +484,7 @@ impl Vault {
     /// the store held (HEADs, blobs), so relaying and blob pushes bring the rest. Not the
     /// passphrase slot (this device does not keep the passphrase): `ferry key passphrase`
     /// writes one again.
-    pub(crate) fn queue_rebuild(&self, store_id: i64) -> Result<()> {
+    pub(crate) fn queue_rebuild(&self, store_id: crate::StoreId) -> Result<()> {
         let keys = VaultKeys::load(&self.conn)?;
         let mut objects: Vec<(String, Vec<u8>)> = vec![(paths::VAULT_FILE.into(), self.vault_file_bytes()?)];
         let registry = Registry::load(&self.conn)?;
@@ -523,7 +523,7 @@ impl Vault {
     /// Seals the enrollment objects for a store into its outbox, in one transaction.
     fn queue_enrollment(
         &self,
-        store_id: i64,
+        store_id: crate::StoreId,
         role: Role<'_>,
         recovery: Option<&ferry_format::RecoveryPhrase>,
     ) -> Result<()> {
@@ -579,7 +579,7 @@ impl Vault {
 }
 
 /// Queues objects in a store's outbox (objects queued already are kept as they are).
-fn queue_in(conn: &rusqlite::Connection, store_id: i64, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
+fn queue_in(conn: &rusqlite::Connection, store_id: crate::StoreId, objects: Vec<(String, Vec<u8>)>) -> Result<()> {
     for (path, bytes) in objects {
         conn.execute(
             "INSERT INTO store_outbox (store, path, bytes) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",

@@ -297,7 +297,7 @@ impl Vault {
     }
 
     /// Queues objects for every store but `except` (objects already there are kept as they are).
-    pub(crate) fn queue_for_stores(&self, objects: &[(String, Vec<u8>)], except: Option<i64>) -> Result<()> {
+    pub(crate) fn queue_for_stores(&self, objects: &[(String, Vec<u8>)], except: Option<crate::StoreId>) -> Result<()> {
         for store in self.stores()? {
             if Some(store.id) == except {
                 continue;

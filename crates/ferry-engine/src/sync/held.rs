@@ -129,7 +129,7 @@ impl Vault {
     ///
     /// # Errors
     /// [`crate::Error::UnknownDevice`] for a device that is not an active member; local failures.
-    pub fn add_peer(&mut self, device: &str, addr: &str) -> Result<i64> {
+    pub fn add_peer(&mut self, device: &str, addr: &str) -> Result<crate::StoreId> {
         let device = self.find_device(device)?;
         if !self.active_device_keys()?.iter().any(|(d, _)| *d == device) || device == self.device_id() {
             return Err(crate::Error::UnknownDevice(device.to_string()));
@@ -148,11 +148,11 @@ impl Vault {
     /// # Errors
     /// [`crate::Error::UnknownStore`]; local failures.
     pub fn remove_peer(&mut self, addr: &str) -> Result<()> {
-        let id: Option<i64> = self
+        let id: Option<crate::StoreId> = self
             .conn
             .query_row("SELECT id FROM stores WHERE url = ?1 AND peer", [format!("peer:{addr}")], |row| row.get(0))
             .optional()?;
-        self.detach_store(id.ok_or(crate::Error::UnknownStore(-1))?)
+        self.detach_store(id.ok_or_else(|| crate::Error::UnknownStore(format!("peer:{addr}")))?)
     }
 
     /// The stored peer addresses (`host:port`), with the device expected there.
@@ -269,7 +269,7 @@ impl Vault {
     /// The peer is unreachable or refuses; local failures.
     pub fn pull_from_peer(&mut self, peer: &dyn ferry_store::Store) -> Result<crate::PullReport> {
         let url = peer.location();
-        let known: Option<i64> =
+        let known: Option<crate::StoreId> =
             self.conn.query_row("SELECT id FROM stores WHERE url = ?1", [&url], |row| row.get(0)).optional()?;
         let id = match known {
             Some(id) => id,
@@ -278,7 +278,7 @@ impl Vault {
                     "INSERT INTO stores (url, added_ms, peer) VALUES (?1, ?2, 1)",
                     rusqlite::params![url, to_sql_u64(crate::write::now_ms())?],
                 )?;
-                self.conn.last_insert_rowid()
+                crate::StoreId(self.conn.last_insert_rowid())
             }
         };
         let handle = crate::StoreHandle { id, store: peer };

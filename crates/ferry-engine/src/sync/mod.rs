@@ -22,6 +22,7 @@ mod pull;
 mod push;
 pub(crate) mod registry;
 mod replace;
+mod schedule;
 mod status;
 
 pub use checks::StoreKeyCheck;
@@ -30,16 +31,47 @@ pub use epochs::Revoked;
 pub use pair::{Pairing, PairingConfirmation, PairingRequest, end_invite};
 pub use pull::PullReport;
 pub use push::PushReport;
+pub use schedule::{Backoff, Due, DueBecause, SyncReason, WaitBecause, due};
 pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};
 
 use crate::{Error, Result, Vault};
 use ferry_store::{Store, StoreError};
 
+/// A store's (or a peer address's) id in this device's database; ids are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct StoreId(pub(crate) i64);
+
+impl StoreId {
+    /// The number `ferry store ls` shows.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for StoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl rusqlite::ToSql for StoreId {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for StoreId {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        i64::column_result(value).map(Self)
+    }
+}
+
 /// A store this device syncs with: its id in the local database and an open handle.
 #[derive(Clone, Copy)]
 pub struct StoreHandle<'a> {
     /// The local id of the store (see [`Vault::stores`]).
-    pub id: i64,
+    pub id: StoreId,
     /// The open store.
     pub store: &'a dyn Store,
 }
@@ -54,7 +86,7 @@ impl std::fmt::Debug for StoreHandle<'_> {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ConfiguredStore {
     /// The local id.
-    pub id: i64,
+    pub id: StoreId,
     /// The location as the user gave it (never with credentials).
     pub url: String,
 }

@@ -356,7 +356,7 @@ impl Vault {
     /// in one transaction.
     fn import_batch(
         &mut self,
-        store: i64,
+        store: crate::StoreId,
         device: DeviceId,
         batch: &mut ImportBatch,
         report: &mut PullReport,
@@ -471,7 +471,13 @@ impl Vault {
     }
 
     /// Records a skipped object and its reason; the pull goes on with other devices.
-    pub(super) fn record_skip(&self, store: i64, path: &str, reason: &str, report: &mut PullReport) -> Result<()> {
+    pub(super) fn record_skip(
+        &self,
+        store: crate::StoreId,
+        path: &str,
+        reason: &str,
+        report: &mut PullReport,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO skipped (store, path, reason, at_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (store, path) DO UPDATE SET reason = excluded.reason, at_ms = excluded.at_ms",
@@ -481,7 +487,7 @@ impl Vault {
         Ok(())
     }
 
-    pub(super) fn forget_skip(&self, store: i64, path: &str) -> Result<()> {
+    pub(super) fn forget_skip(&self, store: crate::StoreId, path: &str) -> Result<()> {
         self.conn.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         Ok(())
     }

@@ -55,7 +55,7 @@ impl Vault {
             .conn
             .query_row("SELECT uploaded_seq FROM stores WHERE id = ?1", [handle.id], |row| row.get(0))
             .optional()?
-            .ok_or(Error::UnknownStore(handle.id))?;
+            .ok_or_else(|| Error::UnknownStore(handle.id.to_string()))?;
         let mut uploaded = from_sql_u64(uploaded)?;
         let last_seq: u64 =
             from_sql_u64(self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?)?;
@@ -290,7 +290,7 @@ impl Vault {
     }
 
     /// Whether anything waits for this store: queued objects, blobs or segments.
-    fn has_anything_for(&self, store: i64, last_seq: u64) -> Result<bool> {
+    fn has_anything_for(&self, store: crate::StoreId, last_seq: u64) -> Result<bool> {
         let waiting: bool = self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM store_outbox WHERE store = ?1)
                  OR EXISTS (SELECT 1 FROM blob_objects b WHERE NOT EXISTS

@@ -1,9 +1,9 @@
 //! Sync attempts and the status of sync: per store, per device, and what was skipped.
 
-use super::{PullReport, PushReport, StoreHandle};
+use super::{PullReport, PushReport, StoreHandle, StoreId};
 use crate::database::{from_sql_u64, meta_get, to_sql_u64};
 use crate::write::now_ms;
-use crate::{Error, Result, Vault, random};
+use crate::{Error, Result, Vault};
 use ferry_format::DeviceId;
 use rusqlite::params;
 
@@ -47,7 +47,7 @@ pub enum StoreState {
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct StoreStatus {
     /// Local id.
-    pub id: i64,
+    pub id: StoreId,
     /// A device pulled from directly (`ferry sync --peer`), not a store.
     pub peer: bool,
     /// Location (never with credentials).
@@ -143,7 +143,7 @@ impl Vault {
         outcome
     }
 
-    fn record_attempt(&self, store: i64, started_ms: u64, error: Option<&Error>) -> Result<()> {
+    fn record_attempt(&self, store: StoreId, started_ms: u64, error: Option<&Error>) -> Result<()> {
         let started = to_sql_u64(started_ms)?;
         match error {
             None => {
@@ -158,7 +158,8 @@ impl Vault {
                     self.conn.query_row("SELECT failures FROM stores WHERE id = ?1", [store], |row| row.get(0))?;
                 let failures = from_sql_u64(failures)? + 1;
                 let transient = matches!(error, Error::Store(e) if e.is_transient());
-                let next_retry = now_ms() + backoff_ms(failures)?;
+                let pause = super::Backoff::DEFAULT.pause_now(failures);
+                let next_retry = now_ms().saturating_add(u64::try_from(pause.as_millis()).unwrap_or(u64::MAX));
                 self.conn.execute(
                     "UPDATE stores SET last_attempt_ms = ?1, last_error = ?2, error_transient = ?3, failures = ?4,
                      next_retry_ms = ?5 WHERE id = ?6",
@@ -202,7 +203,7 @@ impl Vault {
         )?;
         let rows = stmt.query_map([], |row| {
             Ok((
-                row.get::<_, i64>(0)?,
+                row.get::<_, StoreId>(0)?,
                 row.get::<_, String>(1)?,
                 row.get::<_, Option<i64>>(2)?,
                 row.get::<_, Option<i64>>(3)?,
@@ -292,11 +293,4 @@ impl Vault {
             records_with_concurrent_heads: from_sql_u64(concurrent)?,
         })
     }
-}
-
-/// Exponential backoff with jitter: 5 s doubling per failure up to an hour, times 0.5–1.5.
-fn backoff_ms(failures: u64) -> Result<u64> {
-    let base = 5_000u64.saturating_mul(1 << failures.saturating_sub(1).min(10)).min(3_600_000);
-    let jitter = u64::from(u16::from_le_bytes(random::bytes()?));
-    Ok(base / 2 + base * jitter / u64::from(u16::MAX))
 }

@@ -31,7 +31,7 @@ pub fn record_count(default: usize) -> usize {
 }
 
 pub fn sync(vault: &mut Vault, store: &FolderStore) {
-    vault.sync(StoreHandle { id: 1, store }, Direction::Both).unwrap();
+    vault.sync(StoreHandle { id: vault.stores().unwrap()[0].id, store }, Direction::Both).unwrap();
 }
 
 pub fn join(dir: &Path, name: &str, store: &FolderStore) -> Vault {
@@ -44,11 +44,6 @@ pub fn open(dir: &Path, name: &str) -> Vault {
 }
 
 pub fn daemon(vault: Vault) -> Daemon {
-    let config = DaemonConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api: None,
-        mdns: false,
-        sync_stores: Box::new(|_, _| Vec::new()),
-    };
+    let config = DaemonConfig { listen: "127.0.0.1:0".parse().unwrap(), api: None, mdns: false, stores: None };
     Daemon::start(vault, config).unwrap()
 }

@@ -20,7 +20,7 @@ pub fn options(name: &str) -> CreateOptions {
 }
 
 pub fn sync(vault: &mut Vault, store: &dyn Store) {
-    vault.sync(StoreHandle { id: 1, store }, Direction::Both).unwrap();
+    vault.sync(StoreHandle { id: first_store(vault), store }, Direction::Both).unwrap();
 }
 
 /// Three devices enrolled through a folder store, which then plays no further part.
@@ -90,4 +90,9 @@ pub fn refusal(result: Result<impl std::fmt::Debug, ferry_store::StoreError>, wh
     let err = result.expect_err("the hub must refuse");
     assert_eq!(err.kind, StoreErrorKind::Denied, "{err}");
     assert!(err.to_string().contains(why), "expected `{why}` in: {err}");
+}
+
+/// The id of the first store the vault syncs with.
+pub fn first_store(vault: &ferry_engine::Vault) -> ferry_engine::StoreId {
+    vault.stores().unwrap()[0].id
 }

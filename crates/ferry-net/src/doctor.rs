@@ -1,0 +1,177 @@
+//! Health checks of an open device, end to end: its registry entry, its keys, every store
+//! (reached and checked for this vault's keys), the last sync of each, what was skipped.
+//!
+//! Each [`Check`] says ok / warn / fail, what was found, and a [`Hint`] naming what to do, as
+//! data: the CLI words a hint as a command, an app as a button.
+
+use crate::replicator::Replicator;
+use ferry_engine::{Error, StoreKeyCheck, StoreState, Vault};
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but something needs attention.
+    Warn,
+    /// Broken.
+    Fail,
+}
+
+/// What the user can do about a check that is not ok.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Hint {
+    /// This device was revoked: pair a new home into the vault.
+    PairAgain,
+    /// The recovery phrase was never confirmed: check the written copy.
+    ConfirmRecoveryPhrase,
+    /// No store: add one.
+    AddStore,
+    /// Sync, so the store gets what it lacks.
+    Sync,
+    /// A store lacks a passphrase slot: set the vault passphrase again.
+    SetPassphrase,
+    /// The store holds another vault: check its location.
+    CheckStoreLocation,
+    /// Objects were skipped: see the sync status for reasons.
+    SeeSyncStatus,
+}
+
+/// One health check.
+#[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
+pub struct Check {
+    /// What was checked (`device`, `store 2`, …).
+    pub check: String,
+    /// How it came out.
+    pub result: Level,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it.
+    pub hint: Option<Hint>,
+}
+
+impl Check {
+    fn new(check: impl Into<String>, result: Level, detail: impl Into<String>, hint: Option<Hint>) -> Self {
+        Self { check: check.into(), result, detail: detail.into(), hint }
+    }
+}
+
+/// Checks the device open in `vault`, reaching its stores through `replicator`.
+///
+/// # Errors
+/// Only local database failures; everything else is a failed check.
+pub fn doctor(vault: &Vault, replicator: &Replicator) -> Result<Vec<Check>, Error> {
+    let mut checks = Vec::new();
+    let status = vault.status()?;
+    let me = vault.devices()?.into_iter().find(|d| d.this_device);
+    checks.push(match me.as_ref().and_then(|d| d.revoked_by.clone()) {
+        Some(by) => {
+            Check::new("device", Level::Fail, format!("this device was revoked by {by}"), Some(Hint::PairAgain))
+        }
+        None => Check::new(
+            "device",
+            Level::Ok,
+            format!("\"{}\" {} (fingerprint {})", status.device_name, status.device_id, status.device_fingerprint),
+            None,
+        ),
+    });
+    checks.push(Check::new(
+        "vault key",
+        Level::Ok,
+        format!("fingerprint {} (epoch {})", status.vault_key_fingerprint, status.key_epoch),
+        None,
+    ));
+    checks.push(match vault.recovery_confirmed_ms()? {
+        Some(at) => Check::new("recovery phrase", Level::Ok, format!("confirmed {}", ferry_engine::rfc3339(at)), None),
+        None => Check::new(
+            "recovery phrase",
+            Level::Warn,
+            "never confirmed on this device",
+            Some(Hint::ConfirmRecoveryPhrase),
+        ),
+    });
+    let stores = vault.stores()?;
+    if stores.is_empty() {
+        checks.push(Check::new("stores", Level::Warn, "none: this device syncs with nothing", Some(Hint::AddStore)));
+    }
+    for configured in stores {
+        let name = format!("store {}", configured.id);
+        let checked = replicator.open(&configured.url).and_then(|store| vault.check_store(store.as_ref()));
+        checks.push(match checked {
+            Ok(keys) => {
+                let (level, hint) = store_verdict(&keys);
+                let detail = format!("{}: {}", configured.url, describe(&keys, &status.vault_key_fingerprint));
+                Check::new(name, level, detail, hint)
+            }
+            Err(err) => {
+                Check::new(name, Level::Fail, format!("{}: unreachable: {}", configured.url, err.with_causes()), None)
+            }
+        });
+    }
+    let sync = vault.sync_status()?;
+    for store in sync.stores.iter().filter(|s| matches!(s.state, StoreState::Error | StoreState::Offline)) {
+        let error = store.last_error.as_deref().unwrap_or("unknown error");
+        checks.push(Check::new("last sync", Level::Warn, format!("{}: {error}", store.url), None));
+    }
+    checks.push(if sync.skipped.is_empty() {
+        Check::new("skipped objects", Level::Ok, "none", None)
+    } else {
+        Check::new(
+            "skipped objects",
+            Level::Warn,
+            format!("{} objects could not be used", sync.skipped.len()),
+            Some(Hint::SeeSyncStatus),
+        )
+    });
+    checks.push(Check::new(
+        "pending ops",
+        Level::Ok,
+        format!("{} local changes not yet in every store", sync.unpublished_ops),
+        None,
+    ));
+    Ok(checks)
+}
+
+fn store_verdict(keys: &StoreKeyCheck) -> (Level, Option<Hint>) {
+    if keys.has_vault && !keys.fingerprint_matches {
+        (Level::Fail, Some(Hint::CheckStoreLocation))
+    } else if !keys.has_vault || !keys.own_slot_opens || !keys.recovery_slot {
+        (Level::Warn, Some(Hint::Sync))
+    } else if !keys.passphrase_slot {
+        (Level::Ok, Some(Hint::SetPassphrase))
+    } else {
+        (Level::Ok, None)
+    }
+}
+
+/// A store's key check in words (`ours`: this device's vault key fingerprint).
+pub fn describe(check: &StoreKeyCheck, ours: &str) -> String {
+    if !check.has_vault {
+        return "no vault here yet (the next sync publishes it)".into();
+    }
+    if !check.fingerprint_matches {
+        return format!(
+            "KEY MISMATCH: the store's fingerprint is {}, this device's {ours}",
+            check.store_fingerprint.as_deref().unwrap_or("?")
+        );
+    }
+    let mut parts = vec!["keys match".to_owned()];
+    parts.push(if check.own_slot_opens {
+        "this device's key slot opens".into()
+    } else {
+        "this device's key slot is missing or does not open (the next sync publishes it)".into()
+    });
+    if !check.recovery_slot {
+        parts.push("recovery slot missing".into());
+    }
+    parts.push(if check.passphrase_slot {
+        "joining with the passphrase works".into()
+    } else {
+        "no passphrase slot (setting the vault passphrase again adds one)".into()
+    });
+    parts.join("; ")
+}
