@@ -1,14 +1,13 @@
 //! The engine's error type: what went wrong, and what the user can do about it.
 
+use crate::Hint;
 use std::path::PathBuf;
 
 /// Everything that can go wrong in the engine. Messages say what to do, not only what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No vault exists in the home directory.
-    #[error(
-        "no ferry vault in {home}: run `ferry init` to create one, or point --home / FERRY_HOME at an existing device"
-    )]
+    #[error("no ferry vault in {home}")]
     NoVault {
         /// The device home directory that was searched.
         home: PathBuf,
@@ -65,7 +64,7 @@ pub enum Error {
         reason: String,
     },
     /// The local database holds something ferry did not write (damage or tampering).
-    #[error("the local database is damaged: {0}; run `ferry repair`, or restore the device from its stores")]
+    #[error("the local database is damaged: {0}")]
     Corrupt(String),
     /// A filesystem operation failed.
     #[error("{action} {path}")]
@@ -97,22 +96,16 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A device to reach directly has no known address.
-    #[error(
-        "no known address for device {0}: add one with `ferry peers add DEVICE HOST:PORT`, or run `ferry serve`, which finds devices on the LAN by mDNS"
-    )]
+    #[error("no known address for device {0}")]
     NoPeerAddress(String),
     /// Something that goes through a store (pairing, sync) and this device has none.
-    #[error(
-        "this device has no store: add one with `ferry store add STORE` (or create the vault with `ferry init --store STORE`, or join one with `ferry join STORE`)"
-    )]
+    #[error("this device has no store")]
     NoStore,
     /// A store failed (unreachable, refusing, or missing).
     #[error("store error")]
     Store(#[source] ferry_store::StoreError),
     /// `init` found a vault in the store already.
-    #[error(
-        "the store {location} already holds vault {vault_id}: join it with `ferry join {location}` (or pair with `ferry pair invite` on one of its devices) instead of creating a new vault; to replace it, `ferry init --store {location} --force` (needs its recovery phrase)"
-    )]
+    #[error("the store {location} already holds vault {vault_id}: join it instead of creating a new vault")]
     StoreHasVault {
         /// The store.
         location: String,
@@ -120,14 +113,14 @@ pub enum Error {
         vault_id: String,
     },
     /// `join` found no vault in the store.
-    #[error("no ferry vault in {location}: check the location, or create one with `ferry init --store {location}`")]
+    #[error("no ferry vault in {location}")]
     NoVaultInStore {
         /// The store.
         location: String,
     },
     /// The store (or backup) holds another vault, or other keys, than this device's.
     #[error(
-        "key mismatch: {location} holds vault {found} with key fingerprint {found_fingerprint}, but this device holds vault {ours} with key fingerprint {our_fingerprint}; nothing was written, here or there. Check the location (`ferry key fingerprint` on each device shows its fingerprint); to move this device to that vault, pair a new home from one of its devices with `ferry pair invite`"
+        "key mismatch: {location} holds vault {found} with key fingerprint {found_fingerprint}, but this device holds vault {ours} with key fingerprint {our_fingerprint}; nothing was written, here or there"
     )]
     KeyMismatch {
         /// The store or backup.
@@ -142,17 +135,13 @@ pub enum Error {
         our_fingerprint: String,
     },
     /// The store has no passphrase slot for the current key epoch.
-    #[error(
-        "{location} has no passphrase slot for its current key (it was retired when a device was revoked): join by pairing (`ferry pair invite` on a device of the vault) or with `--recovery`, or set a new passphrase with `ferry key passphrase` on a device"
-    )]
+    #[error("{location} has no passphrase slot for its current key (it was retired when a device was revoked)")]
     NoPassphraseSlot {
         /// The store.
         location: String,
     },
     /// The recovery phrase does not open the vault's recovery slot.
-    #[error(
-        "the recovery phrase does not open vault {vault_id} in {location}: nothing was written; check the words (they are the ones printed by `ferry init` for this vault)"
-    )]
+    #[error("the recovery phrase does not open vault {vault_id} in {location}: nothing was written")]
     WrongRecoveryPhrase {
         /// The store.
         location: String,
@@ -163,29 +152,25 @@ pub enum Error {
     #[error(transparent)]
     Pairing(#[from] ferry_format::pairing::PairingError),
     /// The invite has expired.
-    #[error("this invite expired at {expired}: run `ferry pair invite` again on the inviting device")]
+    #[error("this invite expired at {expired}")]
     InviteExpired {
         /// When (RFC 3339).
         expired: String,
     },
     /// Another device answered the invite first.
-    #[error(
-        "this invite was used already (by another device, or an earlier attempt): run `ferry pair invite` again on the inviting device"
-    )]
+    #[error("this invite was used already (by another device, or an earlier attempt)")]
     InviteUsed,
     /// The typed confirmation code is not the one the new device shows.
     #[error(
-        "the code does not match the one computed here: the device that answered is not the one you are pairing; nothing was enrolled; run `ferry pair invite` again"
+        "the code does not match the one computed here: the device that answered is not the one you are pairing; nothing was enrolled"
     )]
     PairingCodeMismatch,
     /// No answer came before the invite expired.
-    #[error(
-        "no device answered the invite before it expired: run `ferry pair invite` again and `ferry pair accept` on the new device"
-    )]
+    #[error("no device answered the invite before it expired")]
     PairingTimedOut,
     /// This device was revoked.
     #[error(
-        "this device was revoked by {by} at {at}: other devices no longer accept its changes and it cannot read newer ones; pair it again into a new home (`ferry pair invite` on an active device)"
+        "this device was revoked by {by} at {at}: other devices no longer accept its changes and it cannot read newer ones"
     )]
     Revoked {
         /// The revoking device.
@@ -194,7 +179,7 @@ pub enum Error {
         at: String,
     },
     /// The op picked to resolve a conflict is not one of the record's heads.
-    #[error("{op} is not a head of this record: pick one of {heads:?} (see `ferry conflicts show`)")]
+    #[error("{op} is not a head of this record: pick one of {heads:?}")]
     NotAHead {
         /// The op given.
         op: String,
@@ -202,7 +187,7 @@ pub enum Error {
         heads: Vec<String>,
     },
     /// No device with that id (or id prefix) is known.
-    #[error("no device `{0}` in this vault: see `ferry devices`")]
+    #[error("no device `{0}` in this vault")]
     UnknownDevice(String),
     /// The device cannot be revoked from here.
     #[error("{0}")]
@@ -216,9 +201,7 @@ pub enum Error {
         reason: String,
     },
     /// The secret does not open the backup.
-    #[error(
-        "the {secret} does not open backup {path}: nothing was changed; use the recovery phrase of the vault, or the passphrase given to `ferry export --passphrase`"
-    )]
+    #[error("the {secret} does not open backup {path}: nothing was changed")]
     WrongBackupSecret {
         /// The file.
         path: PathBuf,
@@ -255,7 +238,7 @@ pub enum Error {
     },
     /// The store has a different object where this device's own segment should be.
     #[error(
-        "the store {location} holds a different {path} than this device wrote, signed with this device's own key: another copy of this device is writing there (a copied home directory?); stop using one of the copies, then pair the other as a new device"
+        "the store {location} holds a different {path} than this device wrote, signed with this device's own key: another copy of this device is writing there (a copied home directory?)"
     )]
     ForeignOwnObject {
         /// The store.
@@ -272,7 +255,7 @@ pub enum Error {
     /// A name a rotation needs holds someone else's object: a store writer raced the
     /// revocation as it was being published. Other devices will not accept the revocation.
     #[error(
-        "the store {location} holds a different {path} than this device wrote for its revocation: someone who can write to the store took the name while it was being published; other devices have not accepted the revocation. Run `ferry devices revoke` again (a new rotation gets new names) and check who can write to this store"
+        "the store {location} holds a different {path} than this device wrote for its revocation: someone who can write to the store took the name while it was being published; other devices have not accepted the revocation"
     )]
     RotationObjectTaken {
         /// The store.
@@ -294,16 +277,16 @@ pub enum Error {
     #[error("the OS keychain is not available ({0}); the passphrase unlocks this device instead")]
     KeychainUnavailable(String),
     /// Not a blob id.
-    #[error("`{0}` is not a blob id: expected 64 hexadecimal characters, as printed by `ferry blob put`")]
+    #[error("`{0}` is not a blob id: expected 64 hexadecimal characters")]
     InvalidBlobId(String),
     /// Neither this device nor any store has the blob.
     #[error("blob {0} is not on this device nor in any store: the device that added it has not pushed it yet")]
     BlobNotFound(String),
     /// The store is configured already.
-    #[error("this device syncs with {0} already: see `ferry store ls`")]
+    #[error("this device syncs with {0} already")]
     StoreAlreadyAdded(String),
     /// No store is configured with that id.
-    #[error("no store {0} on this device: see `ferry sync status`")]
+    #[error("no store {0} on this device")]
     UnknownStore(String),
     /// SQLite failed.
     #[error("local database error")]
@@ -341,6 +324,36 @@ impl ErrorClass {
 }
 
 impl Error {
+    /// What the user can do about this error, if something specific.
+    pub fn hint(&self) -> Option<Hint> {
+        Some(match self {
+            Self::NoVault { .. } => Hint::CreateOrPointAtVault,
+            Self::Corrupt(_) => Hint::RepairOrRestore,
+            Self::NoPeerAddress(device) => Hint::AddPeerAddress { device: device.clone() },
+            Self::NoStore => Hint::AddStore,
+            Self::StoreHasVault { location, .. } => Hint::JoinInstead { location: location.clone() },
+            Self::NoVaultInStore { location } => Hint::CreateVaultInStore { location: location.clone() },
+            Self::KeyMismatch { .. } => Hint::CompareFingerprints,
+            Self::NoPassphraseSlot { .. } => Hint::PairOrRecoverOrSetPassphrase,
+            Self::WrongRecoveryPhrase { .. } => Hint::CheckRecoveryWords,
+            Self::InviteExpired { .. } | Self::InviteUsed | Self::PairingCodeMismatch => Hint::InviteAgain,
+            Self::PairingTimedOut => Hint::InviteAndAccept,
+            Self::Revoked { .. } => Hint::PairAgain,
+            Self::NotAHead { .. } => Hint::ShowConflicts,
+            Self::UnknownDevice(_) => Hint::ListDevices,
+            Self::WrongBackupSecret { .. } => Hint::UseBackupSecret,
+            Self::RotationObjectTaken { .. } => Hint::RevokeAgain,
+            Self::InvalidBlobId(_) => Hint::BlobIdFromPut,
+            Self::StoreAlreadyAdded(_) => Hint::ListStores,
+            Self::UnknownStore(_) => Hint::SeeSyncStatus,
+            Self::ForeignOwnObject { .. } => Hint::StopCopiedHome,
+            Self::CannotRevoke(reason) if reason.contains("itself") => Hint::RevokeFromAnotherDevice,
+            Self::CannotRevoke(_) => Hint::ListDevices,
+            Self::BadStoreObject { reason, .. } if reason.contains("key slot") => Hint::SetPassphrase,
+            _ => return None,
+        })
+    }
+
     /// The error and its causes on one line, `what: why: detail`, for status and logs.
     pub fn with_causes(&self) -> String {
         let mut text = self.to_string();

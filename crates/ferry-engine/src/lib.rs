@@ -49,6 +49,7 @@ mod database;
 mod error;
 mod feed;
 mod forget;
+mod hint;
 mod home;
 mod hub_home;
 mod identity;
@@ -73,6 +74,7 @@ pub use conflicts::{CollectionConflicts, Conflict, ConflictReport, Head, Resolut
 pub use error::{Error, ErrorClass, Result};
 pub use feed::{ChangeBatch, ChangeCursor, FeedItem, Subscription};
 pub use forget::{ForgetTarget, Forgotten, Purged};
+pub use hint::Hint;
 pub use home::Home;
 pub use hub_home::HubHome;
 pub use policy::Policy;

@@ -5,7 +5,7 @@
 //! data: the CLI words a hint as a command, an app as a button.
 
 use crate::replicator::Replicator;
-use ferry_engine::{Error, StoreKeyCheck, StoreState, Vault};
+use ferry_engine::{Error, Hint, StoreKeyCheck, StoreState, Vault};
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -17,27 +17,6 @@ pub enum Level {
     Warn,
     /// Broken.
     Fail,
-}
-
-/// What the user can do about a check that is not ok.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Hint {
-    /// This device was revoked: pair a new home into the vault.
-    PairAgain,
-    /// The recovery phrase was never confirmed: check the written copy.
-    ConfirmRecoveryPhrase,
-    /// No store: add one.
-    AddStore,
-    /// Sync, so the store gets what it lacks.
-    Sync,
-    /// A store lacks a passphrase slot: set the vault passphrase again.
-    SetPassphrase,
-    /// The store holds another vault: check its location.
-    CheckStoreLocation,
-    /// Objects were skipped: see the sync status for reasons.
-    SeeSyncStatus,
 }
 
 /// One health check.
@@ -138,7 +117,7 @@ pub fn doctor(vault: &Vault, replicator: &Replicator) -> Result<Vec<Check>, Erro
 
 fn store_verdict(keys: &StoreKeyCheck) -> (Level, Option<Hint>) {
     if keys.has_vault && !keys.fingerprint_matches {
-        (Level::Fail, Some(Hint::CheckStoreLocation))
+        (Level::Fail, Some(Hint::CompareFingerprints))
     } else if !keys.has_vault || !keys.own_slot_opens || !keys.recovery_slot {
         (Level::Warn, Some(Hint::Sync))
     } else if !keys.passphrase_slot {

@@ -33,7 +33,7 @@ pub use changes::Changes;
 pub use daemon::{Daemon, DaemonConfig, DaemonError, StoreSync, token_path};
 pub use dial::dial_order;
 pub use discovery::{DiscoveryError, SERVICE_TYPE};
-pub use doctor::{Check, Hint, Level, describe as describe_store_keys, doctor};
+pub use doctor::{Check, Level, describe as describe_store_keys, doctor};
 pub use hub_server::{Hub, HubError, objects_dir, serve_hub};
 pub use hub_state::{ClaimRefusal, HubStateError};
 pub use pairing::{Acceptance, Invitation, accept, codes_match};

@@ -48,6 +48,7 @@ mod facets;
 
 pub use facets::{Changes, Devices, Records, Sync};
 pub use ferry_engine::Change;
+pub use ferry_engine::Hint;
 pub use ferry_engine::{
     Backoff, ChangeBatch, ChangeCursor, CollectionInfo, ConfiguredStore, CreateOptions, DeviceInfo, Direction, Due,
     DueBecause, Error, ErrorClass, FeedItem, HistoryFilter, Home, JoinOptions, JoinWith, KdfCost, ListOptions, Page,
@@ -55,7 +56,7 @@ pub use ferry_engine::{
     Status, StoreId, Subscription, SyncReason, SyncReport, SyncStatus, Unlock, WaitBecause,
 };
 pub use ferry_format::{DeviceId, OpId, RecoveryPhrase};
-pub use ferry_net::{Acceptance, Check, Hint, Invitation, Level, PeerPull, Replicator, StoreOutcome};
+pub use ferry_net::{Acceptance, Check, Invitation, Level, PeerPull, Replicator, StoreOutcome};
 
 /// One device's open vault, with its facets.
 #[derive(Debug)]

@@ -5,7 +5,7 @@ use crate::exit::CliError;
 use crate::output;
 use anyhow::Result;
 use ferry_engine::{ErrorClass, UnlockedWith, Vault};
-use ferry_net::{Hint, Level};
+use ferry_net::Level;
 use std::io::Write;
 
 #[derive(serde::Serialize)]
@@ -75,25 +75,11 @@ fn device_checks(global: &GlobalArgs, vault: &Vault, checks: &mut Vec<Check>) ->
             Level::Warn => "warn",
             Level::Fail => "fail",
         };
-        let detail = match found.hint.map(hint) {
+        let detail = match found.hint.as_ref().map(crate::hints::text) {
             Some(what) => format!("{}: {what}", found.detail),
             None => found.detail,
         };
         check(checks, found.check, result, detail);
     }
     Ok(())
-}
-
-/// A doctor's hint as the command that acts on it.
-fn hint(hint: Hint) -> &'static str {
-    match hint {
-        Hint::PairAgain => "pair it again into a new home (`ferry pair invite` on a device of the vault)",
-        Hint::ConfirmRecoveryPhrase => "check your copy with `ferry key verify --recovery`",
-        Hint::AddStore => "`ferry store add STORE`",
-        Hint::Sync => "`ferry sync` publishes what is missing",
-        Hint::SetPassphrase => "`ferry key passphrase` adds one",
-        Hint::CheckStoreLocation => "check the location (`ferry key fingerprint` on each device shows its fingerprint)",
-        Hint::SeeSyncStatus => "see `ferry sync status`",
-        _ => "see `ferry doctor --help`",
-    }
 }

@@ -159,8 +159,8 @@ pub(crate) fn open_newest_slot(
             location: store.location(),
             path,
             reason: format!(
-                "{why}: this is not a wrong passphrase or phrase; a device of the vault can write a new slot \
-                 (`ferry key passphrase`), or restore the file from a backup"
+                "{why}: this is not a wrong passphrase or phrase; a device of the vault can write a new key slot, \
+                 or the file can be restored from a backup"
             ),
         });
     }

@@ -175,13 +175,11 @@ impl Vault {
         self.ensure_not_revoked()?;
         let target = self.resolve_device(device)?;
         if target == self.device_id() {
-            return Err(Error::CannotRevoke(
-                "a device cannot revoke itself: run `ferry devices revoke` on another device of the vault".into(),
-            ));
+            return Err(Error::CannotRevoke("a device cannot revoke itself".into()));
         }
         let registry = Registry::load(&self.conn)?;
         if registry.has_revocation(target) {
-            return Err(Error::CannotRevoke(format!("device {target} is revoked already: see `ferry devices`")));
+            return Err(Error::CannotRevoke(format!("device {target} is revoked already")));
         }
         // A device left out of a rotation (or planted with an old key) is inactive but not yet
         // revoked: revoking it records that for good, so no later rule can take it back in.
