@@ -47,7 +47,7 @@ fn code_for_class(class: ErrorClass) -> u8 {
         ErrorClass::Locked => LOCKED,
         ErrorClass::Setup => SETUP,
         ErrorClass::Unavailable => UNAVAILABLE,
-        ErrorClass::Other => FAILURE,
+        _ => FAILURE,
     }
 }
 

@@ -42,6 +42,7 @@ pub enum BackupSecret {
 
 /// What an export wrote.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ExportReport {
     /// The file.
     pub path: PathBuf,
@@ -55,6 +56,7 @@ pub struct ExportReport {
 
 /// What an import did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ImportReport {
     /// Store objects in the file.
     pub objects: u64,
@@ -126,7 +128,7 @@ impl Vault {
         };
         write(
             paths::VAULT_FILE.into(),
-            serde_json::to_vec_pretty(&vault_file).map_err(|e| Error::Corrupt(e.to_string()))?,
+            serde_json::to_vec_pretty(&vault_file).map_err(|e| Error::Encode(e.to_string()))?,
         )?;
         for (path, bytes) in self.registry_objects()? {
             write(path, bytes)?;

@@ -45,6 +45,7 @@ impl std::str::FromStr for BlobId {
 
 /// What [`Vault::put_blob`] stored.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct BlobInfo {
     /// The blob's id.
     pub id: String,
@@ -163,7 +164,7 @@ impl Vault {
             &keys.sealing(device),
             plaintext,
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
         if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).map_err(Error::io("cannot create directory", dir))?;
         }

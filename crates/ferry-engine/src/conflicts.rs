@@ -10,6 +10,7 @@ use rusqlite::params;
 
 /// One head of a record: a write no other write of the record has seen.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Head {
     /// The op.
     pub op: String,
@@ -27,6 +28,7 @@ pub struct Head {
 
 /// A record that has several heads in a `manual` collection.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Conflict {
     /// The collection.
     pub collection: String,
@@ -38,6 +40,7 @@ pub struct Conflict {
 
 /// What `ferry conflicts` shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct ConflictReport {
     /// Records waiting for a person, in `manual` collections.
     pub unresolved: Vec<Conflict>,
@@ -47,6 +50,7 @@ pub struct ConflictReport {
 
 /// Conflict counts of one collection.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CollectionConflicts {
     /// The collection.
     pub collection: String,
@@ -81,7 +85,7 @@ impl Vault {
                 return Err(Error::UnknownDevice(unknown.clone()));
             }
         }
-        let value = serde_json::to_value(policy).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let value = serde_json::to_value(policy).map_err(|e| Error::Encode(e.to_string()))?;
         let kind = OpKind::Put(JsonValue::from_value(&value)?);
         let settings = Collection::any(SETTINGS_COLLECTION)?;
         let key = RecordKey::new(&policy_key(collection.as_str()))?;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in the engine. Messages say what to do, not only what failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No vault exists in the home directory.
     #[error("no ferry vault in {home}")]
@@ -66,6 +67,9 @@ pub enum Error {
     /// The local database holds something ferry did not write (damage or tampering).
     #[error("the local database is damaged: {0}")]
     Corrupt(String),
+    /// Encoding or sealing something this device made failed: a bug, not damage.
+    #[error("cannot encode an object ({0}): this is a bug in ferry, please report it")]
+    Encode(String),
     /// A filesystem operation failed.
     #[error("{action} {path}")]
     Io {
@@ -295,6 +299,7 @@ pub enum Error {
 
 /// Broad classes of [`Error`], for callers that map errors to exit codes or HTTP statuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorClass {
     /// The caller's input was refused; retrying the same input fails the same way.
     BadInput,
@@ -412,6 +417,7 @@ impl Error {
             Self::Clock(_)
             | Self::Random(_)
             | Self::Corrupt(_)
+            | Self::Encode(_)
             | Self::Io { .. }
             | Self::Sqlite(_)
             | Self::FeedStopped

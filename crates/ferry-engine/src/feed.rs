@@ -69,6 +69,7 @@ impl ChangeCursor {
 
 /// Changes read from the feed, and the cursor to read on from.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ChangeBatch {
     /// The changes, oldest first (by hybrid logical clock).
     pub changes: Vec<Change>,
@@ -179,6 +180,7 @@ impl Vault {
 
 /// What a [`Subscription`] delivers: a change, with the cursor just after it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FeedItem {
     /// The change.
     pub change: Change,

@@ -31,6 +31,7 @@ use std::collections::{HashMap, HashSet};
 
 /// What a forget erased on this device.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Forgotten {
     /// The forget op (it syncs to every device).
     pub op: String,
@@ -42,6 +43,7 @@ pub struct Forgotten {
 
 /// What a purge rewrote.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Purged {
     /// Own segments re-sealed without forgotten ops (to be overwritten in every store).
     pub rewritten_segments: u64,
@@ -343,7 +345,7 @@ impl Vault {
                 &keys.sealing(&device_keys),
                 &encode(&SegmentPayload { seq, prev, ops }),
             )
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+            .map_err(|e| Error::Encode(e.to_string()))?;
             let hash = *blake3::hash(&sealed).as_bytes();
             self.conn.execute(
                 "UPDATE own_segments SET bytes = ?2, hash = ?3, op_count = ?4 WHERE seq = ?1",

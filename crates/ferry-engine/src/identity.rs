@@ -63,9 +63,9 @@ impl DeviceKeys {
 /// The age identity that the recovery phrase stands for. Only its public recipient is kept on
 /// devices, so new key epochs can be wrapped to it without the phrase.
 pub(crate) fn recovery_identity(phrase: &RecoveryPhrase) -> Result<age::x25519::Identity> {
-    let hrp = bech32::Hrp::parse("AGE-SECRET-KEY-").map_err(|e| Error::Corrupt(e.to_string()))?;
+    let hrp = bech32::Hrp::parse("AGE-SECRET-KEY-").map_err(|e| Error::Encode(e.to_string()))?;
     let encoded = bech32::encode_upper::<bech32::Bech32>(hrp, phrase.recovery_secret().expose())
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
     SecretString::from(encoded)
         .expose_secret()
         .parse()

@@ -21,7 +21,7 @@ pub(crate) fn insert_op(conn: &Connection, op: &Op) -> Result<bool> {
         OpKind::Put(value) => (KIND_PUT, Some(value.as_str())),
         OpKind::Delete => (KIND_DELETE, None),
         OpKind::Forget(forget) => {
-            selector = serde_json::to_string(forget).map_err(|e| Error::Corrupt(e.to_string()))?;
+            selector = serde_json::to_string(forget).map_err(|e| Error::Encode(e.to_string()))?;
             (KIND_FORGET, Some(selector.as_str()))
         }
     };

@@ -8,6 +8,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 /// A live record: its current value and the op that wrote it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Record {
     /// The collection.
     pub collection: String,
@@ -28,6 +29,7 @@ pub struct Record {
 
 /// A collection and how many records it holds.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct CollectionInfo {
     /// The name.
     pub name: String,
@@ -66,6 +68,7 @@ pub struct PageRequest {
 
 /// One page of records in key order.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Page {
     /// The records, by key.
     pub records: Vec<Record>,

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 /// What [`Vault::repair`] did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Ops read from the log.
     pub ops: u64,

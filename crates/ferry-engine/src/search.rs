@@ -16,6 +16,7 @@ use serde_json::Value;
 
 /// One search result.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Found {
     /// The collection.
     pub collection: String,

@@ -41,6 +41,7 @@ pub(crate) struct PairedIdentity {
 
 /// A freshly created vault and its recovery phrase.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Created {
     /// The open vault.
     pub vault: Vault,
@@ -71,6 +72,7 @@ impl std::fmt::Debug for Vault {
 /// How a vault was unlocked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum UnlockedWith {
     /// The passphrase opened `local-key.age`.
     Passphrase,
@@ -80,6 +82,7 @@ pub enum UnlockedWith {
 
 /// A summary of the local vault.
 #[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct Status {
     /// The device home directory.
     pub home: PathBuf,
@@ -117,6 +120,7 @@ pub struct Status {
 
 /// A device of the vault, as this device knows it.
 #[derive(Clone, Debug, serde::Serialize)]
+#[non_exhaustive]
 pub struct DeviceInfo {
     /// The device id.
     pub device_id: String,

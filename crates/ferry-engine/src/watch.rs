@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, mpsc};
 
 /// A record changed: written here, or (with sync) imported from another device.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Change {
     /// The record's collection.
     pub collection: String,

@@ -67,6 +67,7 @@ fn device_checks(global: &GlobalArgs, vault: &Vault, checks: &mut Vec<Check>) ->
             "the passphrase (--no-keychain / FERRY_NO_KEYCHAIN)".to_owned()
         }
         UnlockedWith::Passphrase => format!("the passphrase; OS keychain {}", status.keychain),
+        _ => "a way this version does not know".to_owned(),
     };
     check(checks, "unlock", "ok", how);
     for found in ferry_net::doctor(vault, &super::replicator(global, vault)?)? {

@@ -15,6 +15,7 @@ use rusqlite::OptionalExtension;
 
 /// What a store's key objects say, checked against this device.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct StoreKeyCheck {
     /// The store holds a vault file.
     pub has_vault: bool,

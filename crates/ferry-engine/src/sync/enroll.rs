@@ -470,7 +470,7 @@ impl Vault {
             &keys.sealing(device_keys),
             &encode(&payload),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
         self.conn.execute(
             "UPDATE devices SET record = ?1, record_epoch = ?2 WHERE device_id = ?3",
             params![record, keys.epoch, &device_id.as_bytes()[..]],
@@ -540,7 +540,7 @@ impl Vault {
                 created_ms: now_ms(),
                 fingerprint: keys.fingerprint().to_string(),
             };
-            let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Corrupt(e.to_string()))?;
+            let json = serde_json::to_vec_pretty(&file).map_err(|e| Error::Encode(e.to_string()))?;
             objects.push((paths::VAULT_FILE.into(), json));
             // After a revocation the passphrase may be known to the revoked device: the new
             // epoch gets a passphrase slot only once `ferry key passphrase` set a new one.

@@ -43,6 +43,7 @@ pub(crate) struct EpochObject {
 
 /// What a revocation did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Revoked {
     /// The revoked device.
     pub device_id: String,
@@ -241,7 +242,7 @@ impl Vault {
             &SealKeys { epoch: new_epoch, master_key: &new_key, signing_key: device_keys.signing_key() },
             &encode(&epoch_payload),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
         objects.push((paths::key_epoch(&new_ref), epoch_object.clone()));
 
         let revocation_payload =
@@ -255,7 +256,7 @@ impl Vault {
             &keys.sealing(&device_keys),
             &encode(&revocation_payload),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
         objects.push((paths::revocation(target, &tag), revocation.clone()));
 
         let name: String =

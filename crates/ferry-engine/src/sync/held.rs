@@ -322,7 +322,7 @@ impl Vault {
             created_ms: from_sql_u64(meta_get(&self.conn, "created_ms")?)?,
             fingerprint: keys.fingerprint().to_string(),
         };
-        serde_json::to_vec_pretty(&file).map_err(|e| crate::Error::Corrupt(e.to_string()))
+        serde_json::to_vec_pretty(&file).map_err(|e| crate::Error::Encode(e.to_string()))
     }
 
     /// This device's HEAD, sealed once per state of its log (so its bytes, and a peer's etag,

@@ -67,7 +67,7 @@ impl Vault {
                         &seal_keys,
                         &encode(&payload),
                     )
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                    .map_err(|e| Error::Encode(e.to_string()))?;
                     let hash = *blake3::hash(&bytes).as_bytes();
                     tx.execute(
                         "INSERT INTO own_segments (seq, hash, last_counter, op_count, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -38,6 +38,7 @@ pub struct PairingRequest {
 /// What the new device shows once the inviter revealed its value: the person at the inviting
 /// device types the code and compares the fingerprint.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PairingConfirmation {
     /// The 6-digit code, `123 456`.
     pub code: String,
@@ -164,7 +165,7 @@ impl Vault {
             &keys.sealing(&device_keys),
             &encode(&payload),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
+        .map_err(|e| Error::Encode(e.to_string()))?;
         let record = DeviceRecord {
             device_id,
             sealed: sealed.clone(),

@@ -34,6 +34,7 @@ struct ImportBatch {
 
 /// What a pull did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct PullReport {
     /// Devices newly learned from the store's registry.
     pub new_devices: u64,

@@ -15,6 +15,7 @@ use rusqlite::{OptionalExtension, params};
 
 /// What a push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct PushReport {
     /// Segments sealed from new local ops.
     pub sealed_segments: u64,
@@ -169,7 +170,7 @@ impl Vault {
                 },
             }),
         )
-        .map_err(|e| Error::Corrupt(e.to_string()))
+        .map_err(|e| Error::Encode(e.to_string()))
     }
 
     /// Publishes other devices' objects this device holds and the store lacks, exactly as their

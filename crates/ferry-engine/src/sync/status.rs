@@ -20,6 +20,7 @@ pub enum Direction {
 
 /// What one sync with one store did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct SyncReport {
     /// The push, if one ran.
     pub push: Option<PushReport>,
@@ -30,6 +31,7 @@ pub struct SyncReport {
 /// The state of one store, as of the last attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum StoreState {
     /// Never synced yet.
     NeverSynced,
@@ -45,6 +47,7 @@ pub enum StoreState {
 
 /// One store's sync status.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct StoreStatus {
     /// Local id.
     pub id: StoreId,
@@ -77,6 +80,7 @@ pub struct StoreStatus {
 
 /// Import progress from one other device.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct DeviceCursor {
     /// The device.
     pub device_id: String,
@@ -90,6 +94,7 @@ pub struct DeviceCursor {
 
 /// An object that could not be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct SkippedObject {
     /// The store it is in.
     pub store: String,
@@ -103,6 +108,7 @@ pub struct SkippedObject {
 
 /// Everything `ferry sync status` shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct SyncStatus {
     /// Each store.
     pub stores: Vec<StoreStatus>,
