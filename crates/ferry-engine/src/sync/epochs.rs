@@ -160,6 +160,15 @@ pub(crate) fn save_epoch_objects(conn: &rusqlite::Connection, objects: &[EpochOb
     Ok(())
 }
 
+/// A rotation that revokes a device, sealed and not yet adopted.
+struct Rotation {
+    new_key: MasterKey,
+    epoch: EpochObject,
+    revocation: Revocation,
+    /// Every object to publish: key slots, the epoch object, the revocation.
+    objects: Vec<(String, Vec<u8>)>,
+}
+
 impl Vault {
     /// Revokes a device (by id or unique id prefix): wraps a new key epoch to every other
     /// device and the recovery key, and queues the objects for every store. From now on this
@@ -184,39 +193,65 @@ impl Vault {
         }
         // A device left out of a rotation (or planted with an old key) is inactive but not yet
         // revoked: revoking it records that for good, so no later rule can take it back in.
+        let members = self.members_after(target, &registry)?;
+        let last_seq: u64 = self.cursor(target)?.0;
+        let rotation = self.seal_rotation(target, &members, last_seq)?;
+        let new_epoch = rotation.epoch.epoch.number;
+        let name: String =
+            self.conn.query_row("SELECT name FROM devices WHERE device_id = ?1", [&target.as_bytes()[..]], |row| {
+                row.get(0)
+            })?;
+        self.commit_rotation(target, rotation)?;
+        Ok(Revoked {
+            device_id: target.to_string(),
+            name,
+            new_epoch,
+            members: members.len() as u64,
+            last_accepted_seq: last_seq,
+        })
+    }
+
+    /// The devices that receive the key of a rotation revoking `target`: the active ones
+    /// (`Registry::is_active`, the one definition), but `target`, with their age recipients. A
+    /// device known but inactive (left out of a rotation, or a record planted under an old key)
+    /// never receives a new key.
+    fn members_after(&self, target: DeviceId, registry: &Registry) -> Result<Vec<(DeviceId, age::x25519::Recipient)>> {
+        let mut stmt = self.conn.prepare("SELECT device_id, recipient FROM devices WHERE revoked_last_seq IS NULL")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))?;
+        let mut members = Vec::new();
+        for row in rows {
+            let (id, recipient) = row?;
+            let id = DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
+            if id != target && registry.is_active(id) {
+                let recipient: age::x25519::Recipient =
+                    recipient.parse().map_err(|e: &str| Error::Corrupt(format!("recipient of device {id}: {e}")))?;
+                members.push((id, recipient));
+            }
+        }
+        Ok(members)
+    }
+
+    /// Makes the objects of a rotation revoking `target`: a new key under a fresh tag, wrapped
+    /// to each member and the recovery key; the epoch object (sealed under the new key, carrying
+    /// the previous one); the revocation (sealed under the current key). Nothing is stored yet.
+    fn seal_rotation(
+        &self,
+        target: DeviceId,
+        members: &[(DeviceId, age::x25519::Recipient)],
+        last_seq: u64,
+    ) -> Result<Rotation> {
         let keys = VaultKeys::load(&self.conn)?;
         let device_keys = DeviceKeys::load(&self.conn)?;
         let new_epoch = keys.epoch + 1;
         let tag: [u8; 16] = random::bytes()?;
         let new_ref = EpochRef::tagged(new_epoch, tag);
         let new_key = MasterKey::new(random::bytes()?);
-        let last_seq: u64 = self.cursor(target)?.0;
         let now = now_ms();
 
-        let members: Vec<(DeviceId, String)> = {
-            // The current members only: "active" is one definition (`Registry::is_active`), so a
-            // device that is known but inactive (left out of a rotation, or a record planted
-            // under an old key) never receives the new key.
-            let mut stmt =
-                self.conn.prepare("SELECT device_id, recipient FROM devices WHERE revoked_last_seq IS NULL")?;
-            let rows = stmt.query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))?;
-            let mut members = Vec::new();
-            for row in rows {
-                let (id, recipient) = row?;
-                let id =
-                    DeviceId::from_slice(&id).ok_or_else(|| Error::Corrupt("device registry: malformed id".into()))?;
-                if id != target && registry.is_active(id) {
-                    members.push((id, recipient));
-                }
-            }
-            members
-        };
         let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
-        for (member, recipient) in &members {
-            let recipient: age::x25519::Recipient =
-                recipient.parse().map_err(|e: &str| Error::Corrupt(format!("recipient of device {member}: {e}")))?;
+        for (member, recipient) in members {
             objects
-                .push((paths::key_slot(&new_ref, &member.to_string()), super::enroll::wrap_key(&recipient, &new_key)?));
+                .push((paths::key_slot(&new_ref, &member.to_string()), super::enroll::wrap_key(recipient, &new_key)?));
         }
         let recovery: String = meta_get(&self.conn, "recovery_recipient")?;
         let recovery: age::x25519::Recipient =
@@ -258,41 +293,35 @@ impl Vault {
         )
         .map_err(|e| Error::Encode(e.to_string()))?;
         objects.push((paths::revocation(target, &tag), revocation.clone()));
+        let epoch = EpochObject {
+            epoch: new_ref,
+            previous: keys.current(),
+            sealed: epoch_object,
+            members: members.iter().map(|(id, _)| *id).collect(),
+            previous_key: keys.master_key.clone(),
+            recovery_recipient: recovery.to_string(),
+        };
+        let revocation =
+            Revocation { sealed: revocation, revoked_by: self.device_id(), tag, payload: revocation_payload };
+        Ok(Rotation { new_key, epoch, revocation, objects })
+    }
 
-        let name: String =
-            self.conn.query_row("SELECT name FROM devices WHERE device_id = ?1", [&target.as_bytes()[..]], |row| {
-                row.get(0)
-            })?;
+    /// Adopts a rotation here (new key, epoch object, revocation) and queues its objects for
+    /// every store, in one transaction.
+    fn commit_rotation(&mut self, target: DeviceId, rotation: Rotation) -> Result<()> {
+        let Rotation { new_key, epoch, revocation, objects } = rotation;
+        let (number, tag) = (epoch.epoch.number, epoch.epoch.tag);
         let tx = self.conn.unchecked_transaction()?;
         tx.execute(
             "INSERT INTO key_epochs (epoch, master_key, tag) VALUES (?1, ?2, ?3)",
-            params![new_epoch, &new_key.expose()[..], &tag[..]],
+            params![number, &new_key.expose()[..], tag.as_ref().map(|t| &t[..])],
         )?;
-        save_epoch_objects(
-            &tx,
-            &[EpochObject {
-                epoch: new_ref,
-                previous: keys.current(),
-                sealed: epoch_object,
-                members: members.iter().map(|(id, _)| *id).collect(),
-                previous_key: keys.master_key.clone(),
-                recovery_recipient: recovery.to_string(),
-            }],
-        )?;
-        meta_set(&tx, "key_epoch", new_epoch)?;
-        self.register_revocation(
-            target,
-            &Revocation { sealed: revocation, revoked_by: self.device_id(), tag, payload: revocation_payload },
-        )?;
+        save_epoch_objects(&tx, &[epoch])?;
+        meta_set(&tx, "key_epoch", number)?;
+        self.register_revocation(target, &revocation)?;
         self.queue_for_stores(&objects, None)?;
         tx.commit()?;
-        Ok(Revoked {
-            device_id: target.to_string(),
-            name,
-            new_epoch,
-            members: members.len() as u64,
-            last_accepted_seq: last_seq,
-        })
+        Ok(())
     }
 
     /// Queues objects for every store but `except` (objects already there are kept as they are).

@@ -18,6 +18,7 @@ mod held;
 pub(crate) mod import;
 mod outbox;
 mod pair;
+mod plan;
 mod pull;
 mod push;
 pub(crate) mod registry;

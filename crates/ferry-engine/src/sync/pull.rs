@@ -7,6 +7,7 @@
 
 use super::StoreHandle;
 use super::import::import_ops;
+use super::plan::{HeadPlan, HeadSeen, Imported, plan_head};
 use super::registry::{Registry, check_revocation_epoch, open_device_record, open_revocation};
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
@@ -53,6 +54,23 @@ pub struct PullReport {
     /// Devices whose imported ops were dated more than a day ahead of this device's clock,
     /// with how far (ms): the ops were imported, but this device's clock did not follow.
     pub clocks_held_back: Vec<(String, u64)>,
+}
+
+/// Another device's HEAD as read from a store: opened, with its bytes and etag.
+struct FetchedHead {
+    head: HeadPayload,
+    bytes: Vec<u8>,
+    etag: Option<String>,
+}
+
+/// The segments of one device to import, as [`plan_head`] decided.
+#[derive(Clone, Copy)]
+struct Segments<'a> {
+    device: DeviceId,
+    head: &'a HeadSeen,
+    after: (u64, Option<[u8; 32]>),
+    to: u64,
+    rewriting: bool,
 }
 
 impl Vault {
@@ -185,6 +203,8 @@ impl Vault {
         }
     }
 
+    /// Pulls one other device's log: reads its HEAD (if it changed), decides what to do about
+    /// it ([`plan_head`]), imports the segments it names, and remembers the HEAD.
     fn pull_device(
         &mut self,
         handle: StoreHandle<'_>,
@@ -193,6 +213,53 @@ impl Vault {
         device: DeviceId,
         report: &mut PullReport,
     ) -> Result<()> {
+        let Some(fetched) = self.read_head(handle, keys, registry, device, report)? else { return Ok(()) };
+        let head = &fetched.head;
+        let seen = HeadSeen {
+            seq: head.seq,
+            hash: head.hash,
+            generation: head.generation,
+            rewritten_from: head.rewritten_from,
+        };
+        let (seq, hash) = self.cursor(device)?;
+        let generation: u32 = self
+            .conn
+            .query_row("SELECT generation FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let kept_before_rewrite = match seen.rewrite_start() {
+            from if head.generation > generation && from > 1 => self.kept_segment_hash(device, from - 1)?,
+            _ => None,
+        };
+        let imported = Imported { seq, hash, generation, kept_before_rewrite };
+        let (after, to, rewriting) = match plan_head(device, &seen, &imported, registry.revoked_after(device)) {
+            HeadPlan::Refuse(reason) => return self.record_skip(handle.id, &paths::head(device), &reason, report),
+            HeadPlan::UpToDate => ((seq, hash), seq, false),
+            HeadPlan::Fetch { after, to, rewriting } => (after, to, rewriting),
+        };
+        let segments = Segments { device, head: &seen, after, to, rewriting };
+        if !self.import_segments(handle, keys, registry, &segments, report)? {
+            return Ok(());
+        }
+        if to < head.seq {
+            let reason = format!(
+                "written after device {device} was revoked or left out of a key rotation (its last accepted segment is {to}); not imported"
+            );
+            return self.record_skip(handle.id, &paths::segment(device, to + 1), &reason, report);
+        }
+        self.note_head(handle, device, &fetched, rewriting)
+    }
+
+    /// The HEAD of `device` in the store, opened, if it changed since the last pull; a HEAD that
+    /// does not open is recorded as skipped (`None`).
+    fn read_head(
+        &mut self,
+        handle: StoreHandle<'_>,
+        keys: &VaultKeys,
+        registry: &Registry,
+        device: DeviceId,
+        report: &mut PullReport,
+    ) -> Result<Option<FetchedHead>> {
         let head_path = paths::head(device);
         let etag: Option<String> = self
             .conn
@@ -202,8 +269,8 @@ impl Vault {
                 |row| row.get(0),
             )
             .optional()?;
-        let (bytes, new_etag) = match handle.store.get_if_changed(&head_path, etag.as_deref())? {
-            Fetched::Unchanged | Fetched::Missing => return Ok(()),
+        let (bytes, etag) = match handle.store.get_if_changed(&head_path, etag.as_deref())? {
+            Fetched::Unchanged | Fetched::Missing => return Ok(None),
             Fetched::Changed { bytes, etag } => (bytes, etag),
         };
         let expected = Expected {
@@ -212,78 +279,44 @@ impl Vault {
             device_id: Some(device),
             object_id: Some(ObjectId::HEAD),
         };
-        let head = match open_object(&bytes, &expected, registry, keys)
+        match open_object(&bytes, &expected, registry, keys)
             .and_then(|plain| decode::<HeadPayload>(&plain).map_err(OpenError::Malformed))
         {
-            Ok(head) => head,
+            Ok(head) => Ok(Some(FetchedHead { head, bytes, etag })),
             Err(reason) => {
                 if matches!(reason, OpenError::WrongVault { .. }) {
                     self.check_store_keys(handle.store)?;
                 }
-                return self.record_skip(handle.id, &head_path, &reason.to_string(), report);
+                self.record_skip(handle.id, &head_path, &reason.to_string(), report)?;
+                Ok(None)
             }
-        };
-        let (mut seq, mut hash) = self.cursor(device)?;
-        let generation: u32 = self
-            .conn
-            .query_row("SELECT generation FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0);
-        if head.generation < generation {
-            let reason = format!(
-                "rollback: the store's HEAD is of log generation {}, but generation {generation} was already imported",
-                head.generation
-            );
-            return self.record_skip(handle.id, &head_path, &reason, report);
         }
-        let rewriting = head.generation > generation;
-        if rewriting && registry.revoked_after(device).is_some() {
-            // A revoked (or left-out) device's log is frozen at its revocation: a rewrite would
-            // let it re-open segments it wrote before and fill them with new ops.
-            let reason = format!(
-                "refused: log generation {} of device {device}, which is revoked or not a member; its log cannot be rewritten",
-                head.generation
-            );
-            return self.record_skip(handle.id, &head_path, &reason, report);
-        }
+    }
+
+    /// Verifies and imports `segments`, in batches; `false` when one was missing or refused
+    /// (recorded as skipped; what came before it is imported).
+    fn import_segments(
+        &mut self,
+        handle: StoreHandle<'_>,
+        keys: &VaultKeys,
+        registry: &Registry,
+        segments: &Segments<'_>,
+        report: &mut PullReport,
+    ) -> Result<bool> {
+        let Segments { device, head, after: (mut seq, mut hash), to, rewriting } = *segments;
         // A rewrite (purging forgotten ops) may only remove ops: every op it re-delivers up to
         // the last counter already imported must be one this device has (or forgot).
         let imported_up_to = if rewriting { self.last_counter_seen(device)? } else { 0 };
-        if rewriting {
-            // The device purged forgotten ops from its log: verify and import again from the
-            // first rewritten segment (from the start if the copy before it was dropped).
-            let from = head.rewritten_from.unwrap_or(1).max(1);
-            if from <= seq {
-                (seq, hash) = (0, None);
-                if from > 1
-                    && let Some(before) = self.kept_segment_hash(device, from - 1)?
-                {
-                    (seq, hash) = (from - 1, Some(before));
-                }
-            }
-        }
-        if head.seq < seq {
-            let reason = format!(
-                "rollback: the store's HEAD names segment {}, but segment {seq} was already imported",
-                head.seq
-            );
-            return self.record_skip(handle.id, &head_path, &reason, report);
-        }
-        if head.seq == seq && Some(head.hash) != hash {
-            let reason = format!("fork: the store's HEAD names a different segment {seq} than the one imported");
-            return self.record_skip(handle.id, &head_path, &reason, report);
-        }
-        // A revoked device's segments count up to the last one its revoker had imported.
-        let limit = registry.revoked_after(device).map_or(head.seq, |last| last.min(head.seq));
         let mut batch = ImportBatch::default();
-        while seq < limit {
+        while seq < to {
             let next = seq + 1;
             let path = paths::segment(device, next);
             let Some(bytes) = handle.store.get(&path)? else {
                 self.import_batch(handle.id, device, &mut batch, report)?;
                 let reason =
                     format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
-                return self.record_skip(handle.id, &path, &reason, report);
+                self.record_skip(handle.id, &path, &reason, report)?;
+                return Ok(false);
             };
             let expected = Expected {
                 kind: ObjectKind::Segment,
@@ -313,7 +346,8 @@ impl Vault {
                 Ok(ops) => ops,
                 Err(reason) => {
                     self.import_batch(handle.id, device, &mut batch, report)?;
-                    return self.record_skip(handle.id, &path, &reason.to_string(), report);
+                    self.record_skip(handle.id, &path, &reason.to_string(), report)?;
+                    return Ok(false);
                 }
             };
             batch.ops.extend(ops);
@@ -327,28 +361,39 @@ impl Vault {
             hash = Some(segment_hash);
         }
         self.import_batch(handle.id, device, &mut batch, report)?;
-        if limit < head.seq {
-            let reason = format!(
-                "written after device {device} was revoked or left out of a key rotation (its last accepted segment is {limit}); not imported"
-            );
-            return self.record_skip(handle.id, &paths::segment(device, limit + 1), &reason, report);
-        }
-        self.forget_skip(handle.id, &head_path)?;
-        if head.generation > generation {
+        Ok(true)
+    }
+
+    /// Remembers a HEAD whose segments are all imported: its bytes (served to peers, relayed to
+    /// other stores), its etag in this store, and a raised log generation.
+    fn note_head(
+        &mut self,
+        handle: StoreHandle<'_>,
+        device: DeviceId,
+        fetched: &FetchedHead,
+        rewriting: bool,
+    ) -> Result<()> {
+        self.forget_skip(handle.id, &paths::head(device))?;
+        if rewriting {
             self.conn.execute(
                 "UPDATE cursors SET generation = ?2 WHERE device = ?1",
-                params![&device.as_bytes()[..], head.generation],
+                params![&device.as_bytes()[..], fetched.head.generation],
             )?;
         }
         self.conn.execute(
             "INSERT INTO device_heads (device, seq, bytes) VALUES (?1, ?2, ?3)
              ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, bytes = excluded.bytes WHERE excluded.seq >= device_heads.seq",
-            params![&device.as_bytes()[..], to_sql_u64(head.seq)?, bytes],
+            params![&device.as_bytes()[..], to_sql_u64(fetched.head.seq)?, fetched.bytes],
         )?;
         self.conn.execute(
             "INSERT INTO store_heads (store, device, etag, seq) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (store, device) DO UPDATE SET etag = excluded.etag, seq = excluded.seq",
-            params![handle.id, &device.as_bytes()[..], new_etag.unwrap_or_default(), to_sql_u64(head.seq)?],
+            params![
+                handle.id,
+                &device.as_bytes()[..],
+                fetched.etag.clone().unwrap_or_default(),
+                to_sql_u64(fetched.head.seq)?
+            ],
         )?;
         Ok(())
     }
