@@ -18,13 +18,15 @@
 //! segments that held forgotten ops (their owners rewrite those).
 
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
+use crate::identity::OwnKeys;
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::oplog::{KIND_FORGET, record_ops};
 use crate::policy::{Policies, store_state};
 use crate::sync::registry::Registry;
 use crate::{Error, Result, Vault};
-use ferry_format::objects::{SegmentPayload, WireOp, decode, encode};
+use ferry_format::objects::{SegmentPayload, WireOp, decode};
 use ferry_format::seal::{self, Expected, ObjectId, ObjectKind};
+use ferry_format::typed::Sealed;
 use ferry_format::{DeviceId, Forget, ForgetScope, Hlc, Op, OpId, OpKind};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{HashMap, HashSet};
@@ -324,28 +326,17 @@ impl Vault {
         let mut rewritten = 0;
         for (seq, bytes) in segments {
             let seq = from_sql_u64(seq)?;
-            let expected = Expected {
-                kind: ObjectKind::Segment,
-                vault_id: keys.vault_id,
-                device_id: Some(me),
-                object_id: Some(ObjectId::segment(seq)),
-            };
-            let (_, plain) = seal::open(&bytes, &expected, |_| Some(own_key), |epoch| keys.key(epoch))
-                .map_err(|e| Error::Corrupt(format!("own segment {seq}: {e}")))?;
-            let payload: SegmentPayload =
-                decode(&plain).map_err(|e| Error::Corrupt(format!("own segment {seq}: {e}")))?;
+            let own = OwnKeys { key: own_key, vault: &keys };
+            let payload = Sealed::<SegmentPayload>::new(&bytes)
+                .open(keys.named(Some(me), Some(ObjectId::segment(seq))), &own)
+                .map_err(|e| Error::Corrupt(format!("own segment {seq}: {e}")))?
+                .payload;
             let ops: Vec<WireOp> = payload.ops.into_iter().filter(|op| !counters.contains(&op.n)).collect();
             let op_count = ops.len();
-            let sealed = seal::seal(
-                ObjectKind::Segment,
-                keys.vault_id,
-                me,
-                ObjectId::segment(seq),
-                crate::random::bytes()?,
-                &keys.sealing(&device_keys),
-                &encode(&SegmentPayload { seq, prev, ops }),
-            )
-            .map_err(|e| Error::Encode(e.to_string()))?;
+            let sealed = keys
+                .sealer(me, &device_keys)
+                .seal(ObjectId::segment(seq), crate::random::bytes()?, &SegmentPayload { seq, prev, ops })
+                .map_err(|e| Error::Encode(e.to_string()))?;
             let hash = *blake3::hash(&sealed).as_bytes();
             self.conn.execute(
                 "UPDATE own_segments SET bytes = ?2, hash = ?3, op_count = ?4 WHERE seq = ?1",

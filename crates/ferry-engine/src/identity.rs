@@ -184,6 +184,20 @@ impl VaultKeys {
     }
 
     /// The keys to seal with, for this device.
+    /// Seals as `writer` (this device, whose keys are `device`) under the current epoch.
+    pub(crate) fn sealer<'a>(&'a self, writer: DeviceId, device: &'a DeviceKeys) -> ferry_format::typed::Sealer<'a> {
+        ferry_format::typed::Sealer { vault: self.vault_id, writer, keys: self.sealing(device) }
+    }
+
+    /// Where an object of this vault written by `writer` (if the path names one) as `id` is.
+    pub(crate) fn named(
+        &self,
+        writer: Option<DeviceId>,
+        id: Option<ferry_format::seal::ObjectId>,
+    ) -> ferry_format::typed::Named {
+        ferry_format::typed::Named { vault: self.vault_id, writer, id }
+    }
+
     pub(crate) fn sealing<'a>(&'a self, device: &'a DeviceKeys) -> ferry_format::seal::SealKeys<'a> {
         ferry_format::seal::SealKeys {
             epoch: self.epoch,
@@ -197,6 +211,21 @@ impl VaultKeys {
 pub(crate) fn load_device_id(conn: &Connection) -> Result<DeviceId> {
     let bytes: Vec<u8> = meta_get(conn, "device_id")?;
     DeviceId::from_slice(&bytes).ok_or_else(|| Error::Corrupt("device id has the wrong length".into()))
+}
+
+/// The keys for reading this device's own objects back: its own verifying key only.
+pub(crate) struct OwnKeys<'a> {
+    pub(crate) key: ed25519_dalek::VerifyingKey,
+    pub(crate) vault: &'a VaultKeys,
+}
+
+impl ferry_format::typed::Keyring for OwnKeys<'_> {
+    fn writer_key(&self, _device: DeviceId) -> Option<ed25519_dalek::VerifyingKey> {
+        Some(self.key)
+    }
+    fn master_key(&self, epoch: u32) -> Option<&ferry_format::MasterKey> {
+        self.vault.key(epoch)
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ pub mod objects;
 mod op;
 pub mod pairing;
 pub mod seal;
+pub mod typed;
 
 #[cfg(test)]
 mod format_document;

@@ -12,8 +12,8 @@ use crate::unlock::{KdfCost, Unlock};
 use crate::vault::{CreateOptions, Created, Membership};
 use crate::write::now_ms;
 use crate::{Error, Home, Result, Vault, random};
-use ferry_format::objects::{DevicePayload, VaultFile, encode, paths, vault_id_of};
-use ferry_format::seal::{ObjectId, ObjectKind, seal};
+use ferry_format::objects::{DevicePayload, VaultFile, paths, vault_id_of};
+use ferry_format::seal::ObjectId;
 use ferry_format::{EpochRef, MasterKey, RecoveryPhrase, VaultId};
 use ferry_store::Store;
 use rusqlite::params;
@@ -461,16 +461,10 @@ impl Vault {
             enrolled_ms: created_ms,
             recovery_recipient: meta_get(&self.conn, "recovery_recipient")?,
         };
-        let record = seal(
-            ObjectKind::Device,
-            keys.vault_id,
-            device_id,
-            ObjectId(device_keys.signing_public()),
-            random::bytes()?,
-            &keys.sealing(device_keys),
-            &encode(&payload),
-        )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        let record = keys
+            .sealer(device_id, device_keys)
+            .seal(ObjectId(device_keys.signing_public()), random::bytes()?, &payload)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         self.conn.execute(
             "UPDATE devices SET record = ?1, record_epoch = ?2 WHERE device_id = ?3",
             params![record, keys.epoch, &device_id.as_bytes()[..]],

@@ -23,8 +23,9 @@ use crate::identity::{DeviceKeys, VaultKeys};
 use crate::write::now_ms;
 use crate::{Error, Result, Vault, random};
 use ed25519_dalek::VerifyingKey;
-use ferry_format::objects::{ByteArray16, KeyEpochPayload, RevocationPayload, decode, encode, paths};
+use ferry_format::objects::{ByteArray16, KeyEpochPayload, RevocationPayload, decode, paths};
 use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError, SealKeys};
+use ferry_format::typed::Sealer;
 use ferry_format::{DeviceId, EpochRef, MasterKey};
 use ferry_store::Store;
 use rusqlite::{OptionalExtension, params};
@@ -268,30 +269,23 @@ impl Vault {
             created_ms: now,
             recovery_recipient: recovery.to_string(),
         };
-        let epoch_object = seal::seal(
-            ObjectKind::KeyEpoch,
-            keys.vault_id,
-            self.device_id(),
-            ObjectId::epoch(&new_ref),
-            random::bytes()?,
-            &SealKeys { epoch: new_epoch, master_key: &new_key, signing_key: device_keys.signing_key() },
-            &encode(&epoch_payload),
-        )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        // The epoch object is sealed under the new key; the revocation under the current one.
+        let under_new_key = Sealer {
+            vault: keys.vault_id,
+            writer: self.device_id(),
+            keys: SealKeys { epoch: new_epoch, master_key: &new_key, signing_key: device_keys.signing_key() },
+        };
+        let epoch_object = under_new_key
+            .seal(ObjectId::epoch(&new_ref), random::bytes()?, &epoch_payload)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         objects.push((paths::key_epoch(&new_ref), epoch_object.clone()));
 
         let revocation_payload =
             RevocationPayload { device_id: *target.as_bytes(), revoked_ms: now, new_epoch, last_seq };
-        let revocation = seal::seal(
-            ObjectKind::Revocation,
-            keys.vault_id,
-            self.device_id(),
-            ObjectId::revocation(target, &tag),
-            random::bytes()?,
-            &keys.sealing(&device_keys),
-            &encode(&revocation_payload),
-        )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        let revocation = keys
+            .sealer(self.device_id(), &device_keys)
+            .seal(ObjectId::revocation(target, &tag), random::bytes()?, &revocation_payload)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         objects.push((paths::revocation(target, &tag), revocation.clone()));
         let epoch = EpochObject {
             epoch: new_ref,

@@ -7,8 +7,8 @@ use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::oplog::{OP_COLUMNS, op_from_row};
 use crate::{Error, Result, Vault, random};
-use ferry_format::objects::{SegmentPayload, WireOp, encode};
-use ferry_format::seal::{ObjectId, ObjectKind, seal};
+use ferry_format::objects::{SegmentPayload, WireOp};
+use ferry_format::seal::ObjectId;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// Most ops in one segment.
@@ -28,7 +28,7 @@ impl Vault {
         }
         let keys = VaultKeys::load(&tx)?;
         let device_keys = DeviceKeys::load(&tx)?;
-        let seal_keys = keys.sealing(&device_keys);
+        let sealer = keys.sealer(device, &device_keys);
         let (mut seq, mut prev): (u64, Option<[u8; 32]>) = tx
             .query_row("SELECT seq, hash FROM own_segments ORDER BY seq DESC LIMIT 1", [], |row| {
                 Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
@@ -58,16 +58,9 @@ impl Vault {
                     seq += 1;
                     let count = batch.len();
                     let payload = SegmentPayload { seq, prev, ops: std::mem::take(&mut batch) };
-                    let bytes = seal(
-                        ObjectKind::Segment,
-                        keys.vault_id,
-                        device,
-                        ObjectId::segment(seq),
-                        random::bytes()?,
-                        &seal_keys,
-                        &encode(&payload),
-                    )
-                    .map_err(|e| Error::Encode(e.to_string()))?;
+                    let bytes = sealer
+                        .seal(ObjectId::segment(seq), random::bytes()?, &payload)
+                        .map_err(|e| Error::Encode(e.to_string()))?;
                     let hash = *blake3::hash(&bytes).as_bytes();
                     tx.execute(
                         "INSERT INTO own_segments (seq, hash, last_counter, op_count, bytes) VALUES (?1, ?2, ?3, ?4, ?5)",

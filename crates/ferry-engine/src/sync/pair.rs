@@ -15,9 +15,9 @@ use crate::vault::{CreateOptions, Membership, PairedIdentity};
 use crate::write::now_ms;
 use crate::{Error, Home, Result, Vault, random};
 use ed25519_dalek::VerifyingKey;
-use ferry_format::objects::{DevicePayload, encode, paths};
+use ferry_format::objects::{DevicePayload, paths};
 use ferry_format::pairing::{Invite, PairRequest, PairResponse, PairReveal, PairingError};
-use ferry_format::seal::{self, ObjectId, ObjectKind};
+use ferry_format::seal::ObjectId;
 use ferry_format::{DeviceId, EpochRef, Fingerprint, MasterKey, SecretBytes};
 use ferry_store::{Created, Store};
 
@@ -156,16 +156,10 @@ impl Vault {
             enrolled_ms: now_ms(),
             recovery_recipient: meta_get(&self.conn, "recovery_recipient")?,
         };
-        let sealed = seal::seal(
-            ObjectKind::Device,
-            keys.vault_id,
-            self.device_id(),
-            ObjectId(signing),
-            random::bytes()?,
-            &keys.sealing(&device_keys),
-            &encode(&payload),
-        )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        let sealed = keys
+            .sealer(self.device_id(), &device_keys)
+            .seal(ObjectId(signing), random::bytes()?, &payload)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         let record = DeviceRecord {
             device_id,
             sealed: sealed.clone(),

@@ -8,13 +8,14 @@
 use super::StoreHandle;
 use super::import::import_ops;
 use super::plan::{HeadPlan, HeadSeen, Imported, plan_head};
-use super::registry::{Registry, check_revocation_epoch, open_device_record, open_revocation};
+use super::registry::{Registry, Trusted, check_revocation_epoch, open_device_record, open_revocation};
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::write::now_ms;
 use crate::{Error, Result, Vault};
-use ferry_format::objects::{HeadPayload, SegmentPayload, decode, paths};
-use ferry_format::seal::{self, Expected, ObjectId, ObjectKind, OpenError};
+use ferry_format::objects::{HeadPayload, SegmentPayload, paths};
+use ferry_format::seal::{ObjectId, OpenError};
+use ferry_format::typed::Sealed;
 use ferry_format::{DeviceId, Op};
 use ferry_store::Fetched;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -273,16 +274,9 @@ impl Vault {
             Fetched::Unchanged | Fetched::Missing => return Ok(None),
             Fetched::Changed { bytes, etag } => (bytes, etag),
         };
-        let expected = Expected {
-            kind: ObjectKind::Head,
-            vault_id: keys.vault_id,
-            device_id: Some(device),
-            object_id: Some(ObjectId::HEAD),
-        };
-        match open_object(&bytes, &expected, registry, keys)
-            .and_then(|plain| decode::<HeadPayload>(&plain).map_err(OpenError::Malformed))
-        {
-            Ok(head) => Ok(Some(FetchedHead { head, bytes, etag })),
+        let trusted = Trusted { registry, keys };
+        match Sealed::<HeadPayload>::new(&bytes).open(keys.named(Some(device), Some(ObjectId::HEAD)), &trusted) {
+            Ok(opened) => Ok(Some(FetchedHead { head: opened.payload, bytes, etag })),
             Err(reason) => {
                 if matches!(reason, OpenError::WrongVault { .. }) {
                     self.check_store_keys(handle.store)?;
@@ -318,16 +312,10 @@ impl Vault {
                 self.record_skip(handle.id, &path, &reason, report)?;
                 return Ok(false);
             };
-            let expected = Expected {
-                kind: ObjectKind::Segment,
-                vault_id: keys.vault_id,
-                device_id: Some(device),
-                object_id: Some(ObjectId::segment(next)),
-            };
             let segment_hash = *blake3::hash(&bytes).as_bytes();
-            let segment = open_object(&bytes, &expected, registry, keys)
-                .and_then(|plain| decode::<SegmentPayload>(&plain).map_err(OpenError::Malformed))
-                .and_then(|payload| check_segment(payload, next, hash, device))
+            let segment = Sealed::<SegmentPayload>::new(&bytes)
+                .open(keys.named(Some(device), Some(ObjectId::segment(next))), &Trusted { registry, keys })
+                .and_then(|opened| check_segment(opened.payload, next, hash, device))
                 .and_then(|ops| {
                     if next == head.seq && segment_hash != head.hash {
                         Err(OpenError::Malformed(
@@ -537,10 +525,6 @@ impl Vault {
         self.conn.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         Ok(())
     }
-}
-
-fn open_object(bytes: &[u8], expected: &Expected, registry: &Registry, keys: &VaultKeys) -> Result<Vec<u8>, OpenError> {
-    seal::open(bytes, expected, |device| registry.key(device), |epoch| keys.key(epoch)).map(|(_, plain)| plain)
 }
 
 /// Checks a segment's place in its device's chain and validates its ops.

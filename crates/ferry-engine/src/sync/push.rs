@@ -6,10 +6,11 @@
 
 use super::StoreHandle;
 use crate::database::{from_sql_u64, meta_get, to_sql_u64};
-use crate::identity::{DeviceKeys, VaultKeys};
+use crate::identity::{DeviceKeys, OwnKeys, VaultKeys};
 use crate::{Error, Result, Vault, random};
-use ferry_format::objects::{HeadPayload, encode, paths};
-use ferry_format::seal::{ObjectId, ObjectKind, seal};
+use ferry_format::objects::{HeadPayload, paths};
+use ferry_format::seal::ObjectId;
+use ferry_format::typed::Sealed;
 use ferry_store::{Created, Fetched};
 use rusqlite::{OptionalExtension, params};
 
@@ -153,24 +154,21 @@ impl Vault {
         let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| Error::Corrupt("own segment hash".into()))?;
         let keys = VaultKeys::load(&self.conn)?;
         let device_keys = DeviceKeys::load(&self.conn)?;
-        seal(
-            ObjectKind::Head,
-            keys.vault_id,
-            self.device_id(),
-            ObjectId::HEAD,
-            random::bytes()?,
-            &keys.sealing(&device_keys),
-            &encode(&HeadPayload {
-                seq: last_seq,
-                hash,
-                generation: meta_get(&self.conn, "log_generation")?,
-                rewritten_from: match from_sql_u64(meta_get(&self.conn, "rewritten_from")?)? {
-                    0 => None,
-                    from => Some(from),
+        keys.sealer(self.device_id(), &device_keys)
+            .seal(
+                ObjectId::HEAD,
+                random::bytes()?,
+                &HeadPayload {
+                    seq: last_seq,
+                    hash,
+                    generation: meta_get(&self.conn, "log_generation")?,
+                    rewritten_from: match from_sql_u64(meta_get(&self.conn, "rewritten_from")?)? {
+                        0 => None,
+                        from => Some(from),
+                    },
                 },
-            }),
-        )
-        .map_err(|e| Error::Encode(e.to_string()))
+            )
+            .map_err(|e| Error::Encode(e.to_string()))
     }
 
     /// Publishes other devices' objects this device holds and the store lacks, exactly as their
@@ -314,16 +312,10 @@ impl Vault {
         let Some(bytes) = handle.store.get(&paths::head(self.device_id()))? else { return Ok(true) };
         let keys = VaultKeys::load(&self.conn)?;
         let own_key = DeviceKeys::load(&self.conn)?.signing_key().verifying_key();
-        let expected = ferry_format::seal::Expected {
-            kind: ObjectKind::Head,
-            vault_id: keys.vault_id,
-            device_id: Some(self.device_id()),
-            object_id: Some(ObjectId::HEAD),
-        };
-        let head = ferry_format::seal::open(&bytes, &expected, |_| Some(own_key), |epoch| keys.key(epoch))
-            .ok()
-            .and_then(|(_, plain)| ferry_format::objects::decode::<HeadPayload>(&plain).ok());
-        Ok(head.is_none_or(|head| head.seq < uploaded))
+        let own = OwnKeys { key: own_key, vault: &keys };
+        let head =
+            Sealed::<HeadPayload>::new(&bytes).open(keys.named(Some(self.device_id()), Some(ObjectId::HEAD)), &own);
+        Ok(head.map_or(true, |head| head.payload.seq < uploaded))
     }
 
     /// Writes an own immutable object; one already there must be byte-identical. A different

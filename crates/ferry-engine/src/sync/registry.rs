@@ -299,3 +299,19 @@ impl Vault {
         Ok(())
     }
 }
+
+/// The keys a device reads other devices' objects with: the registry's writers and the vault
+/// keys it holds.
+pub(crate) struct Trusted<'a> {
+    pub(crate) registry: &'a Registry,
+    pub(crate) keys: &'a VaultKeys,
+}
+
+impl ferry_format::typed::Keyring for Trusted<'_> {
+    fn writer_key(&self, device: DeviceId) -> Option<VerifyingKey> {
+        self.registry.key(device)
+    }
+    fn master_key(&self, epoch: u32) -> Option<&ferry_format::MasterKey> {
+        self.keys.key(epoch)
+    }
+}

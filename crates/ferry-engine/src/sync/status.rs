@@ -200,6 +200,20 @@ impl Vault {
     /// Database failures or damage.
     pub fn sync_status(&self) -> Result<SyncStatus> {
         let unpublished_ops = self.unpublished_ops()?;
+        let concurrent: i64 =
+            self.conn.query_row("SELECT count(*) FROM records WHERE length(heads) > 24", [], |row| row.get(0))?;
+        Ok(SyncStatus {
+            stores: self.store_statuses(unpublished_ops)?,
+            unpublished_ops,
+            devices: self.device_cursors()?,
+            skipped: self.skipped_objects()?,
+            auto_resolved_conflicts: from_sql_u64(meta_get(&self.conn, "auto_resolved")?)?,
+            records_with_concurrent_heads: from_sql_u64(concurrent)?,
+        })
+    }
+
+    /// Each store's (and peer's) status, as of its last attempt.
+    fn store_statuses(&self, unpublished_ops: u64) -> Result<Vec<StoreStatus>> {
         let last_seq: i64 =
             self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
         let mut stmt = self.conn.prepare(
@@ -227,25 +241,19 @@ impl Vault {
         for row in rows {
             let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued, peer) = row?;
             let pending_segments = from_sql_u64(last_seq.saturating_sub(uploaded))?;
-            let state = match (&error, success) {
-                (Some(_), _) if transient => StoreState::Offline,
-                (Some(_), _) => StoreState::Error,
-                (None, None) => StoreState::NeverSynced,
-                (None, Some(_))
-                    if pending_segments > 0
-                        || queued > 0
-                        || unpublished_ops > 0
-                        || self.pending_rewrite(id)?.is_some() =>
-                {
-                    StoreState::Pending
-                }
-                (None, Some(_)) => StoreState::UpToDate,
+            let pending_purge = self.pending_rewrite(id)?;
+            let waiting = pending_segments > 0 || queued > 0 || unpublished_ops > 0 || pending_purge.is_some();
+            let last = match (&error, success) {
+                (Some(_), _) if transient => LastAttempt::Unreachable,
+                (Some(_), _) => LastAttempt::Failed,
+                (None, None) => LastAttempt::Never,
+                (None, Some(_)) => LastAttempt::Worked,
             };
             stores.push(StoreStatus {
                 id,
                 url,
                 peer,
-                state,
+                state: store_state(last, waiting),
                 last_attempt_ms: optional(attempt)?,
                 last_success_ms: optional(success)?,
                 last_error: error,
@@ -254,10 +262,14 @@ impl Vault {
                 uploaded_seq: from_sql_u64(uploaded)?,
                 pending_segments,
                 queued_objects: from_sql_u64(queued)?,
-                pending_purge: self.pending_rewrite(id)?,
+                pending_purge,
             });
         }
+        Ok(stores)
+    }
 
+    /// Import progress from every other device.
+    fn device_cursors(&self) -> Result<Vec<DeviceCursor>> {
         let mut stmt = self.conn.prepare(
             "SELECT d.device_id, d.name, coalesce(c.seq, 0), coalesce(c.ops, 0)
              FROM devices d LEFT JOIN cursors c ON c.device = d.device_id WHERE d.device_id != ?1 ORDER BY d.name, d.device_id",
@@ -276,27 +288,63 @@ impl Vault {
                 imported_ops: from_sql_u64(ops)?,
             });
         }
+        Ok(devices)
+    }
 
+    /// Objects refused, with their reasons, oldest first.
+    fn skipped_objects(&self) -> Result<Vec<SkippedObject>> {
         let mut stmt = self.conn.prepare(
             "SELECT s.url, k.path, k.reason, k.at_ms FROM skipped k JOIN stores s ON s.id = k.store ORDER BY k.at_ms, k.path",
         )?;
-        let skipped = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get::<_, i64>(3)?)))?
+        stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get::<_, i64>(3)?)))?
             .map(|row| {
                 let (store, path, reason, at) = row?;
                 Ok(SkippedObject { store, path, reason, at_ms: from_sql_u64(at)? })
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect()
+    }
+}
 
-        let concurrent: i64 =
-            self.conn.query_row("SELECT count(*) FROM records WHERE length(heads) > 24", [], |row| row.get(0))?;
-        Ok(SyncStatus {
-            stores,
-            unpublished_ops,
-            devices,
-            skipped,
-            auto_resolved_conflicts: from_sql_u64(meta_get(&self.conn, "auto_resolved")?)?,
-            records_with_concurrent_heads: from_sql_u64(concurrent)?,
-        })
+/// How a store's last attempt went.
+#[derive(Clone, Copy, Debug)]
+enum LastAttempt {
+    Never,
+    Worked,
+    /// It failed in a way a retry may fix (the store could not be reached).
+    Unreachable,
+    Failed,
+}
+
+/// A store's state from its last attempt and whether anything local waits for it. Pure.
+fn store_state(last: LastAttempt, waiting: bool) -> StoreState {
+    match last {
+        LastAttempt::Never => StoreState::NeverSynced,
+        LastAttempt::Unreachable => StoreState::Offline,
+        LastAttempt::Failed => StoreState::Error,
+        LastAttempt::Worked if waiting => StoreState::Pending,
+        LastAttempt::Worked => StoreState::UpToDate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stores_state_follows_its_last_attempt_then_what_waits() {
+        use LastAttempt::*;
+        let table = [
+            (Never, false, StoreState::NeverSynced),
+            (Never, true, StoreState::NeverSynced),
+            (Worked, false, StoreState::UpToDate),
+            (Worked, true, StoreState::Pending),
+            (Unreachable, false, StoreState::Offline),
+            (Unreachable, true, StoreState::Offline),
+            (Failed, false, StoreState::Error),
+            (Failed, true, StoreState::Error),
+        ];
+        for (last, waiting, expected) in table {
+            assert_eq!(store_state(last, waiting), expected, "{last:?}, waiting {waiting}");
+        }
     }
 }
