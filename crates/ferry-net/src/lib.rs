@@ -39,7 +39,7 @@ pub use hub_state::{ClaimRefusal, HubStateError};
 pub use pairing::{Acceptance, Invitation, accept, codes_match};
 pub use peer_store::{ClaimAs, PeerStore, Waited, hub_opener};
 pub use peers::{PeerInfo, PeerState, PeerTable};
-pub use replicator::{PeerPull, Replicator, StoreOutcome};
+pub use replicator::{PeerPull, Replicator, Revocation, StoreOutcome};
 pub use server::{ServeError, Server, ServerEvents, serve};
 pub use tls::{Pins, TlsError, TlsIdentity};
 

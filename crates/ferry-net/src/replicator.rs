@@ -59,6 +59,19 @@ impl StoreOutcome {
     }
 }
 
+/// A revocation and how the stores took it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Revocation {
+    /// What was revoked.
+    pub revoked: ferry_engine::Revoked,
+    /// The pull from every store before (a failure here means devices only that store knows
+    /// of will have to pair again).
+    pub pulled: Vec<StoreOutcome>,
+    /// The push of the rotation to every store after.
+    pub pushed: Vec<StoreOutcome>,
+}
+
 /// A pull from a peer: where it answered, and what came.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -157,6 +170,43 @@ impl Replicator {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Adds the store at `url` and syncs with it once: the location is prepared (a folder is
+    /// created), the store opened (a hub whose location carries its one-time secret is claimed
+    /// for the vault) and attached (an empty store receives the vault, with the vault passphrase
+    /// slot when `unlock` holds the passphrase).
+    ///
+    /// # Errors
+    /// [`Error::WrongPassphrase`] when an empty store needs the passphrase and `unlock` has none
+    /// or the wrong one (ask, and call again); the store holds another vault; it cannot be
+    /// opened. A failed first sync is the outcome's error: the store stays added.
+    pub fn add_store(
+        &self,
+        vault: &mut Vault,
+        url: &StoreUrl,
+        unlock: Option<&ferry_engine::Unlock>,
+    ) -> Result<StoreOutcome, Error> {
+        ferry_store::prepare(url)?;
+        let store = self.open_url(url)?;
+        let location = url.to_text();
+        let id = ferry_store::outside_async(|| vault.attach_store(&location, store.as_ref(), unlock))?;
+        let result =
+            ferry_store::outside_async(|| vault.sync(StoreHandle { id, store: store.as_ref() }, Direction::Both));
+        Ok(StoreOutcome { store: id, url: location, because: None, result })
+    }
+
+    /// Revokes `device` (name or id prefix): pulls from every store first (the new key goes to
+    /// the devices known here), rotates the vault key, and pushes the rotation to every store.
+    ///
+    /// # Errors
+    /// The device is unknown, this one, or revoked already; local failures. Stores that fail
+    /// are in the outcomes.
+    pub fn revoke(&self, vault: &mut Vault, device: &str) -> Result<Revocation, Error> {
+        let pulled = self.sync_all(vault, Direction::Pull)?;
+        let revoked = vault.revoke_device(device)?;
+        let pushed = self.sync_all(vault, Direction::Push)?;
+        Ok(Revocation { revoked, pulled, pushed })
     }
 
     /// Pulls once from another device serving on the LAN: `target` is `HOST:PORT`, or a device

@@ -2,10 +2,10 @@
 
 use ferry_engine::{
     ChangeBatch, ChangeCursor, CollectionInfo, DeviceInfo, Direction, Due, ListOptions, Page, PageRequest, Record,
-    Result, Revoked, Subscription, SyncReason, SyncStatus, Writer,
+    Result, Subscription, SyncReason, SyncStatus, Writer,
 };
 use ferry_format::OpId;
-use ferry_net::{Invitation, PeerPull, Replicator, StoreOutcome};
+use ferry_net::{Invitation, PeerPull, Replicator, Revocation, StoreOutcome};
 use std::time::Duration;
 
 /// Records: JSON values by collection and key ([`crate::Vault::records`]).
@@ -180,17 +180,8 @@ impl<'v> Sync<'v> {
     /// The store holds another vault; it cannot be opened; the first sync failed (the store
     /// stays added: the next sync retries).
     pub fn add_store(&mut self, location: &str, unlock: Option<&ferry_engine::Unlock>) -> Result<StoreOutcome> {
-        let replicator = self.replicator()?;
-        let store = replicator.open(location)?;
-        let vault = &mut *self.vault;
-        ferry_store::outside_async(move || vault.attach_store(location, store.as_ref(), unlock))?;
-        let configured = self
-            .vault
-            .stores()?
-            .into_iter()
-            .find(|s| s.url == location)
-            .ok_or_else(|| ferry_engine::Error::UnknownStore(location.to_owned()))?;
-        Ok(replicator.sync_store(self.vault, &configured, Direction::Both))
+        let url = ferry_store::StoreUrl::parse(location)?;
+        self.replicator()?.add_store(self.vault, &url, unlock)
     }
 
     /// Pulls once from a device serving on the LAN (`HOST:PORT`, or a device name or id tried
@@ -254,11 +245,7 @@ impl<'v> Devices<'v> {
     ///
     /// # Errors
     /// An unknown device, this device, the last device; local failures.
-    pub fn revoke(self, device: &str) -> Result<(Revoked, Vec<StoreOutcome>)> {
-        let replicator = Replicator::for_vault(self.vault, self.credentials_command.clone())?;
-        replicator.sync_all(self.vault, Direction::Pull)?;
-        let revoked = self.vault.revoke_device(device)?;
-        let pushed = replicator.sync_all(self.vault, Direction::Push)?;
-        Ok((revoked, pushed))
+    pub fn revoke(self, device: &str) -> Result<Revocation> {
+        Replicator::for_vault(self.vault, self.credentials_command.clone())?.revoke(self.vault, device)
     }
 }

@@ -56,7 +56,7 @@ pub use ferry_engine::{
     Status, StoreId, Subscription, SyncReason, SyncReport, SyncStatus, Unlock, WaitBecause,
 };
 pub use ferry_format::{DeviceId, OpId, RecoveryPhrase};
-pub use ferry_net::{Acceptance, Check, Invitation, Level, PeerPull, Replicator, StoreOutcome};
+pub use ferry_net::{Acceptance, Check, Invitation, Level, PeerPull, Replicator, Revocation, StoreOutcome};
 
 /// One device's open vault, with its facets.
 #[derive(Debug)]

@@ -3,7 +3,7 @@
 use crate::cli::{DevicesAction, DevicesArgs, GlobalArgs};
 use crate::output;
 use anyhow::Result;
-use ferry_engine::{DeviceInfo, Direction, Vault};
+use ferry_engine::{DeviceInfo, Vault};
 use std::io::Write;
 
 pub fn devices(global: &GlobalArgs, vault: &mut Vault, args: &DevicesArgs) -> Result<()> {
@@ -56,8 +56,9 @@ fn state(device: &DeviceInfo, name_of: &impl Fn(&str) -> String) -> String {
 
 fn revoke(global: &GlobalArgs, vault: &mut Vault, id: &str, json: bool) -> Result<()> {
     // The new key goes to the devices known here: learn the latest registry first.
-    let replicator = super::replicator(global, vault)?;
-    for outcome in replicator.sync_all(vault, Direction::Pull)? {
+    let ferry_net::Revocation { revoked, pulled, pushed: outcomes, .. } =
+        super::replicator(global, vault)?.revoke(vault, id)?;
+    for outcome in pulled {
         if let Err(error) = outcome.result {
             eprintln!(
                 "ferry: warning: could not pull from {} first ({}); devices it knows of and this device does not will have to pair again",
@@ -66,8 +67,6 @@ fn revoke(global: &GlobalArgs, vault: &mut Vault, id: &str, json: bool) -> Resul
             );
         }
     }
-    let revoked = vault.revoke_device(id)?;
-    let outcomes = replicator.sync_all(vault, Direction::Push)?;
     let mut out = std::io::stdout().lock();
     if json {
         output::json(&mut out, &revoked)?;

@@ -4,7 +4,7 @@ use crate::cli::{GlobalArgs, StoreAction};
 use crate::output;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result};
-use ferry_engine::{Direction, StoreHandle, Vault};
+use ferry_engine::Vault;
 use ferry_store::StoreUrl;
 use std::io::Write;
 
@@ -23,18 +23,18 @@ pub fn store(global: &GlobalArgs, vault: &mut Vault, action: &StoreAction) -> Re
 
 fn add(global: &GlobalArgs, vault: &mut Vault, text: &str, json: bool) -> Result<()> {
     let url = StoreUrl::parse(text)?;
-    ferry_store::prepare(&url).with_context(|| format!("cannot use the store {}", url.to_text()))?;
-    // Opening a hub location that carries its one-time secret claims the hub for this vault.
-    let store = super::replicator(global, vault)?.open_url(&url)?;
-    let id = match vault.attach_store(&url.to_text(), store.as_ref(), None) {
+    let replicator = super::replicator(global, vault)?;
+    let cannot_use = || format!("cannot use the store {}", url.to_text());
+    let outcome = match replicator.add_store(vault, &url, None) {
         // An empty store gets the vault's passphrase slot: that needs the passphrase.
         Err(ferry_engine::Error::WrongPassphrase { .. }) => {
             let unlock = unlock(global, Purpose::Enter)?;
-            vault.attach_store(&url.to_text(), store.as_ref(), Some(&unlock))?
+            replicator.add_store(vault, &url, Some(&unlock)).with_context(cannot_use)?
         }
-        other => other?,
+        other => other.with_context(cannot_use)?,
     };
-    let report = vault.sync(StoreHandle { id, store: store.as_ref() }, Direction::Both).with_context(|| {
+    let id = outcome.store;
+    let report = outcome.result.with_context(|| {
         format!("the store {} was added, but the first sync failed; `ferry sync` retries", url.to_text())
     })?;
     let mut out = std::io::stdout().lock();
