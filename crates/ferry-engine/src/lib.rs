@@ -1,5 +1,8 @@
 //! The local side of ferry: one device's encrypted vault of records.
 //!
+//! Apps embed the `ferry` crate, which groups this crate's API with store opening, pairing and
+//! health checks from `ferry-net`; this crate is for what needs no network at all.
+//!
 //! A [`Vault`] is a SQLCipher database in the device's home directory. Apps put, get, list
 //! and delete JSON records; every change is an op appended to the op log, and the current
 //! value of each record is a deterministic fold of its ops (the `merge` module), kept in a
