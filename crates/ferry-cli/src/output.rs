@@ -61,6 +61,20 @@ pub fn json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Resu
     Ok(())
 }
 
+/// Long-running commands (`ferry serve`) log what changes to standard error: peers connected,
+/// lost or refused, stores failing and back, imports with counts. `FERRY_LOG` filters
+/// (`warn`, `ferry_net=debug`, …; default `info`). Nothing logged carries a secret.
+pub fn start_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

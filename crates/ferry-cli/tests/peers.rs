@@ -208,3 +208,62 @@ fn sync_now_and_sync_peer_by_device_name_talk_to_what_is_running() {
     let out = laptop.ok(&["sync", "now", "--json"]);
     assert!(out.contains("\"started\": true"), "{out}");
 }
+
+/// A peer frozen by the operating system (SIGSTOP: its sockets stay open, it answers nothing)
+/// is shown as such within 5 s and followed again once it thaws; the daemon's log says so.
+#[test]
+fn a_frozen_peer_is_reported_within_5_s_and_the_daemon_logs_it() {
+    use std::time::{Duration, Instant};
+    let store = Store::new();
+    let (laptop, phone) = laptop_and_phone(&store);
+    laptop.ok(&["store", "rm", "1"]);
+    phone.ok(&["store", "rm", "1"]);
+    let (phone_server, phone_addr) = serve(&phone, "3600");
+    let log = laptop.home.with_extension("log");
+    let mut command = laptop.process(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--api",
+        "127.0.0.1:0",
+        "--no-mdns",
+        "--interval",
+        "3600",
+    ]);
+    command.env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap());
+    let mut child = command.spawn().unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    let laptop_server = Running(child);
+    laptop.ok(&["peers", "add", &device_id(&phone)[..8], &phone_addr]);
+    let state = || -> String {
+        let peers: serde_json::Value = serde_json::from_str(&laptop.ok(&["peers", "--json"])).unwrap();
+        peers[0]["state"].as_str().unwrap_or_default().to_owned()
+    };
+    let until = |limit: Duration, wanted: &dyn Fn(&str) -> bool| -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if wanted(&state()) {
+                return Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    };
+    assert!(until(Duration::from_secs(15), &|s| s == "connected").is_some(), "the link connects");
+
+    let pid = phone_server.0.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let lost = until(Duration::from_secs(15), &|s| s != "connected");
+    assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let lost = lost.expect("the frozen peer is reported");
+    assert!(lost <= Duration::from_secs(5) + Duration::from_millis(500), "shown connected for {lost:?}");
+    assert!(until(Duration::from_secs(10), &|s| s == "connected").is_some(), "followed again after it thaws");
+
+    drop(laptop_server);
+    drop(phone_server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for line in ["peer connected", "peer lost"] {
+        assert!(logged.contains(line), "the log has `{line}`:\n{logged}");
+    }
+}

@@ -210,7 +210,7 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("ferry-stores".into())
                     .spawn(move || {
-                        let stores = StoreRounds { vault: store_vault, replicator, interval };
+                        let stores = StoreRounds { vault: store_vault, replicator, interval, failing: HashMap::new() };
                         stores.run(&trigger, &attempts, &flag);
                     })
                     .map_err(io("cannot start a thread"))?,
@@ -351,6 +351,32 @@ struct StoreRounds {
     vault: Vault,
     replicator: Replicator,
     interval: Duration,
+    /// Stores whose last round failed, with the error logged (logged again only when it changes).
+    failing: HashMap<String, String>,
+}
+
+/// Logs a store round: a store failing (once per distinct error), back, or bringing changes.
+fn log_store(failing: &mut HashMap<String, String>, outcome: &crate::StoreOutcome) {
+    let url = &outcome.url;
+    match &outcome.result {
+        Err(err) => {
+            let error = err.with_causes();
+            if failing.get(url) != Some(&error) {
+                tracing::warn!(store = %url, %error, "store sync failed");
+                failing.insert(url.clone(), error);
+            }
+        }
+        Ok(report) => {
+            if failing.remove(url).is_some() {
+                tracing::info!(store = %url, "store reachable again");
+            }
+            let pulled = report.pull.as_ref().map_or(0, |p| p.imported_ops);
+            let pushed = report.push.as_ref().map_or(0, |p| p.uploaded_ops);
+            if pulled > 0 || pushed > 0 {
+                tracing::info!(store = %url, pushed, pulled, "store synced");
+            }
+        }
+    }
 }
 
 impl StoreRounds {
@@ -362,6 +388,7 @@ impl StoreRounds {
                 // A status that cannot be read is retried at the next tick.
                 let outcomes = self.replicator.sync_due(&mut self.vault, reason, self.interval).unwrap_or_default();
                 for outcome in outcomes {
+                    log_store(&mut self.failing, &outcome);
                     attempts.record(Direction::Outbound, &outcome.url, None, outcome.result.is_ok(), outcome.summary());
                 }
             }

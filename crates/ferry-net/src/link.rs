@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// How long one long-poll is held by the peer.
-const POLL: Duration = Duration::from_secs(25);
+/// How long one long-poll is held by the peer: with `WAIT_GRACE`, the longest a dead or frozen
+/// peer still shows as connected (one small request every few seconds per idle peer).
+const POLL: Duration = Duration::from_secs(3);
 /// The pause while no address at all is known, before reading the stored ones again (mDNS
 /// news wakes it sooner).
 const SEARCH_PAUSE: Duration = Duration::from_secs(2);
@@ -79,10 +80,14 @@ fn run(device: DeviceId, mut vault: Vault, shared: &LinkShared, stop: &AtomicBoo
             }
         }
         if let Some(failure) = last_failure {
+            // A link that was following its peer starts its backoff over.
+            if shared.peers.state(device) == Some(PeerState::Connected) {
+                failures = 0;
+            }
             shared.peers.failed(device, failure.state, failure.error);
         }
         failures = failures.saturating_add(1);
-        wake.sleep(Backoff::DEFAULT.pause_now(failures));
+        wake.sleep(Backoff::LAN.pause_now(failures));
     }
 }
 
@@ -109,6 +114,7 @@ fn follow(
     };
     let peer = PeerStore::new(addr, &shared.identity, shared.pins.clone())
         .map_err(|e| fail(PeerState::Failing, e.to_string()))?;
+    let mut imports = ImportLog::default();
     while !stop.load(Ordering::Relaxed) {
         let waited = peer.wait_for_change(seen, POLL).map_err(|e| fail(state_of(&e), e.to_string()))?;
         if waited.device.parse::<DeviceId>().ok() != Some(device) {
@@ -128,6 +134,7 @@ fn follow(
                     stored = vault.note_peer_address(device, addr).is_ok();
                 }
                 shared.peers.synced(device, addr, report.imported_ops);
+                imports.add(device, addr, report.imported_ops, report.imported_segments);
                 let detail = format!("pulled {} ops in {} segments", report.imported_ops, report.imported_segments);
                 shared.attempts.record(Direction::Outbound, addr, who.clone(), true, detail);
             }
@@ -141,6 +148,26 @@ fn follow(
         }
     }
     Ok(())
+}
+
+/// Import counts from one peer, logged at most once a second so a busy link stays readable.
+#[derive(Default)]
+struct ImportLog {
+    ops: u64,
+    segments: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl ImportLog {
+    fn add(&mut self, device: DeviceId, addr: &str, ops: u64, segments: u64) {
+        self.ops += ops;
+        self.segments += segments;
+        if self.ops == 0 || self.logged.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        tracing::info!(device = %device.short(), %addr, ops = self.ops, segments = self.segments, "imported from peer");
+        (self.ops, self.segments, self.logged) = (0, 0, Some(std::time::Instant::now()));
+    }
 }
 
 fn state_of(err: &StoreError) -> PeerState {

@@ -18,6 +18,11 @@ pub struct PeerStore {
     hub: bool,
 }
 
+/// How long a connection may take to open (a LAN peer answers in milliseconds).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long past a long-poll's end its answer may take before the peer counts as lost.
+pub(crate) const WAIT_GRACE: Duration = Duration::from_secs(2);
+
 impl std::fmt::Debug for PeerStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "PeerStore({})", self.label)
@@ -32,7 +37,7 @@ impl PeerStore {
     pub fn new(addr: &str, identity: &TlsIdentity, pins: Pins) -> Result<Self, TlsError> {
         let client = Client::builder()
             .tls_backend_preconfigured(client_config(identity, pins)?)
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
@@ -197,7 +202,9 @@ impl PeerStore {
                 seen.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect::<String>(),
                 timeout.as_millis()
             ))
-            .timeout(timeout + Duration::from_secs(10));
+            // A peer that is gone or frozen must be noticed soon after the wait should have
+            // ended: allow the network a moment, no more.
+            .timeout(timeout + WAIT_GRACE);
         ferry_store::outside_async(|| self.json(path, request))
     }
 

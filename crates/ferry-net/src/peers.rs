@@ -130,6 +130,11 @@ impl PeerTable {
         peers
     }
 
+    /// The state of `device`, if it is a peer.
+    pub fn state(&self, device: DeviceId) -> Option<PeerState> {
+        self.lock().get(&device).map(|entry| entry.info.state)
+    }
+
     /// The device's wake flag.
     pub fn wake_of(&self, device: DeviceId) -> Arc<Wake> {
         let mut wake = None;
@@ -162,40 +167,67 @@ impl PeerTable {
         self.lock().get(&device).and_then(|entry| entry.mdns)
     }
 
-    /// `device` connected to this one: it is up, so a link waiting to retry tries now.
+    /// `device` connected to this one: it is up, and so is the network, so every link waiting
+    /// to retry tries now.
     pub fn contacted_by(&self, device: DeviceId) {
+        let mut was_waiting = false;
         self.with(device, |entry| {
             entry.info.last_seen_ms = Some(crate::now_ms());
-            if entry.info.state != PeerState::Connected {
-                entry.wake.wake();
-            }
+            was_waiting = entry.info.state != PeerState::Connected;
         });
+        if was_waiting {
+            self.wake_waiting();
+        }
     }
 
     /// A pull from `device` at `addr` worked.
     pub fn synced(&self, device: DeviceId, addr: &str, ops: u64) {
+        self.answered(device, addr);
         self.with(device, |entry| {
-            let now = crate::now_ms();
+            entry.info.last_sync_ms = Some(crate::now_ms());
+            entry.info.pulled_ops += ops;
+        });
+    }
+
+    /// `device` answered at `addr` (a long-poll returned): the link is up. A peer coming back
+    /// means the network may be back too: every other link still waiting to retry tries now.
+    pub fn answered(&self, device: DeviceId, addr: &str) {
+        let mut came_back = false;
+        self.with(device, |entry| {
+            if entry.info.state != PeerState::Connected {
+                came_back = true;
+                tracing::info!(peer = %entry.info.name, device = %device.short(), %addr, "peer connected");
+            }
             entry.info.state = PeerState::Connected;
             entry.info.address = Some(addr.to_owned());
-            entry.info.last_seen_ms = Some(now);
-            entry.info.last_sync_ms = Some(now);
-            entry.info.pulled_ops += ops;
+            entry.info.last_seen_ms = Some(crate::now_ms());
             entry.info.last_error = None;
         });
+        if came_back {
+            self.wake_waiting();
+        }
     }
 
-    /// `device` answered at `addr` (a long-poll returned).
-    pub fn answered(&self, device: DeviceId, addr: &str) {
-        self.with(device, |entry| {
-            entry.info.address = Some(addr.to_owned());
-            entry.info.last_seen_ms = Some(crate::now_ms());
-        });
+    /// Wakes the links of peers not connected now.
+    fn wake_waiting(&self) {
+        for entry in self.lock().values().filter(|entry| entry.info.state != PeerState::Connected) {
+            entry.wake.wake();
+        }
     }
 
-    /// The last attempt at `device` failed.
+    /// The last attempt at `device` failed. Logged when the state or the reason changes, so a
+    /// peer that stays away is one line, not one per retry.
     pub fn failed(&self, device: DeviceId, state: PeerState, error: String) {
         self.with(device, |entry| {
+            let news = entry.info.state != state || entry.info.last_error.as_deref() != Some(error.as_str());
+            if news {
+                let (peer, device) = (&entry.info.name, device.short());
+                match (entry.info.state, state) {
+                    (PeerState::Connected, _) => tracing::warn!(%peer, %device, %error, "peer lost"),
+                    (_, PeerState::Failing) => tracing::warn!(%peer, %device, %error, "peer refused or failing"),
+                    _ => tracing::info!(%peer, %device, %error, "peer unreachable"),
+                }
+            }
             entry.info.state = state;
             entry.info.last_error = Some(error);
         });

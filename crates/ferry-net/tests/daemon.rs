@@ -82,6 +82,39 @@ fn three_daemons_converge_with_no_store_and_writes_arrive_fast() {
     assert!(daemons[2].attempts(50).iter().any(|at| at.ok && at.detail.starts_with("pulled 1 ops")));
 }
 
+/// A peer that stops is shown lost within 5 s (one long-poll plus its grace), and once it is
+/// back at the same address, with nothing telling this device so (the peer does not know this
+/// device's address), the link follows it again within 2 s.
+#[test]
+fn a_lost_peer_shows_within_5_s_and_a_healed_one_is_followed_again_within_2_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, b, _c, _store) = three_devices(dir.path());
+    let b_daemon = start(reopen(dir.path(), "b"), false);
+    let b_addr = b_daemon.peer_addr().unwrap();
+    a.add_peer(&b.device_id().to_string(), &b_addr.to_string()).unwrap();
+    let a_daemon = start(reopen(dir.path(), "a"), false);
+    let state_of_b = || a_daemon.peers().into_iter().find(|p| p.name == "b").map(|p| p.state);
+    assert!(within(Duration::from_secs(10), || state_of_b() == Some(PeerState::Connected)).is_some());
+
+    drop(b_daemon);
+    let lost = within(Duration::from_secs(10), || state_of_b() != Some(PeerState::Connected)).expect("b is lost");
+    assert!(lost <= Duration::from_secs(5), "a stopped peer showed connected for {lost:?}");
+
+    // Long enough for the backoff to reach its ceiling.
+    std::thread::sleep(Duration::from_secs(4));
+    let config = DaemonConfig { listen: b_addr, api: None, mdns: false, stores: None };
+    let b_again = Daemon::start(reopen(dir.path(), "b"), config).unwrap();
+    let healed = within(Duration::from_secs(10), || state_of_b() == Some(PeerState::Connected)).expect("b is back");
+    assert!(healed <= Duration::from_secs(2), "the healed link took {healed:?}");
+
+    // And it carries writes again at once.
+    let mut b = reopen(dir.path(), "b");
+    b.put("notes", "after-heal", &json!(1)).unwrap();
+    let took = within(Duration::from_secs(5), || has(&a, "after-heal")).expect("the write arrives");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(b_again);
+}
+
 /// One HTTP/1.1 request over a plain TCP connection, with exactly the headers given.
 fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let mut tcp = std::net::TcpStream::connect(addr).unwrap();

@@ -56,6 +56,7 @@ pub fn serve(global: &GlobalArgs, vault: Vault, args: &ServeArgs) -> Result<()> 
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, stop.clone()).context("cannot listen for stop signals")?;
     }
+    output::start_logging();
     let daemon = Daemon::start(vault, config).with_context(|| format!("cannot serve on {}", args.listen))?;
     let info = daemon.info().clone();
     let mut out = std::io::stdout().lock();

@@ -22,6 +22,11 @@ impl Backoff {
     /// local write, "sync now").
     pub const DEFAULT: Self = Self { first: Duration::from_secs(1), longest: Duration::from_secs(300) };
 
+    /// The same policy with LAN bounds, for peer links: 0.25 s doubling to 1.5 s. A retry costs one
+    /// connection attempt on the local network, and a peer that comes back after a partition
+    /// must be found again within about two seconds, whatever told this device or nothing did.
+    pub const LAN: Self = Self { first: Duration::from_millis(250), longest: Duration::from_millis(1500) };
+
     /// The pause after `failures` failures in a row (at least 1), before jitter.
     pub fn base(&self, failures: u64) -> Duration {
         let doublings = u32::try_from(failures.saturating_sub(1).min(32)).unwrap_or(32);
