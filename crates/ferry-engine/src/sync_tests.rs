@@ -720,3 +720,67 @@ mod one_value_everywhere {
         }
     }
 }
+
+/// Two handles of one home pulling the same device's new segments at once (a daemon following
+/// two peers that both serve them): one fetches and imports them, the other leaves them to it,
+/// and neither store is read for them twice.
+#[test]
+fn concurrent_pulls_of_one_device_fetch_its_segments_once() {
+    use ferry_store::{CountingStore, Created, Fetched, StoreError};
+    use std::time::Duration;
+
+    /// A store whose segment reads take a while, so the two pulls overlap.
+    #[derive(Clone, Debug)]
+    struct Slow(MemoryStore);
+    impl Store for Slow {
+        fn location(&self) -> String {
+            "slow".into()
+        }
+        fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            if path.ends_with(".seg") {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            self.0.get(path)
+        }
+        fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
+            self.0.get_if_changed(path, etag)
+        }
+        fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
+            self.0.put_if_absent(path, bytes)
+        }
+        fn put(&self, path: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.0.put(path, bytes)
+        }
+        fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.0.list(prefix)
+        }
+        fn delete(&self, path: &str) -> Result<(), StoreError> {
+            self.0.delete(path)
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, mut b) = two_synced_devices(dir.path(), &store);
+    for batch in 0..3 {
+        a.put("notes", &format!("n{batch}"), &json!(batch)).unwrap();
+        sync(&mut a, &store); // one segment each
+    }
+    let first = CountingStore::new(Slow(store.clone()));
+    let second = CountingStore::new(Slow(store.clone()));
+    let mut b2 = b.reopen().unwrap();
+    let (first_report, second_report) = std::thread::scope(|scope| {
+        let one = scope.spawn(|| b.pull(handle(&first)).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        let two = scope.spawn(|| b2.pull(handle(&second)).unwrap());
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    assert_eq!(first_report.imported_ops, 3);
+    assert_eq!((second_report.imported_ops, second_report.imported_segments), (0, 0));
+    assert_eq!(second_report.deferred, vec![a.device_id().to_string()]);
+    // Pulling again later reads the HEAD and finds the device up to date: no segment is read.
+    let before = second.counts().reads;
+    let again = b2.pull(handle(&second)).unwrap();
+    assert!(again.deferred.is_empty() && again.imported_segments == 0);
+    assert_eq!(second.counts().reads - before, 1, "one HEAD read, no segment");
+}

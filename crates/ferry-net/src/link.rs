@@ -19,6 +19,8 @@ use std::time::Duration;
 /// How long one long-poll is held by the peer: with `WAIT_GRACE`, the longest a dead or frozen
 /// peer still shows as connected (one small request every few seconds per idle peer).
 const POLL: Duration = Duration::from_secs(3);
+/// The pause before pulling again what another link was importing.
+const DEFERRED_PAUSE: Duration = Duration::from_millis(200);
 /// The pause while no address at all is known, before reading the stored ones again (mDNS
 /// news wakes it sooner).
 const SEARCH_PAUSE: Duration = Duration::from_secs(2);
@@ -127,7 +129,13 @@ fn follow(
         }
         match vault.pull_from_peer(&peer) {
             Ok(report) => {
-                *seen = waited.version;
+                if report.deferred.is_empty() {
+                    *seen = waited.version;
+                } else {
+                    // Another link is importing some of what this peer serves: look again once
+                    // it is done (the next wait answers at once), finding those up to date.
+                    std::thread::sleep(DEFERRED_PAUSE);
+                }
                 // An address found by mDNS is remembered once as the last good one (stored
                 // ones already are: their last success orders them). Failing that is harmless.
                 if !stored {

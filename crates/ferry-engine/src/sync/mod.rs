@@ -16,6 +16,7 @@ pub(crate) mod enroll;
 pub(crate) mod epochs;
 mod held;
 pub(crate) mod import;
+mod inflight;
 mod outbox;
 mod pair;
 mod plan;

@@ -55,6 +55,9 @@ pub struct PullReport {
     /// Devices whose imported ops were dated more than a day ahead of this device's clock,
     /// with how far (ms): the ops were imported, but this device's clock did not follow.
     pub clocks_held_back: Vec<(String, u64)>,
+    /// Devices another handle of this process was pulling at the same time (a daemon following
+    /// several peers): left to it, not fetched twice. Pull again to see them up to date.
+    pub deferred: Vec<String>,
 }
 
 /// Another device's HEAD as read from a store: opened, with its bytes and etag.
@@ -94,6 +97,10 @@ impl Vault {
         let mut devices: Vec<DeviceId> = registry.devices().filter(|d| *d != self.device_id()).collect();
         devices.sort();
         for device in devices {
+            let Some(_pulling) = super::inflight::claim(self.home.root(), device) else {
+                report.deferred.push(device.to_string());
+                continue;
+            };
             self.pull_device(handle, &keys, &registry, device, &mut report)?;
         }
         if report.forgot {
