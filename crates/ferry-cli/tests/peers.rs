@@ -35,18 +35,22 @@ fn a_device_pulls_from_another_that_serves_without_any_store() {
 
 /// Starts `ferry serve` on `device`; returns it and the address it listens on.
 fn serve(device: &Device, interval: &str) -> (Running, String) {
-    let (running, line) = spawn_with_first_line(device.process(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--api",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--interval",
-        interval,
-    ]));
+    let (running, line) = spawn_with_first_line(serve_command(device, interval));
     let addr = line.rsplit(' ').next().unwrap().to_owned();
     (running, addr)
+}
+
+/// `ferry serve` on loopback ports, without mDNS, syncing stores every `interval` seconds.
+fn serve_command(device: &Device, interval: &str) -> std::process::Command {
+    device.process(&["serve", "--listen", "127.0.0.1:0", "--api", "127.0.0.1:0", "--no-mdns", "--interval", interval])
+}
+
+/// Two devices of one vault that sync only with each other (their store is removed).
+fn two_peers_only(store: &Store) -> (Device, Device) {
+    let (laptop, phone) = laptop_and_phone(store);
+    laptop.ok(&["store", "rm", "1"]);
+    phone.ok(&["store", "rm", "1"]);
+    (laptop, phone)
 }
 
 fn device_id(device: &Device) -> String {
@@ -57,9 +61,7 @@ fn device_id(device: &Device) -> String {
 #[test]
 fn two_serving_devices_that_know_each_other_converge_on_their_own() {
     let store = Store::new();
-    let (laptop, phone) = laptop_and_phone(&store);
-    laptop.ok(&["store", "rm", "1"]);
-    phone.ok(&["store", "rm", "1"]);
+    let (laptop, phone) = two_peers_only(&store);
     let (_laptop_server, laptop_addr) = serve(&laptop, "1");
     let (_phone_server, phone_addr) = serve(&phone, "1");
     laptop.ok(&["peers", "add", &device_id(&phone)[..8], &phone_addr]);
@@ -215,21 +217,10 @@ fn sync_now_and_sync_peer_by_device_name_talk_to_what_is_running() {
 fn a_frozen_peer_is_reported_within_5_s_and_the_daemon_logs_it() {
     use std::time::{Duration, Instant};
     let store = Store::new();
-    let (laptop, phone) = laptop_and_phone(&store);
-    laptop.ok(&["store", "rm", "1"]);
-    phone.ok(&["store", "rm", "1"]);
+    let (laptop, phone) = two_peers_only(&store);
     let (phone_server, phone_addr) = serve(&phone, "3600");
     let log = laptop.home.with_extension("log");
-    let mut command = laptop.process(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--api",
-        "127.0.0.1:0",
-        "--no-mdns",
-        "--interval",
-        "3600",
-    ]);
+    let mut command = serve_command(&laptop, "3600");
     command.env("FERRY_LOG", "info").stdout(Stdio::piped()).stderr(std::fs::File::create(&log).unwrap());
     let mut child = command.spawn().unwrap();
     let mut first = String::new();
