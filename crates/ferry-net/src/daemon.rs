@@ -187,7 +187,9 @@ impl Daemon {
 
         let shared =
             LinkShared { identity, pins: pins.clone(), peers: events.peers.clone(), attempts: events.attempts.clone() };
-        let store_vault = vault.reopen()?;
+        // The store thread's own connection, only when it runs (it is opened before the watcher
+        // takes `vault`).
+        let store_vault = config.stores.as_ref().map(|_| vault.reopen()).transpose()?;
         let mut threads = Vec::new();
         let watcher = Watcher {
             vault,
@@ -205,7 +207,7 @@ impl Daemon {
                 .map_err(io("cannot start a thread"))?,
         );
         let (flag, trigger, attempts) = (stop.clone(), stores.clone(), events.attempts.clone());
-        if let Some(StoreSync { replicator, interval }) = config.stores {
+        if let (Some(StoreSync { replicator, interval }), Some(store_vault)) = (config.stores, store_vault) {
             threads.push(
                 std::thread::Builder::new()
                     .name("ferry-stores".into())
@@ -366,13 +368,11 @@ fn log_store(failing: &mut HashMap<String, String>, outcome: &crate::StoreOutcom
                 failing.insert(url.clone(), error);
             }
         }
-        Ok(report) => {
+        Ok(_) => {
             if failing.remove(url).is_some() {
                 tracing::info!(store = %url, "store reachable again");
             }
-            let pulled = report.pull.as_ref().map_or(0, |p| p.imported_ops);
-            let pushed = report.push.as_ref().map_or(0, |p| p.uploaded_ops);
-            if pulled > 0 || pushed > 0 {
+            if let Some((pushed, pulled)) = outcome.ops().filter(|&ops| ops != (0, 0)) {
                 tracing::info!(store = %url, pushed, pulled, "store synced");
             }
         }

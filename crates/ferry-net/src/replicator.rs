@@ -46,17 +46,25 @@ pub struct StoreOutcome {
 }
 
 impl StoreOutcome {
+    /// Ops pushed and ops pulled, if the sync worked.
+    pub fn ops(&self) -> Option<(u64, u64)> {
+        self.result.as_ref().ok().map(ops_of)
+    }
+
     /// "pushed N ops, pulled M ops", or the error with its causes.
     pub fn summary(&self) -> String {
         match &self.result {
             Ok(report) => {
-                let pushed = report.push.as_ref().map_or(0, |p| p.uploaded_ops);
-                let pulled = report.pull.as_ref().map_or(0, |p| p.imported_ops);
+                let (pushed, pulled) = ops_of(report);
                 format!("pushed {pushed} ops, pulled {pulled} ops")
             }
             Err(err) => err.with_causes(),
         }
     }
+}
+
+fn ops_of(report: &SyncReport) -> (u64, u64) {
+    (report.push.as_ref().map_or(0, |p| p.uploaded_ops), report.pull.as_ref().map_or(0, |p| p.imported_ops))
 }
 
 /// A revocation and how the stores took it.
@@ -232,8 +240,7 @@ impl Replicator {
         let mut last_error = None;
         for addr in addresses {
             let result = ferry_store::outside_async(|| {
-                let peer = PeerStore::new(&addr, identity, pins.clone())
-                    .map_err(|e| Error::Store(StoreError::new(StoreErrorKind::Other, &addr, e.to_string())))?;
+                let peer = PeerStore::new(&addr, identity, pins.clone()).map_err(|e| setup_error(&addr, &e))?;
                 vault.pull_from_peer(&peer)
             });
             match result {
