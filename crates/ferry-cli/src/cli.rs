@@ -112,7 +112,7 @@ pub enum Command {
     Index(IndexArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
-    /// The stores this device syncs with: add, ls, rm
+    /// The stores this device syncs with: add, ls, check, rm
     #[command(subcommand)]
     Store(StoreAction),
     /// Large payloads: store a file as a blob (put), or write a blob out (get)
@@ -453,6 +453,17 @@ pub enum StoreAction {
     },
     /// List the stores, with their sync state
     Ls(JsonArg),
+    /// Check that a store (or every store) still holds everything this device holds; with
+    /// --repair put back what it lost (a sync does that within the hour on its own)
+    Check {
+        /// The store's id (from `ferry store ls`) or location; every store without it
+        store: Option<String>,
+        /// Put back what the store lacks, and replace damaged objects with good copies
+        #[arg(long)]
+        repair: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Stop syncing with a store (by id or location); nothing in the store is deleted
     Rm {
         /// The store's id (from `ferry store ls`) or location

@@ -46,6 +46,7 @@ pub fn text(hint: &Hint) -> String {
         Hint::Sync => "`ferry sync` publishes what is missing".into(),
         Hint::ConfirmRecoveryPhrase => "check your copy with `ferry key verify --recovery`".into(),
         Hint::StopCopiedHome => "stop using one of the copies, then pair the other as a new device".into(),
+        Hint::RepairStore => "`ferry store check --repair` puts them back now (a sync does within the hour)".into(),
         _ => "see `ferry --help`".into(),
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Device, Store};
+use common::{Device, Store, laptop_and_phone};
 
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -141,6 +141,62 @@ fn blobs_travel_with_sync_and_are_written_only_when_verified() {
     assert!(err.contains("not on this device nor in any store"), "{err}");
     assert!(!dir.path().join("x").exists() && !dir.path().join("x.ferry-partial").exists());
     assert!(desktop.fails(&["blob", "get", "nope", "x"], 2).contains("not a blob id"));
+}
+
+#[test]
+fn a_store_that_lost_objects_is_checked_and_repaired() {
+    let store = Store::new();
+    let (laptop, phone) = laptop_and_phone(&store);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob.bin");
+    std::fs::write(&file, b"a small attachment").unwrap();
+    let id = laptop.ok(&["blob", "put", file.to_str().unwrap()]).trim().to_owned();
+    for n in 0..3 {
+        laptop.ok(&["put", "notes", &format!("n{n}"), &format!("{n}")]);
+        laptop.ok(&["sync"]);
+    }
+    assert!(laptop.ok(&["store", "check"]).contains("holds everything this device holds"));
+
+    // A NAS share loses a blob and a segment in the middle of the laptop's log.
+    let root = store.dir.path().join("ferry");
+    let lost: Vec<std::path::PathBuf> = walk(&root)
+        .into_iter()
+        .filter(|path| {
+            let text = path.display().to_string();
+            text.contains("/blobs/") || text.ends_with("/2.seg")
+        })
+        .collect();
+    assert_eq!(lost.len(), 2, "{lost:?}");
+    for path in &lost {
+        std::fs::remove_file(path).unwrap();
+    }
+    let copy = dir.path().join("copy.bin");
+    let err = phone.fails(&["blob", "get", &id, copy.to_str().unwrap()], 3);
+    assert!(err.contains("a store lost it"), "{err}");
+    let doctor = laptop.run(&["doctor"]);
+    assert!(doctor.stdout.contains("lacks 2 objects"), "{}", doctor.stdout);
+    assert!(doctor.stdout.contains("ferry store check --repair"), "{}", doctor.stdout);
+    let run = laptop.run(&["store", "check"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout.matches("lacks").count(), 2, "{}", run.stdout);
+
+    let repaired = laptop.ok(&["store", "check", "--repair"]);
+    assert_eq!(repaired.matches("put back").count(), 2, "{repaired}");
+    assert!(lost.iter().all(|path| path.exists()));
+    phone.ok(&["blob", "get", &id, copy.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&copy).unwrap(), b"a small attachment");
+    let fresh = Device::new();
+    fresh.ok(&["join", &store.url(), "--name", "tablet"]);
+    assert_eq!(fresh.ok(&["get", "notes", "n2"]).trim(), "2");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }
 
 #[test]

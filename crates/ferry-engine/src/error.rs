@@ -284,7 +284,9 @@ pub enum Error {
     #[error("`{0}` is not a blob id: expected 64 hexadecimal characters")]
     InvalidBlobId(String),
     /// Neither this device nor any store has the blob.
-    #[error("blob {0} is not on this device nor in any store: the device that added it has not pushed it yet")]
+    #[error(
+        "blob {0} is not on this device nor in any store: the device that added it has not pushed it yet, or a store lost it (the devices holding it put it back at their next store check)"
+    )]
     BlobNotFound(String),
     /// The store is configured already.
     #[error("this device syncs with {0} already")]

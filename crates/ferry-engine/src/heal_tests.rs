@@ -1,6 +1,7 @@
 //! Stores that lose, roll back or gain objects behind the devices' backs: the devices notice
 //! and repair what they can, and say what they cannot.
 
+use crate::blob::BlobId;
 use crate::identity::{DeviceKeys, VaultKeys};
 use crate::sync_tests::{handle, sync, two_synced_devices};
 use crate::*;
@@ -123,8 +124,121 @@ fn an_emptied_store_is_rebuilt_by_the_next_sync_and_a_new_device_joins_it() {
     sync(&mut b, &store);
     sync(&mut c, &store);
     assert!(c.get("notes", "later").unwrap().is_some());
-    // a's own blobs come back with the rebuild; b's blob, which a never fetched, does not
-    // until b publishes it again (FIXME: a device does not yet notice its lost blobs).
+    // a's own blobs come back with the rebuild; b's blob, which a never fetched, comes back
+    // with b's next store check (its HEAD is intact: only the listing shows the loss).
     let mut out = Vec::new();
     assert!(c.get_blob(&blob.id.parse().unwrap(), &[handle(&store)], &mut out).is_err());
+    audit_at_next_push(&b, &store);
+    let report = b.sync(handle(&store), Direction::Both).unwrap().push.unwrap();
+    let audit = report.audit.expect("the check ran");
+    assert!(audit.missing.contains(&paths::blob(&blob.id.parse::<BlobId>().unwrap().0)), "{audit:?}");
+    c.get_blob(&blob.id.parse().unwrap(), &[handle(&store)], &mut out).unwrap();
+    assert_eq!(out, b"a blob of b");
+}
+
+/// Makes the next push list the store (as it does every [`AUDIT_EVERY`]).
+fn audit_at_next_push(vault: &Vault, store: &dyn Store) {
+    vault.check_store_at_next_push(handle(store).id).unwrap();
+}
+
+#[test]
+fn segments_lost_in_the_middle_of_a_log_are_put_back_by_their_writer_and_by_relays() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, mut b) = two_synced_devices(dir.path(), &store);
+    for n in 0..6 {
+        a.put("notes", &format!("a{n}"), &json!(n)).unwrap();
+        sync(&mut a, &store);
+    }
+    sync(&mut b, &store);
+    let a_id = a.device_id();
+    let lost: Vec<String> = (2..=4).map(|seq| paths::segment(a_id, seq)).collect();
+    for path in &lost {
+        store.delete(path).unwrap();
+    }
+    // A new device stops at the gap; a's HEAD is intact, so only a listing shows the loss.
+    let mut c = crate::sync_tests::join(dir.path(), "c", &store);
+    let pulled = c.sync(handle(&store), Direction::Both).unwrap().pull.unwrap();
+    assert!(pulled.skipped.iter().any(|(_, why)| why.contains("missing")), "{pulled:?}");
+    assert!(c.get("notes", "a5").unwrap().is_none());
+    // Within the hour, a push is not the moment to list the store...
+    let report = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap();
+    assert!(report.audit.is_none(), "{report:?}");
+    // ...at the next check b (which imported them) relays them before a even looks.
+    audit_at_next_push(&b, &store);
+    let audit = b.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert_eq!(audit.missing, lost);
+    assert_eq!(audit.restored, 3);
+    sync(&mut c, &store);
+    assert!(c.get("notes", "a5").unwrap().is_some(), "c reads past the repaired gap");
+    // a's own check finds nothing left to do.
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert!(audit.is_complete() && audit.restored == 0, "{audit:?}");
+    // And its writer puts them back alone when no other device holds them.
+    store.delete(&lost[0]).unwrap();
+    let audit = a.check_store_contents(handle(&store)).unwrap();
+    assert_eq!(audit.missing, vec![lost[0].clone()], "a check without repair only reports");
+    assert!(store.get(&lost[0]).unwrap().is_none());
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert_eq!(audit.restored, 1);
+    assert!(store.get(&lost[0]).unwrap().is_some());
+}
+
+#[test]
+fn a_damaged_copy_of_anothers_segment_is_replaced_by_a_verified_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, mut b) = two_synced_devices(dir.path(), &store);
+    a.put("notes", "n", &json!("a")).unwrap();
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    let path = paths::segment(a.device_id(), 1);
+    let mut damaged = store.get(&path).unwrap().unwrap();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 1;
+    store.put(&path, &damaged).unwrap();
+    let mut c = crate::sync_tests::join(dir.path(), "c", &store);
+    let pulled = c.sync(handle(&store), Direction::Both).unwrap().pull.unwrap();
+    assert!(pulled.skipped.iter().any(|(p, _)| *p == path), "{pulled:?}");
+    // c's check cannot help (it holds no good copy); b's replaces it.
+    audit_at_next_push(&c, &store);
+    let audit = c.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert!(audit.damaged.is_empty(), "{audit:?}");
+    audit_at_next_push(&b, &store);
+    let audit = b.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert!(audit.damaged.is_empty(), "b never pulled the damaged copy, so it skipped nothing: {audit:?}");
+    // The device that saw the damage and later got a good copy (through another store or a
+    // peer) is the one that repairs: give c a's segment through a second store.
+    let other = MemoryStore::default();
+    for key in store.list("").unwrap() {
+        other.put(&key, &store.get(&key).unwrap().unwrap()).unwrap();
+    }
+    other.put(&path, &b.held_object(&path).unwrap().unwrap()).unwrap();
+    let id = c.attach_store("test:other", &other, None).unwrap();
+    c.sync(StoreHandle { id, store: &other }, Direction::Both).unwrap();
+    assert!(c.get("notes", "n").unwrap().is_some());
+    audit_at_next_push(&c, &store);
+    let audit = c.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert_eq!(audit.damaged, vec![path.clone()]);
+    assert_eq!(store.get(&path).unwrap().unwrap(), b.held_object(&path).unwrap().unwrap());
+}
+
+#[test]
+fn lost_key_slots_are_written_again_by_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, _b) = two_synced_devices(dir.path(), &store);
+    let epoch = ferry_format::EpochRef::FIRST;
+    let slots = [paths::key_slot(&epoch, &a.device_id().to_string()), paths::key_slot(&epoch, "recovery")];
+    for slot in &slots {
+        store.delete(slot).unwrap();
+    }
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert!(audit.keys_requeued, "{audit:?}");
+    for slot in &slots {
+        assert!(store.get(slot).unwrap().is_some(), "{slot} is back");
+    }
 }

@@ -65,4 +65,6 @@ pub enum Hint {
     ConfirmRecoveryPhrase,
     /// A copied home writes as this device: stop one copy, pair the other as a new device.
     StopCopiedHome,
+    /// The store lost objects this device holds: put them back now (a push does within the hour).
+    RepairStore,
 }

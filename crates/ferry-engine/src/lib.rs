@@ -85,10 +85,10 @@ pub use read::{CollectionInfo, HistoryFilter, ListOptions, Page, PageRequest, Re
 pub use repair::RepairReport;
 pub use search::Found;
 pub use sync::{
-    Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions, JoinWith, Pairing,
-    PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject, StoreHandle, StoreId,
-    StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReason, SyncReport, SyncStatus, WaitBecause, due,
-    end_invite,
+    AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions,
+    JoinWith, Pairing, PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject,
+    StoreHandle, StoreId, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReason, SyncReport, SyncStatus,
+    WaitBecause, due, end_invite,
 };
 pub use time::{parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};

@@ -1,11 +1,12 @@
 //! Health checks of an open device, end to end: its registry entry, its keys, every store
-//! (reached and checked for this vault's keys), the last sync of each, what was skipped.
+//! (reached, checked for this vault's keys and for holding what this device holds), the last
+//! sync of each, what was skipped.
 //!
 //! Each [`Check`] says ok / warn / fail, what was found, and a [`Hint`] naming what to do, as
 //! data: the CLI words a hint as a command, an app as a button.
 
 use crate::replicator::Replicator;
-use ferry_engine::{Error, Hint, StoreKeyCheck, StoreState, Vault};
+use ferry_engine::{AuditReport, Error, Hint, StoreHandle, StoreKeyCheck, StoreState, Vault};
 
 /// How a check came out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -79,17 +80,28 @@ pub fn doctor(vault: &Vault, replicator: &Replicator) -> Result<Vec<Check>, Erro
     }
     for configured in stores {
         let name = format!("store {}", configured.id);
-        let checked = replicator.open(&configured.url).and_then(|store| vault.check_store(store.as_ref()));
-        checks.push(match checked {
+        let store = match replicator.open(&configured.url) {
+            Ok(store) => store,
+            Err(err) => {
+                let detail = format!("{}: unreachable: {}", configured.url, err.with_causes());
+                checks.push(Check::new(name, Level::Fail, detail, None));
+                continue;
+            }
+        };
+        checks.push(match vault.check_store(store.as_ref()) {
             Ok(keys) => {
                 let (level, hint) = store_verdict(&keys);
                 let detail = format!("{}: {}", configured.url, describe(&keys, &status.vault_key_fingerprint));
-                Check::new(name, level, detail, hint)
+                Check::new(name.clone(), level, detail, hint)
             }
             Err(err) => {
-                Check::new(name, Level::Fail, format!("{}: unreachable: {}", configured.url, err.with_causes()), None)
+                Check::new(name.clone(), Level::Fail, format!("{}: {}", configured.url, err.with_causes()), None)
             }
         });
+        let handle = StoreHandle { id: configured.id, store: store.as_ref() };
+        if let Ok(contents) = vault.check_store_contents(handle) {
+            checks.push(contents_check(&name, &configured.url, &contents));
+        }
     }
     let sync = vault.sync_status()?;
     for store in sync.stores.iter().filter(|s| matches!(s.state, StoreState::Error | StoreState::Offline)) {
@@ -113,6 +125,26 @@ pub fn doctor(vault: &Vault, replicator: &Replicator) -> Result<Vec<Check>, Erro
         None,
     ));
     Ok(checks)
+}
+
+/// Whether a store still holds what this device holds.
+fn contents_check(name: &str, url: &str, contents: &AuditReport) -> Check {
+    let check = format!("{name} contents");
+    if contents.is_complete() {
+        let detail = format!("{url}: holds everything this device holds ({} objects listed)", contents.listed);
+        return Check::new(check, Level::Ok, detail, None);
+    }
+    let mut lacks = Vec::new();
+    if contents.keys_requeued {
+        lacks.push("the vault file or a current key slot".to_owned());
+    }
+    if let Some(first) = contents.missing.first() {
+        lacks.push(format!("{} objects this device holds (first: {first})", contents.missing.len()));
+    }
+    if let Some(first) = contents.damaged.first() {
+        lacks.push(format!("good copies of {} damaged objects (first: {first})", contents.damaged.len()));
+    }
+    Check::new(check, Level::Warn, format!("{url}: lacks {}", lacks.join(", ")), Some(Hint::RepairStore))
 }
 
 fn store_verdict(keys: &StoreKeyCheck) -> (Level, Option<Hint>) {

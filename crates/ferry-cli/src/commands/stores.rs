@@ -1,10 +1,10 @@
-//! `ferry store add | ls | rm`: the stores a device syncs with.
+//! `ferry store add | ls | check | rm`: the stores a device syncs with.
 
 use crate::cli::{GlobalArgs, StoreAction};
 use crate::output;
 use crate::unlock::{Purpose, unlock};
 use anyhow::{Context, Result};
-use ferry_engine::Vault;
+use ferry_engine::{AuditReport, Direction, StoreHandle, Vault};
 use ferry_store::StoreUrl;
 use std::io::Write;
 
@@ -12,6 +12,7 @@ pub fn store(global: &GlobalArgs, vault: &mut Vault, action: &StoreAction) -> Re
     match action {
         StoreAction::Add { store, json } => add(global, vault, store, json.json),
         StoreAction::Ls(json) => ls(vault, json.json),
+        StoreAction::Check { store, repair, json } => check(global, vault, store.as_deref(), *repair, json.json),
         StoreAction::Rm { store } => {
             let found = super::find_store(vault, store)?;
             vault.detach_store(found.id)?;
@@ -75,4 +76,65 @@ fn ls(vault: &Vault, json: bool) -> Result<()> {
         })
         .collect();
     Ok(output::table(&mut out, &["ID", "STATE", "LAST SYNC", "STORE"], &rows)?)
+}
+
+/// `ferry store check`: lists each store once and says what it lacks; `--repair` syncs with it,
+/// checking and putting back first.
+fn check(global: &GlobalArgs, vault: &mut Vault, which: Option<&str>, repair: bool, json: bool) -> Result<()> {
+    let stores = match which {
+        Some(text) => vec![super::find_store(vault, text)?],
+        None => vault.stores()?,
+    };
+    let replicator = super::replicator(global, vault)?;
+    let mut results = Vec::new();
+    for configured in stores {
+        let report: Result<AuditReport> = if repair {
+            vault.check_store_at_next_push(configured.id)?;
+            let outcome = replicator.sync_store(vault, &configured, Direction::Both);
+            outcome
+                .result
+                .with_context(|| format!("cannot repair {}", configured.url))
+                .map(|report| report.push.and_then(|push| push.audit).unwrap_or_default())
+        } else {
+            replicator
+                .open(&configured.url)
+                .and_then(|store| vault.check_store_contents(StoreHandle { id: configured.id, store: store.as_ref() }))
+                .with_context(|| format!("cannot check {}", configured.url))
+        };
+        results.push((configured, report?));
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<_> = results
+            .iter()
+            .map(|(store, report)| serde_json::json!({ "id": store.id, "store": store.url, "report": report }))
+            .collect();
+        return output::json(&mut out, &rows);
+    }
+    let mut lacking = false;
+    for (store, report) in &results {
+        if report.is_complete() && report.restored == 0 {
+            writeln!(out, "{}: holds everything this device holds ({} objects listed)", store.url, report.listed)?;
+            continue;
+        }
+        let verb = if repair { "put back" } else { "lacks" };
+        lacking |= !repair;
+        if report.keys_requeued {
+            writeln!(out, "{}: {verb} the vault file or a current key slot", store.url)?;
+        }
+        for path in &report.missing {
+            writeln!(out, "{}: {verb} {path}", store.url)?;
+        }
+        for path in &report.damaged {
+            let verb = if repair { "replaced damaged" } else { "holds a damaged" };
+            writeln!(out, "{}: {verb} {path}", store.url)?;
+        }
+    }
+    if lacking {
+        // Like `restic check`: a script sees the loss in the exit code.
+        anyhow::bail!(
+            "a store lacks objects: `ferry store check --repair` puts them back now (a sync does within the hour)"
+        );
+    }
+    Ok(())
 }

@@ -40,6 +40,17 @@ impl Vault {
     /// # Errors
     /// Local failures.
     pub fn held_object(&mut self, path: &str) -> Result<Option<Vec<u8>>> {
+        if parse(path).is_some_and(|held| matches!(held, HeldPath::Head(device) if device == self.device_id())) {
+            // A peer asking for this HEAD wants this device's latest writes: seal them now.
+            self.seal_pending_ops()?;
+            return self.own_head_bytes();
+        }
+        self.sealed_object(path)
+    }
+
+    /// [`Self::held_object`] without sealing pending ops first: this device's own HEAD as last
+    /// sealed.
+    pub(crate) fn sealed_object(&self, path: &str) -> Result<Option<Vec<u8>>> {
         let Some(held) = parse(path) else { return Ok(None) };
         let me = self.device_id();
         let one = |sql: &str, key: &[&dyn rusqlite::ToSql]| -> Result<Option<Vec<u8>>> {
@@ -65,11 +76,7 @@ impl Vault {
                 "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
                 &[&&device.as_bytes()[..], &to_sql_u64(seq)?],
             ),
-            HeldPath::Head(device) if device == me => {
-                // A peer asking for this HEAD wants this device's latest writes: seal them now.
-                self.seal_pending_ops()?;
-                self.own_head_bytes()
-            }
+            HeldPath::Head(device) if device == me => self.own_head_bytes(),
             HeldPath::Head(device) => {
                 one("SELECT bytes FROM device_heads WHERE device = ?1", &[&&device.as_bytes()[..]])
             }
@@ -87,6 +94,11 @@ impl Vault {
     /// Local failures.
     pub fn held_paths(&mut self, prefix: &str) -> Result<Vec<String>> {
         self.seal_pending_ops()?;
+        self.sealed_paths(prefix)
+    }
+
+    /// [`Self::held_paths`] without sealing pending ops first.
+    pub(crate) fn sealed_paths(&self, prefix: &str) -> Result<Vec<String>> {
         let mut all = vec![paths::VAULT_FILE.to_owned()];
         let strings = |sql: &str| -> Result<Vec<(Vec<u8>, i64)>> {
             Ok(self
@@ -327,7 +339,7 @@ impl Vault {
 
     /// This device's HEAD, sealed once per state of its log (so its bytes, and a peer's etag,
     /// change only when the log does).
-    fn own_head_bytes(&mut self) -> Result<Option<Vec<u8>>> {
+    fn own_head_bytes(&self) -> Result<Option<Vec<u8>>> {
         let last: i64 = self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
         if last == 0 {
             return Ok(None);

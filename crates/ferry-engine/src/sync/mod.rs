@@ -6,11 +6,13 @@
 //! - `outbox`: sealing own ops into hash-chained segments, once; objects waiting for a store.
 //! - `push`: publishing the outbox and own segments, then the HEAD.
 //! - `pull`: reading HEADs (1 + D requests when nothing changed), verifying and importing.
+//! - `audit`: listing a store to put back what it lost (own and relayed objects).
 //! - `status`: per-store state, cursors, skipped objects with reasons.
 //!
 //! **Nothing here changes a record except through the op log and the fold**, and nothing reads
 //! an object that is not complete and verified.
 
+mod audit;
 mod checks;
 pub(crate) mod enroll;
 pub(crate) mod epochs;
@@ -27,6 +29,7 @@ mod replace;
 mod schedule;
 mod status;
 
+pub use audit::{AUDIT_EVERY, AuditReport};
 pub use checks::StoreKeyCheck;
 pub use enroll::{JoinOptions, JoinWith, StoreVault};
 pub use epochs::Revoked;

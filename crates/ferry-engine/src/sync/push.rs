@@ -41,6 +41,9 @@ pub struct PushReport {
     /// the current key slots of every member and the recovery key, the key history and
     /// revocations, every device record, segment, HEAD and blob it holds.
     pub rebuilt_store: bool,
+    /// The store was listed and compared with what this device holds (every
+    /// [`super::AUDIT_EVERY`], and after its HEAD was lost): what it lacked and was put back.
+    pub audit: Option<super::AuditReport>,
 }
 
 impl Vault {
@@ -95,6 +98,18 @@ impl Vault {
         }
         self.conn.execute("UPDATE stores SET rewrite_from = NULL WHERE id = ?1", [handle.id])?;
         report.relayed_objects = self.relay(handle)?;
+        // A rebuild just wrote everything; otherwise a store that lost the HEAD may have lost
+        // more, and any store may lose objects in the middle of a log: list it now and then.
+        if !report.rebuilt_store && (report.republished_head || self.audit_due(handle.id)?) {
+            let audit = self.repair_store(handle)?;
+            if audit.keys_requeued {
+                // The vault file or a key slot was gone: the rebuild queued them (and forgot
+                // which blobs and HEADs the store has, so they are offered again).
+                report.uploaded_objects += self.flush_outbox(handle)? + self.push_blobs(handle)?;
+                report.relayed_objects += self.relay(handle)?;
+            }
+            report.audit = Some(audit);
+        }
         Ok(report)
     }
 
