@@ -94,7 +94,7 @@ impl Vault {
     }
 
     /// The report, and the good copies of damaged objects.
-    fn audit(&self, handle: StoreHandle<'_>) -> Result<(AuditReport, Vec<(String, Vec<u8>)>)> {
+    fn audit(&self, handle: StoreHandle<'_>) -> Result<(AuditReport, Vec<GoodCopy>)> {
         let listed: HashSet<String> = handle.store.list("")?.into_iter().collect();
         let mut report = AuditReport { listed: listed.len() as u64, ..AuditReport::default() };
         let uploaded = self.uploaded_seq(handle.id)?;
@@ -161,7 +161,7 @@ impl Vault {
 
     /// Immutable objects a pull from this store refused that this device holds (verified, from
     /// another store or a peer) and that differ from the store's copy: paths and the good bytes.
-    fn damaged_copies(&self, handle: StoreHandle<'_>) -> Result<Vec<(String, Vec<u8>)>> {
+    fn damaged_copies(&self, handle: StoreHandle<'_>) -> Result<Vec<GoodCopy>> {
         let skipped: Vec<String> = {
             let mut stmt = self.conn.prepare("SELECT path FROM skipped WHERE store = ?1 ORDER BY path")?;
             stmt.query_map([handle.id], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?
@@ -183,6 +183,9 @@ impl Vault {
         Ok(damaged)
     }
 }
+
+/// A store path and the verified bytes this device holds for it.
+type GoodCopy = (String, Vec<u8>);
 
 /// The order objects are put back in, so a reader never finds a name before what it names.
 fn restore_rank(path: &str) -> u8 {
