@@ -359,7 +359,14 @@ fn unpack(path: &Path, secret: &BackupSecret, staging: &Path) -> Result<(ExportH
             )
         }
     };
-    let mut reader = BufReader::new(reader);
+    let _ = std::fs::remove_dir_all(staging);
+    std::fs::create_dir_all(staging).map_err(Error::io("cannot create directory", staging))?;
+    read_export(BufReader::new(reader), &FolderStore::new(staging), path)
+}
+
+/// Reads a decrypted export stream (header, objects, end marker) into `store`; `path` names
+/// the file in errors. Bytes from a file: every failure is [`Error::BadBackup`].
+pub(crate) fn read_export(mut reader: impl Read, store: &dyn Store, path: &Path) -> Result<(ExportHeader, u64)> {
     let header: ExportHeader = decode_from(&mut reader).map_err(|e| bad(path, &format!("header: {e}")))?;
     if header.format != "ferry-export" {
         return Err(bad(path, "not a ferry export"));
@@ -367,9 +374,6 @@ fn unpack(path: &Path, secret: &BackupSecret, staging: &Path) -> Result<(ExportH
     if header.version > ExportHeader::VERSION {
         return Err(bad(path, "made by a newer ferry: upgrade ferry to import it"));
     }
-    let _ = std::fs::remove_dir_all(staging);
-    std::fs::create_dir_all(staging).map_err(Error::io("cannot create directory", staging))?;
-    let store = FolderStore::new(staging);
     let mut objects = 0u64;
     loop {
         let item: ExportItem = decode_from(&mut reader)

@@ -52,6 +52,8 @@ mod database;
 mod error;
 mod feed;
 mod forget;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hint;
 mod home;
 mod hub_home;

@@ -29,6 +29,8 @@
 //! ```
 
 pub mod canonical;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hlc;
 mod id;
 mod keys;

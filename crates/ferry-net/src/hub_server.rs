@@ -523,10 +523,15 @@ pub(crate) struct Claim {
 }
 
 /// A claim with its parts decoded.
-struct ParsedClaim {
+pub(crate) struct ParsedClaim {
     secret: [u8; 32],
     vault: VaultId,
     devices: Vec<(DeviceId, [u8; 32])>,
+}
+
+/// Reads a claim request's body: `None` for anything but a well-formed claim.
+pub(crate) fn read_claim(body: &[u8]) -> Option<ParsedClaim> {
+    serde_json::from_slice(body).ok().as_ref().and_then(parse_claim)
 }
 
 fn parse_claim(claim: &Claim) -> Option<ParsedClaim> {
@@ -537,9 +542,7 @@ fn parse_claim(claim: &Claim) -> Option<ParsedClaim> {
 }
 
 async fn claim(State(app): State<HubApp>, Extension(client): Extension<Client>, body: Bytes) -> Response {
-    let Some(ParsedClaim { secret, vault, devices }) =
-        serde_json::from_slice(&body).ok().as_ref().and_then(parse_claim)
-    else {
+    let Some(ParsedClaim { secret, vault, devices }) = read_claim(&body) else {
         return (StatusCode::BAD_REQUEST, "not a hub claim").into_response();
     };
     let outcome = match app.state.lock() {

@@ -17,6 +17,8 @@ mod daemon;
 mod dial;
 mod discovery;
 mod doctor;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hub_check;
 mod hub_server;
 mod hub_state;
