@@ -10,6 +10,8 @@
 //! `FERRY_CHAOS_KILLS=1000 FERRY_CHAOS_FAULTS=1000 FERRY_CHAOS_SEED=7 cargo test -p ferry-cli
 //! --release --test chaos -- --nocapture` (docs/RELIABILITY.md has the figures).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
+
 mod common;
 
 use common::{Device, Store};
