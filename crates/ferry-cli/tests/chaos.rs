@@ -1,7 +1,7 @@
-//! The chaos harness: three devices of one vault share a folder store; rounds of real `ferry`
-//! processes are killed at random instants (put, large put, sync, blob put, forget, the
-//! daemon) and the store is damaged between rounds (objects deleted, truncated, rolled back,
-//! duplicated under stray names). Then every device checks and syncs until quiet, and the
+//! The chaos harness: three devices of one vault share a store (a folder; a bucket of a real
+//! S3 server); rounds of real `ferry` processes are killed at random instants (put, large put,
+//! sync, blob put, forget, the daemon) and the store is damaged between rounds (objects
+//! deleted, truncated, rolled back, duplicated under stray names). Then every device checks and syncs until quiet, and the
 //! harness holds them to an append-only log of acknowledged writes (a `ferry put` that exited
 //! 0): nothing acknowledged is lost, every device holds identical records, no object stays
 //! skipped, no process panicked, no device is stuck.
@@ -13,12 +13,45 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod common;
+#[path = "../../ferry-engine/tests/support/s3_server.rs"]
+mod s3_server;
 
 use common::{Device, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// A device and the environment its commands need for the store (S3 credentials).
+struct Node {
+    device: Device,
+    env: Vec<(&'static str, &'static str)>,
+}
+
+impl Node {
+    fn process(&self, args: &[&str]) -> std::process::Command {
+        let mut command = self.device.process(args);
+        command.envs(self.env.iter().copied());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> common::Run {
+        self.device.run_with(assert_cmd::Command::from_std(self.process(args)), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let run = self.run(args);
+        run.expect_code(0, &self.device.home);
+        run.stdout
+    }
+}
+
+/// Where the store is: its location, the folder its objects are files in, what commands need.
+struct Backend {
+    url: String,
+    root: PathBuf,
+    env: Vec<(&'static str, &'static str)>,
+}
 
 /// A small deterministic generator (xorshift64*): a failing seed replays exactly.
 struct Rng(u64);
@@ -54,7 +87,7 @@ struct Tally {
 /// Runs `args` on `device` with `input` on stdin, killed after `after` if still running; its
 /// exit code (None when killed) and stderr.
 fn run_killed(
-    device: &Device,
+    device: &Node,
     args: &[&str],
     input: Option<String>,
     after: Duration,
@@ -146,11 +179,9 @@ fn damage(root: &Path, rng: &mut Rng, old_heads: &mut BTreeMap<PathBuf, Vec<u8>>
             format!("rolled back {}", head.strip_prefix(root).unwrap().display())
         }
         _ => {
-            let stray = victim.with_file_name(format!(
-                "{}.sync-conflict-20261202-{}",
-                victim.file_name().unwrap().to_string_lossy(),
-                rng.below(1_000_000)
-            ));
+            let file_name = victim.file_name().unwrap().to_string_lossy().into_owned();
+            let original = file_name.split(".sync-conflict-").next().unwrap_or_default();
+            let stray = victim.with_file_name(format!("{original}.sync-conflict-20261202-{}", rng.below(1_000_000)));
             std::fs::copy(&victim, &stray).unwrap();
             format!("duplicated {name} as a sync conflict")
         }
@@ -165,23 +196,38 @@ fn remember_heads(root: &Path, old_heads: &mut BTreeMap<PathBuf, Vec<u8>>) {
     }
 }
 
-fn records(device: &Device) -> BTreeMap<String, String> {
+fn records(device: &Node) -> BTreeMap<String, String> {
     let listed: serde_json::Value = serde_json::from_str(&device.ok(&["ls", "notes", "--json"])).unwrap();
     listed.as_array().unwrap().iter().map(|r| (r["key"].as_str().unwrap().to_owned(), r["value"].to_string())).collect()
 }
 
 #[test]
-fn killed_processes_and_a_damaged_store_lose_nothing_acknowledged() {
+fn killed_processes_and_a_damaged_folder_store_lose_nothing_acknowledged() {
+    let store = Store::new();
+    let root = store.dir.path().join("ferry");
+    chaos(&Backend { url: store.url(), root, env: Vec::new() });
+}
+
+#[test]
+fn killed_processes_and_a_damaged_bucket_lose_nothing_acknowledged() {
+    // s3s-fs keeps each object as a file: the harness damages them there, behind the server.
+    let Some(server) = s3_server::Server::start(s3_server::Kind::S3sFs) else { return };
+    let env = s3_server::CREDENTIALS_ENV.to_vec();
+    chaos(&Backend { url: server.url("chaos"), root: server.objects_dir("chaos"), env });
+}
+
+fn chaos(backend: &Backend) {
     let kills = env_number("FERRY_CHAOS_KILLS", 30);
     let faults = env_number("FERRY_CHAOS_FAULTS", 30);
     let seed = env_number("FERRY_CHAOS_SEED", u64::from(std::process::id()) | 1);
     eprintln!("chaos: {kills} kills, {faults} store faults, seed {seed} (FERRY_CHAOS_SEED replays it)");
     let mut rng = Rng(seed);
-    let store = Store::new();
-    let root = store.dir.path().join("ferry");
-    let (laptop, phone) = common::laptop_and_phone(&store);
-    let tablet = Device::new();
-    tablet.ok(&["join", &store.url(), "--name", "tablet"]);
+    let root = &backend.root;
+    let node = || Node { device: Device::new(), env: backend.env.clone() };
+    let (laptop, phone, tablet) = (node(), node(), node());
+    laptop.ok(&["init", "--name", "laptop", "--store", &backend.url]);
+    phone.ok(&["join", &backend.url, "--name", "phone"]);
+    tablet.ok(&["join", &backend.url, "--name", "tablet"]);
     let devices = [&laptop, &phone, &tablet];
     let work = tempfile::tempdir().unwrap();
     let blob_file = work.path().join("blob.bin");
@@ -205,7 +251,9 @@ fn killed_processes_and_a_damaged_store_lose_nothing_acknowledged() {
             let mut input = None;
             let mut value = format!("{round}");
             let (args, after): (Vec<String>, u64) = match rng.below(6) {
-                0 | 1 => (vec!["put".into(), "notes".into(), key.clone(), value.clone()], rng.below(40)),
+                // Half the small writes run to the end: the ground truth grows.
+                0 => (vec!["put".into(), "notes".into(), key.clone(), value.clone()], 30_000),
+                1 => (vec!["put".into(), "notes".into(), key.clone(), value.clone()], rng.below(40)),
                 2 => {
                     value = format!("\"{}\"", "x".repeat(300_000 + rng.below(200_000) as usize));
                     input = Some(value.clone());
@@ -236,8 +284,8 @@ fn killed_processes_and_a_damaged_store_lose_nothing_acknowledged() {
             log.push(format!("{round}: {} on device {d}: {code:?}", args[0]));
         }
         if round < faults {
-            remember_heads(&root, &mut old_heads);
-            let what = damage(&root, &mut rng, &mut old_heads);
+            remember_heads(root, &mut old_heads);
+            let what = damage(root, &mut rng, &mut old_heads);
             tally.faults += 1;
             log.push(format!("{round}: {what}"));
         }
@@ -273,8 +321,8 @@ fn killed_processes_and_a_damaged_store_lose_nothing_acknowledged() {
         device.ok(&["sync"]);
     }
     // The repaired store is whole: a device joining now gets everything.
-    let late = Device::new();
-    late.ok(&["join", &store.url(), "--name", "late"]);
+    let late = node();
+    late.ok(&["join", &backend.url, "--name", "late"]);
     assert_eq!(records(&late), records(&laptop), "a device joining the repaired store\n{report}");
     let held = records(&laptop);
     for (key, value) in &truth {

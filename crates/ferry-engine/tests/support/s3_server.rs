@@ -117,6 +117,11 @@ impl Server {
         format!("s3://{BUCKET}/{prefix}?endpoint=http://127.0.0.1:{}&region=us-east-1&path_style=true", self.port)
     }
 
+    /// Where s3s-fs keeps the objects under `prefix`, one file each (moto keeps them in memory).
+    pub fn objects_dir(&self, prefix: &str) -> PathBuf {
+        self.data.path().join(BUCKET).join(prefix)
+    }
+
     pub fn store(&self, prefix: &str) -> S3Store {
         let credentials = S3Credentials {
             access_key_id: "ferry-test".into(),
