@@ -242,3 +242,33 @@ fn lost_key_slots_are_written_again_by_the_next_check() {
         assert!(store.get(slot).unwrap().is_some(), "{slot} is back");
     }
 }
+
+#[test]
+fn a_damaged_vault_file_is_written_again_where_this_devices_objects_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, mut b) = two_synced_devices(dir.path(), &store);
+    a.put("notes", "n", &json!(1)).unwrap();
+    sync(&mut a, &store);
+    let good = store.get(paths::VAULT_FILE).unwrap().unwrap();
+    store.put(paths::VAULT_FILE, &good[..good.len() / 2]).unwrap();
+
+    // A device with something to push writes it again before anything else.
+    b.put("notes", "m", &json!(2)).unwrap();
+    let report = b.sync(handle(&store), Direction::Both).unwrap().push.unwrap();
+    assert_eq!(report.replaced_strays, vec![paths::VAULT_FILE.to_owned()]);
+    assert!(crate::sync::enroll::read_vault_file(&store).unwrap().is_some());
+
+    // One with nothing to push finds it at its store check.
+    store.put(paths::VAULT_FILE, b"{\"format\": \"ferry-va").unwrap();
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert_eq!(audit.damaged, vec![paths::VAULT_FILE.to_owned()]);
+    crate::sync_tests::join(dir.path(), "c", &store);
+
+    // A store whose damaged vault file sits beside none of this device's objects is not taken.
+    let elsewhere = MemoryStore::default();
+    elsewhere.put(paths::VAULT_FILE, b"{").unwrap();
+    let audit = a.check_store_contents(handle(&elsewhere)).unwrap();
+    assert!(audit.damaged.is_empty(), "{audit:?}");
+}

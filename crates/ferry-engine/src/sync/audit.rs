@@ -119,7 +119,15 @@ impl Vault {
             .collect();
         // Readers find what a HEAD names: records and blobs, then segments, then HEADs.
         report.missing.sort_by_key(|path| restore_rank(path));
-        let damaged = self.damaged_copies(handle)?;
+        let mut damaged = self.damaged_copies(handle)?;
+        // A vault file that does not parse (truncated, half-synced) where this device's own
+        // objects are: this device writes it again.
+        if listed.contains(paths::VAULT_FILE)
+            && matches!(super::enroll::read_vault_file(handle.store), Err(crate::Error::BadStoreObject { .. }))
+            && self.holds_own_objects(handle)?
+        {
+            damaged.push((paths::VAULT_FILE.to_owned(), self.vault_file_bytes()?));
+        }
         report.damaged = damaged.iter().map(|(path, _)| path.clone()).collect();
         Ok((report, damaged))
     }

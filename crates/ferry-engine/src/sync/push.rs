@@ -82,7 +82,17 @@ impl Vault {
         if self.has_anything_for(handle.id, last_seq.saturating_sub(uploaded))? {
             // Before writing anything, make sure the store holds this vault with these keys
             // (the location may have been pointed elsewhere since the last push).
-            self.check_store_vault(handle)?;
+            match self.check_store_vault(handle) {
+                // A vault file damaged in the store (truncated by a full disk, half-synced by
+                // a sync tool) where this device's own objects are: written again.
+                Err(Error::BadStoreObject { path, .. })
+                    if path == paths::VAULT_FILE && self.holds_own_objects(handle)? =>
+                {
+                    handle.store.put(paths::VAULT_FILE, &self.vault_file_bytes()?)?;
+                    report.replaced_strays.push(path);
+                }
+                other => other?,
+            }
         }
         // Blobs before the segments whose records may name them.
         report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
@@ -318,6 +328,20 @@ impl Vault {
     /// Refuses a store that holds another vault, or this vault with other keys.
     fn check_store_vault(&self, handle: StoreHandle<'_>) -> Result<()> {
         self.check_store_keys(handle.store).map(|_| ())
+    }
+
+    /// Whether the store holds this device's own record or first segment, byte for byte: proof
+    /// that it is this vault's store whatever its vault file says.
+    pub(super) fn holds_own_objects(&self, handle: StoreHandle<'_>) -> Result<bool> {
+        let me = self.device_id();
+        for path in [paths::segment(me, 1), paths::device_record(me)] {
+            if let (Some(held), Some(stored)) = (self.sealed_object(&path)?, handle.store.get(&path)?)
+                && held == stored
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Whether the store's copy of this device's HEAD is missing, unreadable or names an
