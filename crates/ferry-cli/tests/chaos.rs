@@ -323,7 +323,12 @@ fn chaos(backend: &Backend) {
     // The repaired store is whole: a device joining now gets everything.
     let late = node();
     late.ok(&["join", &backend.url, "--name", "late"]);
-    assert_eq!(records(&late), records(&laptop), "a device joining the repaired store\n{report}");
+    let (joined, everyone) = (records(&late), records(&laptop));
+    if joined != everyone {
+        let missing: Vec<_> = everyone.keys().filter(|k| !joined.contains_key(*k)).collect();
+        let status = late.run(&["sync", "status"]).stdout;
+        panic!("a device joining the repaired store lacks {missing:?}\n{status}\n{report}");
+    }
     let held = records(&laptop);
     for (key, value) in &truth {
         let found = held.get(key).unwrap_or_else(|| panic!("acknowledged {key} was lost\n{report}"));

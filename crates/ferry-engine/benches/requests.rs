@@ -3,7 +3,9 @@
 //! 1. a no-op pull (nothing new) from a store holding 10 devices × S segments each: the
 //!    requests it makes (goal ≤ 11: one listing and one conditional HEAD read per device);
 //! 2. one changed record pushed: the bytes uploaded (goal ≤ 1 KiB + the sealing overhead of the
-//!    objects written: the segment and the HEAD).
+//!    objects written: the segment and the HEAD);
+//! 3. the hourly store check of that store: its calls (goal ≤ 2: one listing, one read of the
+//!    vault file; an S3 listing pages by 1,000 objects).
 //!
 //! Run: `cargo bench -p ferry-engine --bench requests [-- --segments S]` (default 1,000;
 //! `--quick`: 20). The store is in memory: only counts are measured here.
@@ -99,6 +101,30 @@ fn main() {
             "one {} B JSON value changed, then a push: {objects} objects (segment + HEAD), sealing overhead \
              {SEAL_OVERHEAD} B each",
             value.len()
+        ),
+    });
+
+    counting.reset();
+    let audit = reader.check_store_contents(handle(reader, &counting)).unwrap();
+    assert!(audit.is_complete(), "{audit:?}");
+    let checked = counting.counts();
+    println!(
+        "store check of {} objects: {} calls ({} lists, {} reads)",
+        audit.listed,
+        checked.total(),
+        checked.lists,
+        checked.reads
+    );
+    record(&Row {
+        figure: "hourly store check, 10 devices",
+        value: checked.total() as f64,
+        unit: "calls",
+        reference: None,
+        ratio: None,
+        goal: Goal::AtMost(2.0),
+        how: format!(
+            "listing {} objects and comparing with what the reader holds (S3: one request per 1,000 listed)",
+            audit.listed
         ),
     });
 }
