@@ -266,6 +266,14 @@ fn a_damaged_vault_file_is_written_again_where_this_devices_objects_are() {
     assert_eq!(audit.damaged, vec![paths::VAULT_FILE.to_owned()]);
     crate::sync_tests::join(dir.path(), "c", &store);
 
+    // Its first segment and record lost too: any other of its objects proves the store.
+    store.delete(&paths::segment(a.device_id(), 1)).unwrap();
+    store.delete(&paths::device_record(a.device_id())).unwrap();
+    store.put(paths::VAULT_FILE, b"{").unwrap();
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert!(audit.damaged.contains(&paths::VAULT_FILE.to_owned()), "{audit:?}");
+
     // A store whose damaged vault file sits beside none of this device's objects is not taken.
     let elsewhere = MemoryStore::default();
     elsewhere.put(paths::VAULT_FILE, b"{").unwrap();

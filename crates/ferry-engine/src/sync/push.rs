@@ -330,15 +330,19 @@ impl Vault {
         self.check_store_keys(handle.store).map(|_| ())
     }
 
-    /// Whether the store holds this device's own record or first segment, byte for byte: proof
-    /// that it is this vault's store whatever its vault file says.
+    /// Whether the store holds, byte for byte, one of this device's own segments or a device
+    /// record this device holds: proof that it is this vault's store whatever its vault file
+    /// says. Stops at the first match; compares at most a few of each.
     pub(super) fn holds_own_objects(&self, handle: StoreHandle<'_>) -> Result<bool> {
-        let me = self.device_id();
-        for path in [paths::segment(me, 1), paths::device_record(me)] {
-            if let (Some(held), Some(stored)) = (self.sealed_object(&path)?, handle.store.get(&path)?)
-                && held == stored
-            {
-                return Ok(true);
+        let own_log = paths::head(self.device_id());
+        let own_log = own_log.trim_end_matches("HEAD");
+        for prefix in [own_log, paths::DEVICES] {
+            for path in handle.store.list(prefix)?.into_iter().filter(|p| paths::parse(p).is_some()).take(8) {
+                if let Some(held) = self.sealed_object(&path)?
+                    && handle.store.get(&path)?.as_deref() == Some(&held[..])
+                {
+                    return Ok(true);
+                }
             }
         }
         Ok(false)
