@@ -1,6 +1,6 @@
 //! The chaos harness: three devices of one vault share a store (a folder; a bucket of a real
 //! S3 server); rounds of real `ferry` processes are killed at random instants (put, large put,
-//! sync, blob put, forget, the daemon) and the store is damaged between rounds (objects
+//! sync, blob put, forget, pairing, the daemon) and the store is damaged between rounds (objects
 //! deleted, truncated, rolled back, duplicated under stray names). Then every device checks and syncs until quiet, and the
 //! harness holds them to an append-only log of acknowledged writes (a `ferry put` that exited
 //! 0): nothing acknowledged is lost, every device holds identical records, no object stays
@@ -126,6 +126,41 @@ fn wait_or_kill(child: &mut std::process::Child, after: Duration, tally: &mut Ta
     }
 }
 
+/// Starts `pair invite` on `inviter` and `pair accept` on `new`, and kills both after
+/// `after` (the invite waits for a typed code that never comes: it never finishes alone).
+fn pair_killed(inviter: &Node, new: &Node, after: Duration, tally: &mut Tally, panics: &mut Vec<String>) -> String {
+    use std::io::BufRead;
+    let mut invite = inviter
+        .process(&["pair", "invite", "--expires", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(invite.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let Some(token) = line.trim().strip_prefix("ferry pair accept ").map(|t| t.trim_matches('\'').to_owned()) else {
+        let _ = invite.kill();
+        let (_, stderr) = wait_or_kill(&mut invite, Duration::ZERO, tally);
+        return format!("no invite: {stderr}");
+    };
+    let mut accept = new
+        .process(&["pair", "accept", &token, "--name", "new"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (accepted, accept_err) = wait_or_kill(&mut accept, after, tally);
+    let (invited, invite_err) = wait_or_kill(&mut invite, Duration::ZERO, tally);
+    for stderr in [&accept_err, &invite_err] {
+        if stderr.contains("panicked") {
+            panics.push(format!("ferry pair: {stderr}"));
+        }
+    }
+    format!("accept {accepted:?}, invite {invited:?}")
+}
+
 fn store_objects(root: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![root.to_path_buf()];
@@ -246,7 +281,12 @@ fn chaos(backend: &Backend) {
     for round in 0..rounds {
         let d = rng.below(3) as usize;
         let device = devices[d];
-        if round < kills {
+        if round < kills && rng.below(8) == 0 {
+            // Pairing a new device, both halves killed at a random instant.
+            let after = Duration::from_millis(rng.below(1_500));
+            let what = pair_killed(device, &node(), after, &mut tally, &mut panics);
+            log.push(format!("{round}: pairing from device {d}: {what}"));
+        } else if round < kills {
             let key = format!("r{round}-d{d}");
             let mut input = None;
             let mut value = format!("{round}");

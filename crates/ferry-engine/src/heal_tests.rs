@@ -280,3 +280,39 @@ fn a_damaged_vault_file_is_written_again_where_this_devices_objects_are() {
     let audit = a.check_store_contents(handle(&elsewhere)).unwrap();
     assert!(audit.damaged.is_empty(), "{audit:?}");
 }
+
+#[test]
+fn truncated_objects_are_found_by_their_listed_size_and_replaced_by_good_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, mut b) = two_synced_devices(dir.path(), &store);
+    for n in 0..3 {
+        b.put("notes", &format!("b{n}"), &json!("many words ".repeat(n * 20))).unwrap();
+        sync(&mut b, &store);
+    }
+    sync(&mut a, &store);
+    // A full disk cut b's record and b's second segment; the devices that hold them never
+    // read them again, so only a new device would notice.
+    let record = paths::device_record(b.device_id());
+    let segment = paths::segment(b.device_id(), 2);
+    for path in [&record, &segment] {
+        let bytes = store.get(path).unwrap().unwrap();
+        store.put(path, &bytes[..bytes.len() - 10]).unwrap();
+    }
+    let audit = a.check_store_contents(handle(&store)).unwrap();
+    assert_eq!(audit.damaged, vec![record.clone(), segment.clone()], "{audit:?}");
+    audit_at_next_push(&a, &store);
+    let audit = a.sync(handle(&store), Direction::Both).unwrap().push.unwrap().audit.unwrap();
+    assert_eq!(audit.restored, 2, "{audit:?}");
+    let mut c = crate::sync_tests::join(dir.path(), "c", &store);
+    sync(&mut c, &store);
+    assert!(c.get("notes", "b2").unwrap().is_some(), "a new device reads all of b's log");
+
+    // A copy of another size that b signed (as after b re-sealed its log for a forget) is
+    // left alone: only a copy that does not verify is damage.
+    let resealed = store.get(&paths::segment(b.device_id(), 3)).unwrap().unwrap();
+    assert_ne!(resealed.len(), store.get(&segment).unwrap().unwrap().len());
+    store.put(&segment, &resealed).unwrap();
+    let audit = a.check_store_contents(handle(&store)).unwrap();
+    assert!(audit.damaged.is_empty(), "{audit:?}");
+}

@@ -87,6 +87,10 @@ impl<S: Store> Store for CountingStore<S> {
         self.count(1);
         self.inner.list(prefix)
     }
+    fn list_sized(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
+        self.count(1);
+        self.inner.list_sized(prefix)
+    }
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         self.count(3);
         self.inner.delete(path)
@@ -167,6 +171,10 @@ impl<S: Store> Store for FaultyStore<S> {
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         self.enter(prefix)?;
         self.inner.list(prefix)
+    }
+    fn list_sized(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
+        self.enter(prefix)?;
+        self.inner.list_sized(prefix)
     }
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         self.enter(path)?;

@@ -25,6 +25,47 @@ pub struct FolderStore {
 }
 
 impl FolderStore {
+    /// The objects under `prefix`, sorted, with their sizes if `sized` (one stat each).
+    fn walk(&self, prefix: &str, sized: bool) -> Result<Vec<crate::Listed>, StoreError> {
+        check_path(prefix)?;
+        self.check_root()?;
+        let mut out = Vec::new();
+        let mut pending = vec![self.root.join(prefix)];
+        while let Some(dir) = pending.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::from_io(prefix, &e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| StoreError::from_io(prefix, &e))?;
+                let path = entry.path();
+                let Ok(relative) = path.strip_prefix(&self.root) else { continue };
+                let Some(relative) = relative.to_str().map(|r| r.replace('\\', "/")) else { continue };
+                if relative.starts_with(TMP_DIR) {
+                    continue;
+                }
+                if entry.file_type().map_err(|e| StoreError::from_io(prefix, &e))?.is_dir() {
+                    pending.push(path);
+                } else if check_path(&relative).is_ok() {
+                    // Names ferry never writes (sync-tool temporaries, conflict copies) are skipped.
+                    // A file gone between the listing and its stat is left out.
+                    let size = match sized {
+                        false => None,
+                        true => match entry.metadata() {
+                            Ok(metadata) => Some(metadata.len()),
+                            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                            Err(e) => return Err(StoreError::from_io(prefix, &e)),
+                        },
+                    };
+                    out.push(crate::Listed { path: relative, size });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// A store at `root`, which must exist (see `prepare`). Reads and writes of a missing root report [`StoreErrorKind::Unavailable`]: an
     /// unmounted disk must not look like an empty store.
     pub fn new(root: impl Into<PathBuf>) -> Self {
@@ -184,34 +225,11 @@ impl Store for FolderStore {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        check_path(prefix)?;
-        self.check_root()?;
-        let mut out = Vec::new();
-        let mut pending = vec![self.root.join(prefix)];
-        while let Some(dir) = pending.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::from_io(prefix, &e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| StoreError::from_io(prefix, &e))?;
-                let path = entry.path();
-                let Ok(relative) = path.strip_prefix(&self.root) else { continue };
-                let Some(relative) = relative.to_str().map(|r| r.replace('\\', "/")) else { continue };
-                if relative.starts_with(TMP_DIR) {
-                    continue;
-                }
-                if entry.file_type().map_err(|e| StoreError::from_io(prefix, &e))?.is_dir() {
-                    pending.push(path);
-                } else if check_path(&relative).is_ok() {
-                    // Names ferry never writes (sync-tool temporaries, conflict copies) are skipped.
-                    out.push(relative);
-                }
-            }
-        }
-        out.sort();
-        Ok(out)
+        Ok(self.walk(prefix, false)?.into_iter().map(|listed| listed.path).collect())
+    }
+
+    fn list_sized(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
+        self.walk(prefix, true)
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {

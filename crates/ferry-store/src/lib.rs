@@ -113,11 +113,30 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The store is unreachable or refuses.
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
 
+    /// [`Store::list`] with each object's size where the store's listing gives it (S3 and
+    /// folders do) at no extra request: a store check spots a truncated object without reading
+    /// it. The default gives no sizes.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        Ok(self.list(prefix)?.into_iter().map(|path| Listed { path, size: None }).collect())
+    }
+
     /// Deletes an object; deleting a missing object is not an error.
     ///
     /// # Errors
     /// The store is unreachable or refuses.
     fn delete(&self, path: &str) -> Result<(), StoreError>;
+}
+
+/// An object a listing found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its path.
+    pub path: String,
+    /// Its size in bytes, if the listing says.
+    pub size: Option<u64>,
 }
 
 /// Checks that `path` is a store path ferry writes: relative, `/`-separated segments of ASCII
@@ -156,6 +175,9 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         (**self).list(prefix)
+    }
+    fn list_sized(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        (**self).list_sized(prefix)
     }
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         (**self).delete(path)

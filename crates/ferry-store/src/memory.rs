@@ -66,6 +66,16 @@ impl Store for MemoryStore {
         Ok(self.objects().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
     }
 
+    fn list_sized(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
+        check_path(prefix)?;
+        Ok(self
+            .objects()
+            .iter()
+            .filter(|(path, _)| path.starts_with(prefix))
+            .map(|(path, (bytes, _))| crate::Listed { path: path.clone(), size: Some(bytes.len() as u64) })
+            .collect())
+    }
+
     fn delete(&self, path: &str) -> Result<(), StoreError> {
         check_path(path)?;
         self.objects().remove(path);

@@ -379,18 +379,26 @@ impl Store for S3Store {
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_sized(prefix)?.into_iter().map(|listed| listed.path).collect())
+    }
+
+    fn list_sized(&self, prefix: &str) -> Result<Vec<crate::Listed>, StoreError> {
         check_path(prefix)?;
         self.count();
         let entries = self
             .block_on(self.operator.list_with(prefix).recursive(true).into_future())
             .map_err(|e| self.error(prefix, &e))?;
-        let mut paths: Vec<String> = entries
+        // ListObjectsV2 gives every object's size with its name.
+        let mut listed: Vec<crate::Listed> = entries
             .into_iter()
-            .map(|entry| entry.path().trim_start_matches('/').to_owned())
-            .filter(|path| !path.ends_with('/') && check_path(path).is_ok())
+            .map(|entry| crate::Listed {
+                path: entry.path().trim_start_matches('/').to_owned(),
+                size: Some(entry.metadata().content_length()),
+            })
+            .filter(|listed| !listed.path.ends_with('/') && check_path(&listed.path).is_ok())
             .collect();
-        paths.sort();
-        Ok(paths)
+        listed.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(listed)
     }
 
     fn delete(&self, path: &str) -> Result<(), StoreError> {

@@ -95,7 +95,8 @@ impl Vault {
 
     /// The report, and the good copies of damaged objects.
     fn audit(&self, handle: StoreHandle<'_>) -> Result<(AuditReport, Vec<GoodCopy>)> {
-        let listed: HashSet<String> = handle.store.list("")?.into_iter().collect();
+        let listing = handle.store.list_sized("")?;
+        let listed: HashSet<String> = listing.iter().map(|l| l.path.clone()).collect();
         let mut report = AuditReport { listed: listed.len() as u64, ..AuditReport::default() };
         let uploaded = self.uploaded_seq(handle.id)?;
         let me = self.device_id();
@@ -120,6 +121,9 @@ impl Vault {
         // Readers find what a HEAD names: records and blobs, then segments, then HEADs.
         report.missing.sort_by_key(|path| restore_rank(path));
         let mut damaged = self.damaged_copies(handle)?;
+        damaged.extend(self.damaged_by_size(handle, &listing, uploaded)?);
+        damaged.sort();
+        damaged.dedup_by(|a, b| a.0 == b.0);
         // A vault file that does not parse (truncated, half-synced) where this device's own
         // objects are: this device writes it again.
         if listed.contains(paths::VAULT_FILE)
@@ -186,6 +190,43 @@ impl Vault {
             let Some(held) = self.sealed_object(&path)? else { continue };
             if handle.store.get(&path)?.as_deref() != Some(&held[..]) {
                 damaged.push((path, held));
+            }
+        }
+        Ok(damaged)
+    }
+}
+
+impl Vault {
+    /// Objects whose listed size differs from the copy this device holds and whose store copy
+    /// does not verify (truncated by a full disk, cut by a sync tool): the good copies. A copy
+    /// that verifies is left alone, whatever its size (its writer re-sealed it after a forget).
+    fn damaged_by_size(
+        &self,
+        handle: StoreHandle<'_>,
+        listing: &[ferry_store::Listed],
+        uploaded: u64,
+    ) -> Result<Vec<GoodCopy>> {
+        let held = self.sealed_sizes()?;
+        let me = self.device_id();
+        let registry = super::registry::Registry::load(&self.conn)?;
+        let vault_id = VaultKeys::load(&self.conn)?.vault_id;
+        let mut damaged = Vec::new();
+        for listed in listing {
+            let (Some(size), Some(&held_size)) = (listed.size, held.get(&listed.path)) else { continue };
+            if size == held_size
+                || matches!(paths::parse(&listed.path), Some(StorePath::Segment(d, seq)) if d == me && seq > uploaded)
+            {
+                continue;
+            }
+            let Some(stored) = handle.store.get(&listed.path)? else { continue };
+            let verifies = ferry_format::seal::Header::parse(&stored).is_ok_and(|header| {
+                header.vault_id == vault_id
+                    && registry
+                        .key(header.device_id)
+                        .is_some_and(|key| ferry_format::seal::verify_signature(&stored, &key).is_ok())
+            });
+            if !verifies && let Some(good) = self.sealed_object(&listed.path)? {
+                damaged.push((listed.path.clone(), good));
             }
         }
         Ok(damaged)

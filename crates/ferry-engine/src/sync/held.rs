@@ -136,6 +136,41 @@ impl Vault {
         Ok(all)
     }
 
+    /// The sizes of the sealed objects this device holds that never change in place (segments,
+    /// device records, blobs, key epochs, revocations), by store path. Read without loading
+    /// the objects: a store check compares them with a listing's sizes.
+    pub(crate) fn sealed_sizes(&self) -> Result<std::collections::HashMap<String, u64>> {
+        let mut sizes = std::collections::HashMap::new();
+        let me = self.device_id();
+        let rows = |sql: &str| -> Result<Vec<(Vec<u8>, i64, i64)>> {
+            Ok(self
+                .conn
+                .prepare(sql)?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?)
+        };
+        for (_, seq, len) in rows("SELECT x'', seq, length(bytes) FROM own_segments")? {
+            sizes.insert(paths::segment(me, from_sql_u64(seq)?), from_sql_u64(len)?);
+        }
+        for (device, seq, len) in rows("SELECT device, seq, length(bytes) FROM imported_segments")? {
+            let Some(device) = DeviceId::from_slice(&device) else { continue };
+            sizes.insert(paths::segment(device, from_sql_u64(seq)?), from_sql_u64(len)?);
+        }
+        for (device, _, len) in rows("SELECT device_id, 0, length(record) FROM devices WHERE record IS NOT NULL")? {
+            let Some(device) = DeviceId::from_slice(&device) else { continue };
+            sizes.insert(paths::device_record(device), from_sql_u64(len)?);
+        }
+        for (path, bytes) in self.registry_objects()? {
+            sizes.insert(path, bytes.len() as u64);
+        }
+        for id in self.blob_ids()? {
+            if let Ok(metadata) = std::fs::metadata(self.blob_file(&id)) {
+                sizes.insert(paths::blob(&id.0), metadata.len());
+            }
+        }
+        Ok(sizes)
+    }
+
     /// Remembers an address where another device of the vault serves (`ferry peers add`):
     /// `ferry serve` pulls from it on every round. Returns its local id.
     ///
