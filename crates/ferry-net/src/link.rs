@@ -127,6 +127,7 @@ fn follow(
         if waited.version == *seen {
             continue;
         }
+        shared.peers.has_news(device);
         match vault.pull_from_peer(&peer) {
             Ok(report) => {
                 if report.deferred.is_empty() {
@@ -141,7 +142,7 @@ fn follow(
                 if !stored {
                     stored = vault.note_peer_address(device, addr).is_ok();
                 }
-                shared.peers.synced(device, addr, report.imported_ops);
+                shared.peers.synced(device, addr, report.imported_ops, report.deferred.is_empty());
                 imports.add(device, addr, report.imported_ops, report.imported_segments);
                 let detail = format!("pulled {} ops in {} segments", report.imported_ops, report.imported_segments);
                 shared.attempts.record(Direction::Outbound, addr, who.clone(), true, detail);

@@ -49,7 +49,16 @@ pub struct PeerInfo {
     pub pulled_ops: u64,
     /// Why the last attempt failed.
     pub last_error: Option<String>,
+    /// Since when it has had changes this device has not imported yet (ms since the Unix
+    /// epoch): set when it says its data changed, cleared once they are imported. A peer that
+    /// stays behind on a bad link shows here, not as "connected and fine".
+    pub behind_since_ms: Option<u64>,
+    /// How long the last catch-up took, from the peer's news to the import (ms).
+    pub last_catch_up_ms: Option<u64>,
 }
+
+/// A catch-up slower than this is logged.
+const SLOW_CATCH_UP_MS: u64 = 5_000;
 
 /// A flag a sleeping thread can be woken by.
 #[derive(Debug, Default)]
@@ -180,12 +189,29 @@ impl PeerTable {
         }
     }
 
-    /// A pull from `device` at `addr` worked.
-    pub fn synced(&self, device: DeviceId, addr: &str, ops: u64) {
+    /// `device` says its data changed: this device is behind it until a pull catches up.
+    pub fn has_news(&self, device: DeviceId) {
+        self.with(device, |entry| {
+            entry.info.behind_since_ms.get_or_insert_with(crate::now_ms);
+        });
+    }
+
+    /// A pull from `device` at `addr` worked; `caught_up` when it imported everything the peer
+    /// served (nothing was left to another link).
+    pub fn synced(&self, device: DeviceId, addr: &str, ops: u64, caught_up: bool) {
         self.answered(device, addr);
         self.with(device, |entry| {
-            entry.info.last_sync_ms = Some(crate::now_ms());
+            let now = crate::now_ms();
+            entry.info.last_sync_ms = Some(now);
             entry.info.pulled_ops += ops;
+            if caught_up && let Some(since) = entry.info.behind_since_ms.take() {
+                let took = now.saturating_sub(since);
+                entry.info.last_catch_up_ms = Some(took);
+                if took > SLOW_CATCH_UP_MS {
+                    let (peer, device) = (&entry.info.name, device.short());
+                    tracing::warn!(%peer, %device, seconds = took / 1000, "caught up with a peer slowly");
+                }
+            }
         });
     }
 
@@ -252,12 +278,30 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_is_behind_from_its_news_until_a_pull_catches_up() {
+        let a = DeviceId::from_bytes([1; 16]);
+        let table = PeerTable::default();
+        table.set_members(&[(a, "laptop".into())]);
+        table.has_news(a);
+        let since = table.snapshot()[0].behind_since_ms;
+        assert!(since.is_some());
+        table.has_news(a);
+        assert_eq!(table.snapshot()[0].behind_since_ms, since, "the first news counts");
+        table.synced(a, "10.0.0.1:7420", 1, false);
+        assert_eq!(table.snapshot()[0].behind_since_ms, since, "a pull that left some behind is not a catch-up");
+        table.synced(a, "10.0.0.1:7420", 1, true);
+        let peer = &table.snapshot()[0];
+        assert_eq!(peer.behind_since_ms, None);
+        assert!(peer.last_catch_up_ms.is_some());
+    }
+
+    #[test]
     fn members_decide_who_is_in_the_table() {
         let (a, b) = (DeviceId::from_bytes([1; 16]), DeviceId::from_bytes([2; 16]));
         let table = PeerTable::default();
         table.set_members(&[(a, "laptop".into()), (b, "phone".into())]);
         table.discovered(a, "10.0.0.1:7420".parse().unwrap_or_else(|e| panic!("{e}")));
-        table.synced(b, "10.0.0.2:7420", 5);
+        table.synced(b, "10.0.0.2:7420", 5, true);
         table.set_members(&[(a, "laptop".into())]);
         let peers = table.snapshot();
         assert_eq!(peers.len(), 1);

@@ -132,17 +132,29 @@ pub fn peers(vault: &mut Vault, args: &PeersArgs) -> Result<()> {
                         text(&p["state"]),
                         address.to_owned(),
                         when(&p["last_sync_ms"]),
+                        lag(p),
                         text(&p["last_error"]),
                     ]
                 })
                 .collect();
-            output::table(&mut out, &["NAME", "DEVICE", "STATE", "ADDRESS", "LAST SYNC", "LAST ERROR"], &rows)?;
+            output::table(&mut out, &["NAME", "DEVICE", "STATE", "ADDRESS", "LAST SYNC", "LAG", "LAST ERROR"], &rows)?;
             if !live {
                 writeln!(out, "(no daemon running: states are from the last pulls; `ferry serve` follows peers live)")?;
             }
         }
     }
     Ok(())
+}
+
+/// How far behind this device is of a peer: "behind 12 s" while its changes wait to be
+/// imported, else how long the last catch-up took.
+pub(super) fn lag(peer: &serde_json::Value) -> String {
+    let seconds = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+    match (peer["behind_since_ms"].as_u64(), peer["last_catch_up_ms"].as_u64()) {
+        (Some(since), _) => format!("behind {}", seconds(ferry_engine::now_ms().saturating_sub(since))),
+        (None, Some(took)) => format!("caught up in {}", seconds(took)),
+        (None, None) => "-".to_owned(),
+    }
 }
 
 /// The peers as the database remembers them: each stored or used address, by device.

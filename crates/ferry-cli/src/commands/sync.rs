@@ -227,6 +227,16 @@ fn status(vault: &Vault, json: bool) -> Result<()> {
             .collect();
         output::table(&mut out, &["  DEVICE", "ID", "SEGMENTS", "OPS IMPORTED"], &rows)?;
     }
+    // Live peer links, when a daemon follows them: their state and how far behind they are.
+    if let Ok(daemon) = ferry_net::api::LocalClient::for_home(vault.home().root())
+        && let Ok(peers) = daemon.get("/api/sync/peers")
+    {
+        for peer in peers.as_array().into_iter().flatten() {
+            let name = peer["name"].as_str().unwrap_or_default();
+            let state = peer["state"].as_str().unwrap_or_default();
+            writeln!(out, "peer {name} (daemon): {state}, {}", super::peers::lag(peer))?;
+        }
+    }
     writeln!(
         out,
         "conflicts: {} concurrent writes resolved automatically; {} records have concurrent heads now",

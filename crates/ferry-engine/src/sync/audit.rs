@@ -219,13 +219,9 @@ impl Vault {
                 continue;
             }
             let Some(stored) = handle.store.get(&listed.path)? else { continue };
-            let verifies = ferry_format::seal::Header::parse(&stored).is_ok_and(|header| {
-                header.vault_id == vault_id
-                    && registry
-                        .key(header.device_id)
-                        .is_some_and(|key| ferry_format::seal::verify_signature(&stored, &key).is_ok())
-            });
-            if !verifies && let Some(good) = self.sealed_object(&listed.path)? {
+            if !super::push::signed_in_vault(&stored, vault_id, &registry)
+                && let Some(good) = self.sealed_object(&listed.path)?
+            {
                 damaged.push((listed.path.clone(), good));
             }
         }

@@ -330,17 +330,15 @@ impl Vault {
         self.check_store_keys(handle.store).map(|_| ())
     }
 
-    /// Whether the store holds, byte for byte, one of this device's own segments or a device
-    /// record this device holds: proof that it is this vault's store whatever its vault file
-    /// says. Stops at the first match; compares at most a few of each.
+    /// Whether the store holds an object of this vault signed by one of its devices (a
+    /// segment, a HEAD, a device record): proof that it is this vault's store whatever its
+    /// vault file says. Reads at most 32 of each kind; stops at the first.
     pub(super) fn holds_own_objects(&self, handle: StoreHandle<'_>) -> Result<bool> {
-        let own_log = paths::head(self.device_id());
-        let own_log = own_log.trim_end_matches("HEAD");
-        for prefix in [own_log, paths::DEVICES] {
-            for path in handle.store.list(prefix)?.into_iter().filter(|p| paths::parse(p).is_some()).take(8) {
-                if let Some(held) = self.sealed_object(&path)?
-                    && handle.store.get(&path)?.as_deref() == Some(&held[..])
-                {
+        let registry = super::registry::Registry::load(&self.conn)?;
+        let vault_id = VaultKeys::load(&self.conn)?.vault_id;
+        for prefix in ["log/", paths::DEVICES] {
+            for path in handle.store.list(prefix)?.into_iter().filter(|p| paths::parse(p).is_some()).take(32) {
+                if handle.store.get(&path)?.is_some_and(|bytes| signed_in_vault(&bytes, vault_id, &registry)) {
                     return Ok(true);
                 }
             }
@@ -392,4 +390,19 @@ impl Vault {
 /// accept it.
 fn is_rotation_object(path: &str) -> bool {
     matches!(paths::parse(path), Some(paths::StorePath::KeyEpoch(_) | paths::StorePath::Revocation(..)))
+}
+
+/// Whether `bytes` is an object of vault `vault_id` whose signature verifies with the key of
+/// the device its header names (any device the registry knows, revoked ones included).
+pub(super) fn signed_in_vault(
+    bytes: &[u8],
+    vault_id: ferry_format::VaultId,
+    registry: &super::registry::Registry,
+) -> bool {
+    ferry_format::seal::Header::parse(bytes).is_ok_and(|header| {
+        header.vault_id == vault_id
+            && registry
+                .key(header.device_id)
+                .is_some_and(|key| ferry_format::seal::verify_signature(bytes, &key).is_ok())
+    })
 }
