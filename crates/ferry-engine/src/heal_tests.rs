@@ -259,6 +259,18 @@ fn a_damaged_vault_file_is_written_again_where_this_devices_objects_are() {
     assert_eq!(report.replaced_strays, vec![paths::VAULT_FILE.to_owned()]);
     assert!(crate::sync::enroll::read_vault_file(&store).unwrap().is_some());
 
+    // Damaged together with a rolled-back HEAD (a restored backup of the share): both mended.
+    let head = paths::head(b.device_id());
+    let old_head = store.get(&head).unwrap().unwrap();
+    b.put("notes", "m2", &json!(3)).unwrap();
+    sync(&mut b, &store);
+    store.put(&head, &old_head).unwrap();
+    store.put(paths::VAULT_FILE, &good[..10]).unwrap();
+    b.put("notes", "m3", &json!(4)).unwrap();
+    let report = b.sync(handle(&store), Direction::Both).unwrap().push.unwrap();
+    assert!(report.republished_head, "{report:?}");
+    assert_eq!(report.replaced_strays, vec![paths::VAULT_FILE.to_owned()]);
+
     // One with nothing to push finds it at its store check.
     store.put(paths::VAULT_FILE, b"{\"format\": \"ferry-va").unwrap();
     audit_at_next_push(&a, &store);

@@ -252,6 +252,11 @@ impl Daemon {
         self.events.peers.snapshot()
     }
 
+    /// What this daemon served its peers since it started.
+    pub fn served(&self) -> crate::server::ServedCounts {
+        self.events.served.counts()
+    }
+
     /// Recent connection attempts, newest first.
     pub fn attempts(&self, limit: usize) -> Vec<Attempt> {
         self.events.attempts.latest(limit)

@@ -12,6 +12,9 @@ pub fn peer_answers(bytes: &[u8]) {
     let _ = serde_json::from_slice::<Vec<String>>(bytes);
     let _ = serde_json::from_slice::<crate::peer_store::Waited>(bytes);
     let _ = serde_json::from_slice::<crate::api::DaemonFile>(bytes);
+    if let Some((&asked, body)) = bytes.split_first() {
+        let _ = crate::batch::decode(body, usize::from(asked));
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 pub mod api;
 mod attempts;
+mod batch;
 mod changes;
 mod daemon;
 mod dial;
@@ -42,7 +43,7 @@ pub use pairing::{Acceptance, Invitation, accept, codes_match};
 pub use peer_store::{ClaimAs, PeerStore, Waited, hub_opener};
 pub use peers::{PeerInfo, PeerState, PeerTable};
 pub use replicator::{PeerPull, Replicator, Revocation, StoreOutcome};
-pub use server::{ServeError, Server, ServerEvents, serve};
+pub use server::{ServeError, Served, ServedCounts, Server, ServerEvents, serve};
 pub use tls::{Pins, TlsError, TlsIdentity};
 
 use ferry_engine::now_ms;

@@ -16,6 +16,9 @@ pub struct PeerStore {
     client: Client,
     /// A hub: takes writes.
     hub: bool,
+    /// The other side answered a batch with "no such route" (a hub, an older ferry): read
+    /// objects one by one from then on.
+    no_batch: std::sync::atomic::AtomicBool,
 }
 
 /// How long a connection may take to open (a LAN peer answers in milliseconds).
@@ -42,7 +45,13 @@ impl PeerStore {
             .build()
             .map_err(|e| TlsError::Certificate(e.to_string()))?;
         // The peer is identified by its key, not its name: any name works for SNI.
-        Ok(Self { base: format!("https://{addr}"), label: format!("peer:{addr}"), client, hub: false })
+        Ok(Self {
+            base: format!("https://{addr}"),
+            label: format!("peer:{addr}"),
+            client,
+            hub: false,
+            no_batch: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The hub at `location`, accepted only if its certificate carries the key the location names.
@@ -253,6 +262,35 @@ impl PeerStore {
         }
     }
 
+    /// `paths` in batches of [`crate::batch::MAX_BATCH`], one request each; `None` when the
+    /// other side has no batch route (then the caller reads one by one).
+    fn get_many_now(&self, paths: &[String]) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
+        let mut objects = Vec::with_capacity(paths.len());
+        for chunk in paths.chunks(crate::batch::MAX_BATCH) {
+            let path = "v1/batch";
+            let body =
+                serde_json::to_vec(chunk).map_err(|e| StoreError::new(StoreErrorKind::Other, path, e.to_string()))?;
+            let response = self
+                .client
+                .post(format!("{}/{path}", self.base))
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .map_err(|e| self.error(path, &e))?;
+            match response.status() {
+                StatusCode::OK => {}
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
+                _ => return Err(self.answer_error(path, response)),
+            }
+            let answer = response.bytes().map_err(|e| self.error(path, &e))?;
+            let decoded = crate::batch::decode(&answer, chunk.len()).map_err(|why| {
+                StoreError::new(StoreErrorKind::Other, path, format!("{}: bad batch answer: {why}", self.label))
+            })?;
+            objects.extend(decoded);
+        }
+        Ok(Some(objects))
+    }
+
     fn list_now(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         check_path(prefix)?;
         let request = self
@@ -290,6 +328,20 @@ impl Store for PeerStore {
 
     fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
         ferry_store::outside_async(|| self.get_if_changed_now(path, etag))
+    }
+
+    fn get_many(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        use std::sync::atomic::Ordering;
+        for path in paths {
+            check_path(path)?;
+        }
+        if paths.len() > 1 && !self.no_batch.load(Ordering::Relaxed) {
+            match ferry_store::outside_async(|| self.get_many_now(paths))? {
+                Some(objects) => return Ok(objects),
+                None => self.no_batch.store(true, Ordering::Relaxed),
+            }
+        }
+        paths.iter().map(|path| self.get(path)).collect()
     }
 
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {

@@ -26,6 +26,7 @@ use ferry_engine::Vault;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
@@ -85,6 +86,44 @@ pub struct ServerEvents {
     pub attempts: Attempts,
     /// Peers that connect are marked seen (and a link waiting to retry them wakes).
     pub peers: PeerTable,
+    /// What was served, counted.
+    pub served: Served,
+}
+
+/// What a device served its peers since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServedCounts {
+    /// Requests for objects: single objects, batches, listings.
+    pub data_requests: u64,
+    /// Long-polls answered.
+    pub waits: u64,
+    /// Objects sent.
+    pub objects: u64,
+    /// Bytes of objects sent.
+    pub object_bytes: u64,
+}
+
+/// Counters of what a server served (cheap to clone; shared).
+#[derive(Clone, Debug, Default)]
+pub struct Served(Arc<[AtomicU64; 4]>);
+
+impl Served {
+    /// The counts now.
+    pub fn counts(&self) -> ServedCounts {
+        let [data_requests, waits, objects, object_bytes] =
+            self.0.as_ref().each_ref().map(|c| c.load(Ordering::Relaxed));
+        ServedCounts { data_requests, waits, objects, object_bytes }
+    }
+
+    fn request(&self, objects: &[&[u8]]) {
+        self.0[0].fetch_add(1, Ordering::Relaxed);
+        self.0[2].fetch_add(objects.len() as u64, Ordering::Relaxed);
+        self.0[3].fetch_add(objects.iter().map(|o| o.len() as u64).sum(), Ordering::Relaxed);
+    }
+
+    fn wait(&self) {
+        self.0[1].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Clone)]
@@ -92,6 +131,7 @@ struct AppState {
     vault: Arc<Mutex<Vault>>,
     changes: Changes,
     device: String,
+    served: Served,
 }
 
 /// A running server (the peer API, or the local API); dropping it stops it.
@@ -154,11 +194,13 @@ pub fn serve(
         device: vault.device_id().to_string(),
         vault: Arc::new(Mutex::new(vault)),
         changes: events.changes.clone(),
+        served: events.served.clone(),
     };
     let app = Router::new()
         .route("/v1/objects/{*path}", get(object))
         .route("/v1/list", get(list))
         .route("/v1/wait", get(wait))
+        .route("/v1/batch", axum::routing::post(batch))
         .with_state(state);
     let limits = ConnectionLimits::new();
     runtime.spawn(async move {
@@ -279,6 +321,7 @@ impl WaitQuery {
 }
 
 async fn wait(State(state): State<AppState>, Query(query): Query<WaitQuery>) -> Response {
+    state.served.wait();
     let version = state.changes.wait_unlike(&query.seen, query.timeout()).await;
     axum::Json(serde_json::json!({ "device": state.device, "version": version })).into_response()
 }
@@ -292,10 +335,38 @@ async fn object(State(state): State<AppState>, Path(path): Path<String>, headers
     let held = tokio::task::spawn_blocking(move || vault.lock().ok().map(|mut v| v.held_object(&path))).await;
     let bytes = match held {
         Ok(Some(Ok(Some(bytes)))) => bytes,
-        Ok(Some(Ok(None))) => return StatusCode::NOT_FOUND.into_response(),
+        Ok(Some(Ok(None))) => {
+            state.served.request(&[]);
+            return StatusCode::NOT_FOUND.into_response();
+        }
         _ => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    state.served.request(&[&bytes]);
     object_response(bytes, &headers)
+}
+
+/// Many objects in one answer ([`crate::batch`]): what a pull asks for a run of segments.
+async fn batch(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+    let Ok(paths) = serde_json::from_slice::<Vec<String>>(&body) else {
+        return (StatusCode::BAD_REQUEST, "expected a JSON array of store paths").into_response();
+    };
+    if paths.len() > crate::batch::MAX_BATCH || paths.iter().any(|path| ferry_store::check_path(path).is_err()) {
+        let why = format!("at most {} store paths", crate::batch::MAX_BATCH);
+        return (StatusCode::BAD_REQUEST, why).into_response();
+    }
+    let (vault, served) = (state.vault, state.served);
+    let held = tokio::task::spawn_blocking(move || {
+        let mut vault = vault.lock().ok()?;
+        paths.iter().map(|path| vault.held_object(path)).collect::<Result<Vec<_>, _>>().ok()
+    })
+    .await;
+    match held {
+        Ok(Some(objects)) => {
+            served.request(&objects.iter().flatten().map(Vec::as_slice).collect::<Vec<_>>());
+            crate::batch::encode(&objects).into_response()
+        }
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// An object with its ETag (its BLAKE3), or 304 when the request's `If-None-Match` names it.
@@ -318,6 +389,7 @@ pub(crate) struct ListQuery {
 }
 
 async fn list(State(state): State<AppState>, Query(query): Query<ListQuery>) -> Response {
+    state.served.request(&[]);
     let vault = state.vault;
     let held = tokio::task::spawn_blocking(move || vault.lock().ok().map(|mut v| v.held_paths(&query.prefix))).await;
     match held {

@@ -126,3 +126,29 @@ fn recorded(events: &ServerEvents, what: impl Fn(&ferry_net::Attempt) -> bool) -
         false
     })
 }
+
+#[test]
+fn a_long_log_crosses_in_batches_each_segment_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, _c, _store) = three_devices(dir.path());
+    for n in 0..100 {
+        a.put("notes", &format!("n{n}"), &json!(n)).unwrap();
+        a.held_paths("log/").unwrap(); // seals what is pending: one segment per write
+    }
+    let events = ServerEvents::default();
+    let a_server = serve_home_with(dir.path(), "a", &a, events.clone());
+    let report = b.pull_from_peer(&peer(&b, &a_server)).unwrap();
+    assert_eq!(report.imported_segments, 100, "{report:?}");
+    let served = events.served.counts();
+    eprintln!("a pull of 100 segments: {served:?}");
+    // A listing of devices, a HEAD per device, two batches of segments (64 + 36): not 100+.
+    assert!(served.data_requests <= 8, "{served:?}");
+    let segments = a.held_paths(&format!("log/{}/", a.device_id())).unwrap().len() - 1; // without the HEAD
+    assert_eq!(segments, 100);
+    assert!(served.objects <= 100 + 6, "each segment once, plus records and HEADs: {served:?}");
+    // Pulling again fetches no segment.
+    let before = events.served.counts();
+    assert_eq!(b.pull_from_peer(&peer(&b, &a_server)).unwrap().imported_segments, 0);
+    let after = events.served.counts();
+    assert!(after.object_bytes - before.object_bytes < 2_000, "{before:?} → {after:?}");
+}

@@ -94,6 +94,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The store is unreachable or refuses.
     fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError>;
 
+    /// Reads several objects, `None` for each one missing, in the order asked. One round trip
+    /// where the store can (a peer answers a batch in one request, S3 reads them at once); the
+    /// default reads them one by one.
+    ///
+    /// # Errors
+    /// The store is unreachable or refuses.
+    fn get_many(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        paths.iter().map(|path| self.get(path)).collect()
+    }
+
     /// Writes an immutable object unless one exists at `path`. A reader never sees a partial
     /// object.
     ///
@@ -166,6 +176,9 @@ impl<S: Store + ?Sized> Store for &S {
     }
     fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
         (**self).get_if_changed(path, etag)
+    }
+    fn get_many(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        (**self).get_many(paths)
     }
     fn put_if_absent(&self, path: &str, bytes: &[u8]) -> Result<Created, StoreError> {
         (**self).put_if_absent(path, bytes)

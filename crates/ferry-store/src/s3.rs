@@ -329,6 +329,38 @@ impl Store for S3Store {
         }
     }
 
+    fn get_many(&self, paths: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        for path in paths {
+            check_path(path)?;
+            self.count();
+        }
+        // All at once: a batch of segments costs one round trip, not one per segment.
+        let (operator, asked) = (self.operator.clone(), paths.to_vec());
+        let finished = self.block_on(async move {
+            let mut reads = tokio::task::JoinSet::new();
+            for (index, path) in asked.into_iter().enumerate() {
+                let operator = operator.clone();
+                reads.spawn(async move { (index, operator.read(&path).await) });
+            }
+            let mut finished = Vec::new();
+            while let Some(read) = reads.join_next().await {
+                finished.push(read);
+            }
+            finished
+        });
+        let mut out = vec![None; paths.len()];
+        for read in finished {
+            let (index, read) =
+                read.map_err(|e| StoreError::new(StoreErrorKind::Other, "", format!("a read task failed: {e}")))?;
+            match read {
+                Ok(buffer) => out[index] = Some(buffer.to_vec()),
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.error(&paths[index], &e)),
+            }
+        }
+        Ok(out)
+    }
+
     fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched, StoreError> {
         check_path(path)?;
         let mut stat = self.operator.stat_with(path);

@@ -23,6 +23,8 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 /// Ops imported per transaction: large transactions write each B-tree page once per batch
 /// instead of once per segment (see `docs/PERFORMANCE.md`); memory stays bounded.
 const IMPORT_BATCH_OPS: usize = 100_000;
+/// How many segments a pull asks for at once.
+const FETCH_AHEAD: u64 = 32;
 
 /// Verified segments of one device waiting to be imported together.
 #[derive(Default)]
@@ -309,10 +311,17 @@ impl Vault {
         // the last counter already imported must be one this device has (or forgot).
         let imported_up_to = if rewriting { self.last_counter_seen(device)? } else { 0 };
         let mut batch = ImportBatch::default();
+        let mut fetched = std::collections::VecDeque::new();
         while seq < to {
             let next = seq + 1;
             let path = paths::segment(device, next);
-            let Some(bytes) = handle.store.get(&path)? else {
+            if fetched.is_empty() {
+                // The next run of segments in one round trip (a peer's batch, S3 reads at once).
+                let last = to.min(seq.saturating_add(FETCH_AHEAD));
+                let run: Vec<String> = (next..=last).map(|s| paths::segment(device, s)).collect();
+                fetched.extend(handle.store.get_many(&run)?);
+            }
+            let Some(bytes) = fetched.pop_front().flatten() else {
                 self.import_batch(handle.id, device, &mut batch, report)?;
                 let reason =
                     format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");

@@ -72,7 +72,8 @@ impl Vault {
             // Whatever lost the HEAD may have lost blobs too: offer every blob held again
             // (one create-if-absent each; those still there are kept).
             self.conn.execute("DELETE FROM store_blobs WHERE store = ?1", [handle.id])?;
-            if super::enroll::read_vault_file(handle.store)?.is_none() {
+            // (A damaged vault file is not an emptied store: the check below writes it again.)
+            if matches!(super::enroll::read_vault_file(handle.store), Ok(None)) {
                 // Emptied (`rm -rf`, a bucket wiped): rebuild everything this device can.
                 self.queue_rebuild(handle.id)?;
                 report.rebuilt_store = true;
