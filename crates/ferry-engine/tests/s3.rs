@@ -75,6 +75,8 @@ fn the_store_contract_holds_on_real_servers() {
         assert!(etag.is_some(), "{kind:?} gives etags");
         assert_eq!(store.get_if_changed("log/d/HEAD", etag.as_deref()).unwrap(), Fetched::Unchanged, "{kind:?}");
         store.put("log/d/HEAD", b"v2").unwrap();
+        let many = store.get_many(&["log/d/0001.seg".into(), "log/d/0002.seg".into(), "log/d/HEAD".into()]).unwrap();
+        assert_eq!(many, [Some(b"one".to_vec()), None, Some(b"v2".to_vec())], "{kind:?}: read at once, in order");
         let sized: Vec<_> = store.list_sized("log/").unwrap().into_iter().map(|l| (l.path, l.size)).collect();
         assert_eq!(sized, [("log/d/0001.seg".into(), Some(3)), ("log/d/HEAD".into(), Some(2))], "{kind:?}");
         assert!(

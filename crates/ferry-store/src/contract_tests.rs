@@ -24,6 +24,8 @@ fn check_contract(store: &dyn Store) {
     store.put_if_absent("devices/a.dev", b"a").unwrap();
     assert_eq!(store.list("log/").unwrap(), ["log/d/0001.seg", "log/d/HEAD"]);
     assert_eq!(store.list("devices/").unwrap(), ["devices/a.dev"]);
+    let many = store.get_many(&["log/d/0001.seg".into(), "log/d/0002.seg".into(), "log/d/HEAD".into()]).unwrap();
+    assert_eq!(many, [Some(b"one".to_vec()), None, Some(b"v2-longer".to_vec())]);
     let sized = store.list_sized("log/").unwrap();
     assert_eq!(sized.iter().map(|l| l.path.as_str()).collect::<Vec<_>>(), ["log/d/0001.seg", "log/d/HEAD"]);
     assert_eq!(sized.iter().map(|l| l.size).collect::<Vec<_>>(), [Some(3), Some(9)], "sizes as written");
