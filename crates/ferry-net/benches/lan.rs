@@ -13,10 +13,9 @@
 
 mod common;
 
-use common::{daemon, join, open, quick, report, sync, unlock};
-use ferry_engine::{CreateOptions, Home, Vault};
+use common::{daemon, join, open, quick, report, sync};
+use ferry_engine::Vault;
 use ferry_net::{PeerStore, Pins, ServerEvents, TlsIdentity, serve};
-use ferry_store::FolderStore;
 use serde_json::json;
 
 use std::time::{Duration, Instant};
@@ -32,12 +31,7 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store = FolderStore::new(&store_dir);
-    let options = CreateOptions { device_name: "a".into(), unlock: unlock() };
-    let mut a = Vault::create_for_store(&Home::new(dir.path().join("a")), options, "folder", &store).unwrap().vault;
-    sync(&mut a, &store);
+    let (mut a, store) = common::first_device(dir.path());
     let mut b = join(dir.path(), "b", &store);
     let mut folder_reader = join(dir.path(), "folder-reader", &store);
     let mut peer_reader = join(dir.path(), "peer-reader", &store);

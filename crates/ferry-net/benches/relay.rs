@@ -15,34 +15,16 @@
 mod common;
 
 use common::report::{Goal, Row, record};
-use common::{join, open, quick, sync, unlock};
-use ferry_engine::{CreateOptions, Home, Vault};
+use common::{first_device, join, number_arg, open, sync};
 use ferry_net::{Daemon, DaemonConfig};
-use ferry_store::FolderStore;
 use std::time::{Duration, Instant};
 
 const RECORDS_PER_SEGMENT: usize = 20;
 
-fn segments_arg() -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    if quick() {
-        return 100;
-    }
-    args.iter()
-        .position(|a| a == "--segments")
-        .and_then(|i| args.get(i + 1))
-        .map_or(1_000, |n| n.parse().expect("--segments takes a number"))
-}
-
 fn main() {
-    let segments = segments_arg();
+    let segments = number_arg("--segments", 1_000, 100);
     let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store = FolderStore::new(&store_dir);
-    let options = CreateOptions { device_name: "a".into(), unlock: unlock() };
-    let mut a = Vault::create_for_store(&Home::new(dir.path().join("a")), options, "folder", &store).unwrap().vault;
-    sync(&mut a, &store);
+    let (mut a, store) = first_device(dir.path());
     let (mut b, mut c) = (join(dir.path(), "b", &store), join(dir.path(), "c", &store));
     // Every device learns every other.
     sync(&mut b, &store);

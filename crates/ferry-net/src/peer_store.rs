@@ -80,19 +80,22 @@ impl PeerStore {
             devices: devices.iter().map(|(id, key)| (id.to_string(), hex::encode(key))).collect(),
         };
         let path = "v1/hub/claim";
-        let body =
-            serde_json::to_vec(&claim).map_err(|e| StoreError::new(StoreErrorKind::Other, path, e.to_string()))?;
-        let response = self
-            .client
-            .post(format!("{}/{path}", self.base))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .map_err(|e| self.error(path, &e))?;
+        let response = self.post_json(path, &claim)?;
         match response.status() {
             StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
             _ => Err(self.answer_error(path, response)),
         }
+    }
+
+    /// POSTs `body` as JSON to `path`.
+    fn post_json(&self, path: &str, body: &impl serde::Serialize) -> Result<reqwest::blocking::Response, StoreError> {
+        let body = serde_json::to_vec(body).map_err(|e| StoreError::new(StoreErrorKind::Other, path, e.to_string()))?;
+        self.client
+            .post(format!("{}/{path}", self.base))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .map_err(|e| self.error(path, &e))
     }
 
     /// An unexpected answer, with the reason a hub gives in the body of a refusal.
@@ -268,15 +271,7 @@ impl PeerStore {
         let mut objects = Vec::with_capacity(paths.len());
         for chunk in paths.chunks(crate::batch::MAX_BATCH) {
             let path = "v1/batch";
-            let body =
-                serde_json::to_vec(chunk).map_err(|e| StoreError::new(StoreErrorKind::Other, path, e.to_string()))?;
-            let response = self
-                .client
-                .post(format!("{}/{path}", self.base))
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .map_err(|e| self.error(path, &e))?;
+            let response = self.post_json(path, &chunk)?;
             match response.status() {
                 StatusCode::OK => {}
                 StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => return Ok(None),
