@@ -135,7 +135,7 @@ fn contents_check(name: &str, url: &str, contents: &AuditReport) -> Check {
         return Check::new(check, Level::Ok, detail, None);
     }
     let mut lacks = Vec::new();
-    if contents.keys_requeued {
+    if contents.keys_missing {
         lacks.push("the vault file or a current key slot".to_owned());
     }
     if let Some(first) = contents.missing.first() {

@@ -119,7 +119,7 @@ fn check(global: &GlobalArgs, vault: &mut Vault, which: Option<&str>, repair: bo
         }
         let verb = if repair { "put back" } else { "lacks" };
         lacking |= !repair;
-        if report.keys_requeued {
+        if report.keys_missing {
             writeln!(out, "{}: {verb} the vault file or a current key slot", store.url)?;
         }
         for path in &report.missing {

@@ -5,9 +5,10 @@
 //! segment in the middle of a log, another device's lost blob or a lost key slot show only in a
 //! listing. So every [`AUDIT_EVERY`] (and on demand) a push lists the whole store once and puts
 //! back every object this device holds that the store lacks, exactly the bytes their writers
-//! sealed. Objects the store holds but a pull refused (junk, a damaged copy) are replaced by the
-//! verified copy this device holds. Nothing is ever replaced by an older version of itself: a
-//! HEAD is written only where none is.
+//! sealed. Damaged objects — refused by a pull, or listed with another size than the copy held
+//! and not verifying (truncated) — are replaced by the verified copy this device holds. Nothing
+//! is ever replaced by an older version of itself: a HEAD is written only where none is, and a
+//! copy that verifies is left whatever its size (its writer re-sealed it after a forget).
 
 use super::StoreHandle;
 use crate::database::{from_sql_u64, to_sql_u64};
@@ -30,19 +31,21 @@ pub struct AuditReport {
     pub listed: u64,
     /// Objects this device holds that the store lacked, by path.
     pub missing: Vec<String>,
-    /// Objects the store holds that a pull refused, and this device holds verified, by path.
+    /// Objects the store holds damaged, for which this device holds a good copy, by path: a
+    /// pull refused them, or their listed size differs and they do not verify, or (the vault
+    /// file) they do not parse.
     pub damaged: Vec<String>,
     /// Objects written back (missing and damaged ones).
     pub restored: u64,
-    /// The vault file or a current key slot was missing: they were queued again with every
-    /// device record and the key history.
-    pub keys_requeued: bool,
+    /// The vault file or a current key slot (this device's, the recovery key's) was missing; a
+    /// repair queues them again with every device record and the key history.
+    pub keys_missing: bool,
 }
 
 impl AuditReport {
     /// Whether the store held everything this device holds.
     pub fn is_complete(&self) -> bool {
-        self.missing.is_empty() && self.damaged.is_empty() && !self.keys_requeued
+        self.missing.is_empty() && self.damaged.is_empty() && !self.keys_missing
     }
 }
 
@@ -65,7 +68,7 @@ impl Vault {
     /// The store is unreachable or refuses ([`crate::Error::Store`]); local failures.
     pub fn repair_store(&mut self, handle: StoreHandle<'_>) -> Result<AuditReport> {
         let (mut report, damaged) = self.audit(handle)?;
-        if report.keys_requeued {
+        if report.keys_missing {
             self.queue_rebuild(handle.id)?;
         }
         let uploaded = self.uploaded_seq(handle.id)?;
@@ -109,7 +112,7 @@ impl Vault {
             paths::key_slot(&keys.current(), &me.to_string()),
             paths::key_slot(&keys.current(), "recovery"),
         ];
-        report.keys_requeued = required.iter().any(|path| !listed.contains(path));
+        report.keys_missing = required.iter().any(|path| !listed.contains(path));
         report.missing = self
             .sealed_paths("")?
             .into_iter()
@@ -194,9 +197,7 @@ impl Vault {
         }
         Ok(damaged)
     }
-}
 
-impl Vault {
     /// Objects whose listed size differs from the copy this device holds and whose store copy
     /// does not verify (truncated by a full disk, cut by a sync tool): the good copies. A copy
     /// that verifies is left alone, whatever its size (its writer re-sealed it after a forget).

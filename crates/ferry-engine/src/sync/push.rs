@@ -113,7 +113,7 @@ impl Vault {
         // more, and any store may lose objects in the middle of a log: list it now and then.
         if !report.rebuilt_store && (report.republished_head || self.audit_due(handle.id)?) {
             let audit = self.repair_store(handle)?;
-            if audit.keys_requeued {
+            if audit.keys_missing {
                 // The vault file or a key slot was gone: the rebuild queued them (and forgot
                 // which blobs and HEADs the store has, so they are offered again).
                 report.uploaded_objects += self.flush_outbox(handle)? + self.push_blobs(handle)?;
