@@ -28,6 +28,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod batch;
 pub mod canonical;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -13,7 +13,7 @@ pub fn peer_answers(bytes: &[u8]) {
     let _ = serde_json::from_slice::<crate::peer_store::Waited>(bytes);
     let _ = serde_json::from_slice::<crate::api::DaemonFile>(bytes);
     if let Some((&asked, body)) = bytes.split_first() {
-        let _ = crate::batch::decode(body, usize::from(asked));
+        let _ = ferry_format::batch::decode(body, usize::from(asked));
     }
 }
 

@@ -12,7 +12,6 @@
 
 pub mod api;
 mod attempts;
-mod batch;
 mod changes;
 mod daemon;
 mod dial;

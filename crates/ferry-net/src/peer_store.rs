@@ -265,11 +265,11 @@ impl PeerStore {
         }
     }
 
-    /// `paths` in batches of [`crate::batch::MAX_BATCH`], one request each; `None` when the
+    /// `paths` in batches of [`ferry_format::batch::MAX_BATCH`], one request each; `None` when the
     /// other side has no batch route (then the caller reads one by one).
     fn get_many_now(&self, paths: &[String]) -> Result<Option<Vec<Option<Vec<u8>>>>, StoreError> {
         let mut objects = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(crate::batch::MAX_BATCH) {
+        for chunk in paths.chunks(ferry_format::batch::MAX_BATCH) {
             let path = "v1/batch";
             let response = self.post_json(path, &chunk)?;
             match response.status() {
@@ -278,7 +278,7 @@ impl PeerStore {
                 _ => return Err(self.answer_error(path, response)),
             }
             let answer = response.bytes().map_err(|e| self.error(path, &e))?;
-            let decoded = crate::batch::decode(&answer, chunk.len()).map_err(|why| {
+            let decoded = ferry_format::batch::decode(&answer, chunk.len()).map_err(|why| {
                 StoreError::new(StoreErrorKind::Other, path, format!("{}: bad batch answer: {why}", self.label))
             })?;
             objects.extend(decoded);

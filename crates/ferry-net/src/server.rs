@@ -350,8 +350,8 @@ async fn batch(State(state): State<AppState>, body: axum::body::Bytes) -> Respon
     let Ok(paths) = serde_json::from_slice::<Vec<String>>(&body) else {
         return (StatusCode::BAD_REQUEST, "expected a JSON array of store paths").into_response();
     };
-    if paths.len() > crate::batch::MAX_BATCH || paths.iter().any(|path| ferry_store::check_path(path).is_err()) {
-        let why = format!("at most {} store paths", crate::batch::MAX_BATCH);
+    if paths.len() > ferry_format::batch::MAX_BATCH || paths.iter().any(|path| ferry_store::check_path(path).is_err()) {
+        let why = format!("at most {} store paths", ferry_format::batch::MAX_BATCH);
         return (StatusCode::BAD_REQUEST, why).into_response();
     }
     let (vault, served) = (state.vault, state.served);
@@ -363,7 +363,7 @@ async fn batch(State(state): State<AppState>, body: axum::body::Bytes) -> Respon
     match held {
         Ok(Some(objects)) => {
             served.request(&objects.iter().flatten().map(Vec::as_slice).collect::<Vec<_>>());
-            crate::batch::encode(&objects).into_response()
+            ferry_format::batch::encode(&objects).into_response()
         }
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }

@@ -1,15 +1,16 @@
-//! Many objects in one answer (`POST /v1/batch`): a pull fetches a run of segments in one
-//! round trip instead of one per segment, which is what a slow or lossy link needs.
+//! Many objects in one answer (the peer API's `POST /v1/batch`): a pull fetches a run of
+//! segments in one round trip instead of one per segment, which is what a slow or lossy link
+//! needs.
 //!
 //! The request is a JSON array of store paths (at most [`MAX_BATCH`]); the answer holds, for
 //! each path in order, one byte (1: held, 0: not held) and, when held, the object's length as
 //! 8 bytes big-endian and its bytes (FORMAT.md, Peer API).
 
 /// The most paths one batch may ask for.
-pub(crate) const MAX_BATCH: usize = 64;
+pub const MAX_BATCH: usize = 64;
 
 /// Encodes the answer to a batch.
-pub(crate) fn encode(objects: &[Option<Vec<u8>>]) -> Vec<u8> {
+pub fn encode(objects: &[Option<Vec<u8>>]) -> Vec<u8> {
     let size = objects.iter().map(|o| 1 + o.as_ref().map_or(0, |b| 8 + b.len())).sum();
     let mut out = Vec::with_capacity(size);
     for object in objects {
@@ -26,7 +27,10 @@ pub(crate) fn encode(objects: &[Option<Vec<u8>>]) -> Vec<u8> {
 }
 
 /// Decodes the answer to a batch of `asked` paths; says what is wrong with a malformed one.
-pub(crate) fn decode(mut body: &[u8], asked: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+///
+/// # Errors
+/// The answer is cut, holds another number of objects than asked, or an unknown tag.
+pub fn decode(mut body: &[u8], asked: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
     let mut objects = Vec::with_capacity(asked.min(MAX_BATCH));
     while let Some((&tag, rest)) = body.split_first() {
         if objects.len() == asked {
