@@ -71,16 +71,7 @@ impl Lan {
 
     /// `ferry ARGS` for `device`, inside namespace `ns`.
     fn ferry(&self, ns: usize, device: &Device, args: &[&str]) -> Command {
-        let inner = device.process(args);
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.names[ns]]).arg(inner.get_program()).args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        cmd
+        common::in_netns(&self.names[ns], &device.process(args))
     }
 }
 

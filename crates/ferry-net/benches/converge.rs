@@ -17,9 +17,7 @@
 
 mod common;
 
-use common::{daemon, join, open, quick, report, sync, unlock};
-use ferry_engine::{CreateOptions, Home, Vault};
-use ferry_store::FolderStore;
+use common::{daemon, join, open, quick, report, sync};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,12 +45,7 @@ fn wait_until(limit: Duration, every: Duration, what: &str, mut done: impl FnMut
 }
 
 fn ferry_convergence(dir: &Path, count: usize) -> Duration {
-    let store_dir = dir.join("store");
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let store = FolderStore::new(&store_dir);
-    let options = CreateOptions { device_name: "a".into(), unlock: unlock() };
-    let mut a = Vault::create_for_store(&Home::new(dir.join("a")), options, "folder", &store).unwrap().vault;
-    sync(&mut a, &store);
+    let (mut a, store) = common::first_device(dir);
     // b joins through the store (with nothing to pull yet), and a learns of b: each pins the other.
     let mut b = join(dir, "b", &store);
     sync(&mut b, &store);

@@ -225,3 +225,16 @@ pub fn pair(inviter: &Device, new: &Device, name: &str) -> (String, String) {
     assert!(accepted.status.success(), "accept: {accept_rest}\n{}", String::from_utf8_lossy(&accepted.stderr));
     (rest, accept_rest)
 }
+
+/// `command` run inside network namespace `ns` (`ip netns exec`), with the same environment.
+pub fn in_netns(ns: &str, command: &std::process::Command) -> std::process::Command {
+    let mut wrapped = std::process::Command::new("ip");
+    wrapped.args(["netns", "exec", ns]).arg(command.get_program()).args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    wrapped
+}
