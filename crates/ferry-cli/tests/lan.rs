@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Device, Running, Store, laptop_and_phone};
+use common::{Device, Running, Store, ip, laptop_and_phone};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,10 +81,6 @@ impl Drop for Lan {
             let _ = ip(&["netns", "del", ns]);
         }
     }
-}
-
-fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
-    Command::new("ip").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
 
 #[test]

@@ -238,3 +238,13 @@ pub fn in_netns(ns: &str, command: &std::process::Command) -> std::process::Comm
     }
     wrapped
 }
+
+/// Runs `ip ARGS` quietly; whether it worked.
+pub fn ip<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> bool {
+    std::process::Command::new("ip")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

@@ -220,7 +220,7 @@ impl Vault {
                 continue;
             }
             let Some(stored) = handle.store.get(&listed.path)? else { continue };
-            if !super::push::signed_in_vault(&stored, vault_id, &registry)
+            if !registry.signed_in_vault(&stored, vault_id)
                 && let Some(good) = self.sealed_object(&listed.path)?
             {
                 damaged.push((listed.path.clone(), good));

@@ -339,7 +339,7 @@ impl Vault {
         let vault_id = VaultKeys::load(&self.conn)?.vault_id;
         for prefix in ["log/", paths::DEVICES] {
             for path in handle.store.list(prefix)?.into_iter().filter(|p| paths::parse(p).is_some()).take(32) {
-                if handle.store.get(&path)?.is_some_and(|bytes| signed_in_vault(&bytes, vault_id, &registry)) {
+                if handle.store.get(&path)?.is_some_and(|bytes| registry.signed_in_vault(&bytes, vault_id)) {
                     return Ok(true);
                 }
             }
@@ -391,19 +391,4 @@ impl Vault {
 /// accept it.
 fn is_rotation_object(path: &str) -> bool {
     matches!(paths::parse(path), Some(paths::StorePath::KeyEpoch(_) | paths::StorePath::Revocation(..)))
-}
-
-/// Whether `bytes` is an object of vault `vault_id` whose signature verifies with the key of
-/// the device its header names (any device the registry knows, revoked ones included).
-pub(super) fn signed_in_vault(
-    bytes: &[u8],
-    vault_id: ferry_format::VaultId,
-    registry: &super::registry::Registry,
-) -> bool {
-    ferry_format::seal::Header::parse(bytes).is_ok_and(|header| {
-        header.vault_id == vault_id
-            && registry
-                .key(header.device_id)
-                .is_some_and(|key| ferry_format::seal::verify_signature(bytes, &key).is_ok())
-    })
 }

@@ -91,6 +91,17 @@ impl Registry {
         self.devices.get(&device).map(|entry| entry.key)
     }
 
+    /// Whether `bytes` is an object of vault `vault_id` whose signature verifies with the key
+    /// of the device its header names (any device known here, revoked ones included).
+    pub(crate) fn signed_in_vault(&self, bytes: &[u8], vault_id: ferry_format::VaultId) -> bool {
+        ferry_format::seal::Header::parse(bytes).is_ok_and(|header| {
+            header.vault_id == vault_id
+                && self
+                    .key(header.device_id)
+                    .is_some_and(|key| ferry_format::seal::verify_signature(bytes, &key).is_ok())
+        })
+    }
+
     pub(crate) fn contains(&self, device: DeviceId) -> bool {
         self.devices.contains_key(&device)
     }
