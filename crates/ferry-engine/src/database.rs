@@ -14,7 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::path::Path;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 11;
+const SCHEMA_VERSION: i64 = 12;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE meta (
@@ -239,6 +239,42 @@ const SCHEMA_V11: &str = "
 ALTER TABLE stores ADD COLUMN audited_ms INTEGER;
 ";
 
+/// Version 12: retention. Snapshots this device knows of (its own, the ones it loaded, and
+/// ones it saw in stores: their cut), the sealed objects of those it holds (served, relayed),
+/// which stores hold which; per device, the highest op counter below which ops missing from the
+/// log were compacted away (never imported again).
+const SCHEMA_V12: &str = "
+CREATE TABLE snapshots (
+    writer     BLOB NOT NULL,
+    n          INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    seen_ms    INTEGER NOT NULL,     -- when this device first saw it
+    ops        INTEGER NOT NULL,
+    parts      INTEGER NOT NULL,
+    cut        BLOB NOT NULL,        -- CBOR of the manifest's cut
+    held       INTEGER NOT NULL DEFAULT 0,  -- every object of it is in snapshot_objects
+    PRIMARY KEY (writer, n)
+) WITHOUT ROWID;
+CREATE TABLE snapshot_objects (
+    path   TEXT PRIMARY KEY NOT NULL,
+    writer BLOB NOT NULL,
+    n      INTEGER NOT NULL,
+    bytes  BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX snapshot_objects_by_snapshot ON snapshot_objects (writer, n);
+CREATE TABLE store_snapshots (
+    store  INTEGER NOT NULL,
+    writer BLOB NOT NULL,
+    n      INTEGER NOT NULL,
+    PRIMARY KEY (store, writer, n)
+) WITHOUT ROWID;
+CREATE TABLE compacted (
+    device  BLOB PRIMARY KEY NOT NULL,
+    counter INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO meta (name, value) VALUES ('snapshot_counter', 0) ON CONFLICT DO NOTHING;
+";
+
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
     owner_only(path, create)?;
@@ -252,7 +288,8 @@ pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connecti
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .map_err(|_| Error::DatabaseKeyMismatch { path: path.to_owned() })?;
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA auto_vacuum = INCREMENTAL;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 10000;
          PRAGMA temp_store = MEMORY;
@@ -300,7 +337,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     let steps = [
         SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8, SCHEMA_V9, SCHEMA_V10,
-        SCHEMA_V11,
+        SCHEMA_V11, SCHEMA_V12,
     ];
     let pending = steps.get(usize::try_from(version).unwrap_or(usize::MAX)..).unwrap_or_default();
     if pending.is_empty() {

@@ -318,20 +318,35 @@ impl Vault {
         } else {
             None
         };
-        let segments: Vec<(i64, Vec<u8>)> = self
+        let segments: Vec<(i64, Vec<u8>, i64)> = self
             .conn
-            .prepare("SELECT seq, bytes FROM own_segments WHERE seq >= ?1 ORDER BY seq")?
-            .query_map([to_sql_u64(first)?], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .prepare("SELECT seq, bytes, last_counter FROM own_segments WHERE seq >= ?1 ORDER BY seq")?
+            .query_map([to_sql_u64(first)?], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let mut counter_before: i64 = self
+            .conn
+            .query_row("SELECT last_counter FROM own_segments WHERE seq = ?1", [to_sql_u64(first)? - 1], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
         let mut rewritten = 0;
-        for (seq, bytes) in segments {
+        for (seq, bytes, last_counter) in segments {
             let seq = from_sql_u64(seq)?;
             let own = OwnKeys { key: own_key, vault: &keys };
-            let payload = Sealed::<SegmentPayload>::new(&bytes)
-                .open(keys.named(Some(me), Some(ObjectId::segment(seq))), &own)
-                .map_err(|e| Error::Corrupt(format!("own segment {seq}: {e}")))?
-                .payload;
-            let ops: Vec<WireOp> = payload.ops.into_iter().filter(|op| !counters.contains(&op.n)).collect();
+            let ops: Vec<WireOp> = if bytes.is_empty() {
+                // The copy was dropped (a snapshot stands for it): seal what the log still
+                // holds of its range (compaction and the forget only ever removed ops).
+                self.own_ops_between(counter_before, last_counter)?
+            } else {
+                Sealed::<SegmentPayload>::new(&bytes)
+                    .open(keys.named(Some(me), Some(ObjectId::segment(seq))), &own)
+                    .map_err(|e| Error::Corrupt(format!("own segment {seq}: {e}")))?
+                    .payload
+                    .ops
+            };
+            counter_before = last_counter;
+            let ops: Vec<WireOp> = ops.into_iter().filter(|op| !counters.contains(&op.n)).collect();
             let op_count = ops.len();
             let sealed = keys
                 .sealer(me, &device_keys)
@@ -355,6 +370,20 @@ impl Vault {
             [to_sql_u64(first)?],
         )?;
         Ok(rewritten)
+    }
+
+    /// This device's ops numbered in `(after, up_to]` still in the log, in wire form.
+    fn own_ops_between(&self, after: i64, up_to: i64) -> Result<Vec<WireOp>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM ops WHERE device = ?1 AND counter > ?2 AND counter <= ?3 ORDER BY counter",
+            crate::oplog::OP_COLUMNS
+        ))?;
+        let mut rows = stmt.query(params![&self.device_id().as_bytes()[..], after, up_to])?;
+        let mut ops = Vec::new();
+        while let Some(row) = rows.next()? {
+            ops.push(WireOp::from_op(&crate::oplog::op_from_row(row)?));
+        }
+        Ok(ops)
     }
 
     /// Drops the kept sealed copies of another device's segments that hold forgotten ops.

@@ -46,6 +46,7 @@
 //! - **The engine speaks no network protocol** and the database never leaves the device.
 
 mod backup;
+mod compact;
 mod blob;
 mod conflicts;
 mod database;
@@ -65,6 +66,7 @@ mod policy;
 mod random;
 mod read;
 mod repair;
+mod retention;
 mod search;
 mod sync;
 mod time;
@@ -84,15 +86,18 @@ pub use home::Home;
 pub use hub_home::HubHome;
 pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Page, PageRequest, Record};
+pub use compact::Compacted;
 pub use repair::RepairReport;
+pub use retention::{DEFAULT_GRACE_MS, DEFAULT_RETENTION_MS, PruneOptions, PruneReport, Retention};
 pub use search::Found;
 pub use sync::{
     AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions,
     JoinWith, Pairing, PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject,
-    StoreHandle, StoreId, StoreKeyCheck, StoreState, StoreStatus, StoreVault, SyncReason, SyncReport, SyncStatus,
+    SnapshotWritten, StoreHandle, StoreId, StoreKeyCheck, StorePruned, StoreState, StoreStatus, StoreVault, SyncReason,
+    SyncReport, SyncStatus,
     WaitBecause, due, end_invite,
 };
-pub use time::{parse_time, rfc3339};
+pub use time::{format_duration_ms, parse_duration, parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};
 pub use vault::{CreateOptions, Created, DeviceInfo, Status, UnlockedWith, Vault};
 pub use watch::Change;
@@ -108,6 +113,8 @@ mod hostile_tests;
 mod keys_tests;
 #[cfg(test)]
 mod policy_tests;
+#[cfg(test)]
+mod retention_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

@@ -155,6 +155,93 @@ fn is_zero(value: &u32) -> bool {
     *value == 0
 }
 
+/// Where a snapshot's state ends for one device's log: the last segment it covers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CutEntry {
+    /// The device.
+    #[serde(with = "serde_bytes_16")]
+    pub d: [u8; 16],
+    /// Its last segment the snapshot covers (a reader continues the chain after it).
+    pub seq: u64,
+    /// BLAKE3 of that segment's sealed bytes (the `prev` of the next one).
+    #[serde(with = "serde_bytes_32")]
+    pub hash: [u8; 32],
+    /// The log generation of that segment (see [`HeadPayload::generation`]).
+    #[serde(default)]
+    pub g: u32,
+    /// The highest op counter of the device in segments up to `seq` (0: none). Every op of
+    /// the device in the snapshot is numbered at or below it.
+    pub c: u64,
+}
+
+/// A snapshot's manifest (`snapshots/<writer>/<n>.snap`): the merged state of the vault at a
+/// cut (a version vector: per device, the last segment covered), stored as ops in parts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotPayload {
+    /// The writer's snapshot number (1, 2, …), equal to the number in its name.
+    pub n: u64,
+    /// When it was written (ms since the Unix epoch, the writer's clock).
+    pub created_ms: u64,
+    /// The cut, one entry per device, sorted by device id.
+    pub cut: Vec<CutEntry>,
+    /// BLAKE3 of each part's sealed bytes, in order (part 0 first).
+    pub parts: Vec<ByteArray32>,
+    /// How many ops the parts hold in all.
+    pub ops: u64,
+}
+
+/// An op inside a snapshot part: a [`WireOp`] with its writer (`d`) named.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotOp {
+    /// The writer.
+    #[serde(with = "serde_bytes_16")]
+    pub d: [u8; 16],
+    /// Counter.
+    pub n: u64,
+    /// Hybrid logical clock.
+    pub t: u64,
+    /// Collection.
+    pub c: String,
+    /// Key.
+    pub k: String,
+    /// Kind: 1 put, 2 delete, 3 forget.
+    pub o: u8,
+    /// Value (JSON text) of a put; the selector (JSON) of a forget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<String>,
+    /// Parents.
+    #[serde(default)]
+    pub p: Vec<WireOpId>,
+}
+
+impl SnapshotOp {
+    /// The snapshot form of an op.
+    pub fn from_op(op: &Op) -> Self {
+        let WireOp { n, t, c, k, o, v, p } = WireOp::from_op(op);
+        Self { d: *op.id.device.as_bytes(), n, t, c, k, o, v, p }
+    }
+
+    /// Validates it into an op.
+    ///
+    /// # Errors
+    /// What is malformed: names, kind, or value.
+    pub fn into_op(self) -> Result<Op, String> {
+        let Self { d, n, t, c, k, o, v, p } = self;
+        WireOp { n, t, c, k, o, v, p }.into_op(DeviceId::from_bytes(d))
+    }
+}
+
+/// A part of a snapshot (`snapshots/<writer>/<n>.<part>.part`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SnapshotPartPayload {
+    /// The snapshot's number.
+    pub n: u64,
+    /// This part's index (0, 1, …), equal to the number in its name.
+    pub part: u32,
+    /// The ops, sorted by collection, key, device id and counter.
+    pub ops: Vec<SnapshotOp>,
+}
+
 /// A device's enrollment record (payload of `devices/<device>.dev`; the subject's signing key
 /// is the object id, and the signer the header's device).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -371,6 +458,19 @@ pub mod paths {
         format!("log/{device}/HEAD")
     }
 
+    /// Prefix of snapshots.
+    pub const SNAPSHOTS: &str = "snapshots/";
+
+    /// A writer's snapshot `n` (its manifest).
+    pub fn snapshot(writer: DeviceId, n: u64) -> String {
+        format!("snapshots/{writer}/{n:016}.snap")
+    }
+
+    /// Part `part` of a writer's snapshot `n`.
+    pub fn snapshot_part(writer: DeviceId, n: u64, part: u32) -> String {
+        format!("snapshots/{writer}/{n:016}.{part:06}.part")
+    }
+
     /// A blob object (chunk or manifest).
     pub fn blob(id: &[u8; 32]) -> String {
         let hex = hex::encode(id);
@@ -399,6 +499,10 @@ pub mod paths {
         Head(DeviceId),
         /// [`blob`].
         Blob([u8; 32]),
+        /// [`snapshot`]: the writer and the number.
+        Snapshot(DeviceId, u64),
+        /// [`snapshot_part`]: the writer, the number and the part.
+        SnapshotPart(DeviceId, u64, u32),
     }
 
     /// Parses a store path; see [`StorePath`].
@@ -415,6 +519,8 @@ pub mod paths {
             StorePath::Segment(device, seq) => segment(*device, *seq),
             StorePath::Head(device) => head(*device),
             StorePath::Blob(id) => blob(id),
+            StorePath::Snapshot(writer, n) => snapshot(*writer, *n),
+            StorePath::SnapshotPart(writer, n, part) => snapshot_part(*writer, *n, *part),
         };
         (canonical == path).then_some(parsed)
     }
@@ -455,6 +561,15 @@ pub mod paths {
                 return Some(StorePath::Head(device));
             }
             return Some(StorePath::Segment(device, name.strip_suffix(".seg")?.parse().ok()?));
+        }
+        if let Some(rest) = path.strip_prefix(SNAPSHOTS) {
+            let (writer, name) = rest.split_once('/')?;
+            let writer: DeviceId = writer.parse().ok()?;
+            if let Some(n) = name.strip_suffix(".snap") {
+                return Some(StorePath::Snapshot(writer, n.parse().ok()?));
+            }
+            let (n, part) = name.strip_suffix(".part")?.split_once('.')?;
+            return Some(StorePath::SnapshotPart(writer, n.parse().ok()?, part.parse().ok()?));
         }
         let (_, hex) = path.strip_prefix("blobs/")?.split_once('/')?;
         let mut id = [0u8; 32];
@@ -552,6 +667,8 @@ mod tests {
             (paths::segment(device, 42), StorePath::Segment(device, 42)),
             (paths::head(device), StorePath::Head(device)),
             (paths::blob(&[9; 32]), StorePath::Blob([9; 32])),
+            (paths::snapshot(device, 3), StorePath::Snapshot(device, 3)),
+            (paths::snapshot_part(device, 3, 12), StorePath::SnapshotPart(device, 3, 12)),
         ];
         for (path, expected) in cases {
             assert_eq!(paths::parse(&path), Some(expected), "{path}");
@@ -563,6 +680,8 @@ mod tests {
             format!("devices/{hex}.txt"),
             "keys/x/epoch".to_owned(),
             format!("blobs/00/{}", "09".repeat(32)), // wrong fan-out folder
+            format!("snapshots/{hex}/3.snap"),      // not zero-padded
+            format!("snapshots/{hex}/0000000000000003.12.part"),
             "ferry-vault.json.bak".to_owned(),
             String::new(),
         ] {

@@ -60,6 +60,10 @@ pub enum ObjectKind {
     KeyEpoch = 6,
     /// A device's revocation (`devices/<device>.revoked`).
     Revocation = 7,
+    /// A snapshot's manifest (`snapshots/<writer>/<n>.snap`): the cut it covers and its parts.
+    Snapshot = 8,
+    /// A part of a snapshot (`snapshots/<writer>/<n>.<part>.part`): merged state as ops.
+    SnapshotPart = 9,
 }
 
 impl ObjectKind {
@@ -72,6 +76,8 @@ impl ObjectKind {
             5 => Self::Device,
             6 => Self::KeyEpoch,
             7 => Self::Revocation,
+            8 => Self::Snapshot,
+            9 => Self::SnapshotPart,
             _ => return None,
         })
     }
@@ -88,6 +94,19 @@ impl ObjectId {
     pub fn segment(seq: u64) -> Self {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&seq.to_be_bytes());
+        Self(id)
+    }
+
+    /// The id of a writer's snapshot `n` (its manifest): the number big-endian, then zeros.
+    pub fn snapshot(n: u64) -> Self {
+        Self::segment(n)
+    }
+
+    /// The id of part `part` of a writer's snapshot `n`: `n` big-endian, `part` big-endian
+    /// (4 bytes), then zeros.
+    pub fn snapshot_part(n: u64, part: u32) -> Self {
+        let mut id = Self::segment(n).0;
+        id[8..12].copy_from_slice(&part.to_be_bytes());
         Self(id)
     }
 

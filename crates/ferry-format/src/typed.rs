@@ -5,7 +5,8 @@
 //! the few readers that must look at a header before they know which key to use.
 
 use crate::objects::{
-    BlobManifest, DevicePayload, HeadPayload, KeyEpochPayload, RevocationPayload, SegmentPayload, decode, encode,
+    BlobManifest, DevicePayload, HeadPayload, KeyEpochPayload, RevocationPayload, SegmentPayload, SnapshotPartPayload,
+    SnapshotPayload, decode, encode,
 };
 use crate::seal::{self, Expected, Header, ObjectId, ObjectKind, OpenError, SealError, SealKeys};
 use crate::{DeviceId, MasterKey, VaultId};
@@ -37,6 +38,12 @@ impl Payload for RevocationPayload {
 }
 impl Payload for BlobManifest {
     const KIND: ObjectKind = ObjectKind::BlobManifest;
+}
+impl Payload for SnapshotPayload {
+    const KIND: ObjectKind = ObjectKind::Snapshot;
+}
+impl Payload for SnapshotPartPayload {
+    const KIND: ObjectKind = ObjectKind::SnapshotPart;
 }
 
 /// The keys a reader trusts: writers' verifying keys, and the vault keys it holds.

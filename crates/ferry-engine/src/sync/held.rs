@@ -19,6 +19,7 @@ enum HeldPath {
     Segment(DeviceId, u64),
     Head(DeviceId),
     Blob([u8; 32]),
+    Snapshot,
 }
 
 fn parse(path: &str) -> Option<HeldPath> {
@@ -30,6 +31,7 @@ fn parse(path: &str) -> Option<HeldPath> {
         StorePath::Segment(device, seq) => HeldPath::Segment(device, seq),
         StorePath::Head(device) => HeldPath::Head(device),
         StorePath::Blob(id) => HeldPath::Blob(id),
+        StorePath::Snapshot(..) | StorePath::SnapshotPart(..) => HeldPath::Snapshot,
         StorePath::KeySlot(..) | StorePath::Pair(..) => return None,
     })
 }
@@ -69,8 +71,9 @@ impl Vault {
                 "SELECT revocation FROM devices WHERE device_id = ?1 AND revoked_epoch_tag = ?2",
                 &[&&device.as_bytes()[..], &&tag[..]],
             ),
+            // A segment whose copy was dropped (a snapshot covers it) has empty bytes.
             HeldPath::Segment(device, seq) if device == me => {
-                one("SELECT bytes FROM own_segments WHERE seq = ?1", &[&to_sql_u64(seq)?])
+                one("SELECT bytes FROM own_segments WHERE seq = ?1 AND length(bytes) > 0", &[&to_sql_u64(seq)?])
             }
             HeldPath::Segment(device, seq) => one(
                 "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
@@ -80,6 +83,7 @@ impl Vault {
             HeldPath::Head(device) => {
                 one("SELECT bytes FROM device_heads WHERE device = ?1", &[&&device.as_bytes()[..]])
             }
+            HeldPath::Snapshot => one("SELECT bytes FROM snapshot_objects WHERE path = ?1", &[&path]),
             HeldPath::Blob(id) => {
                 let listed = self.conn.prepare_cached("SELECT 1 FROM blob_objects WHERE id = ?1")?.exists([&id[..]])?;
                 let file = self.blob_file(&crate::BlobId(id));
@@ -121,16 +125,22 @@ impl Vault {
             all.push(paths::head(device));
         }
         let me = self.device_id();
-        let own: Vec<(Vec<u8>, i64)> = strings("SELECT x'', seq FROM own_segments")?;
-        if !own.is_empty() {
+        if !strings("SELECT x'', seq FROM own_segments LIMIT 1")?.is_empty() {
             all.push(paths::head(me));
         }
+        let own: Vec<(Vec<u8>, i64)> = strings("SELECT x'', seq FROM own_segments WHERE length(bytes) > 0")?;
         for (_, seq) in own {
             all.push(paths::segment(me, from_sql_u64(seq)?));
         }
         for id in self.blob_ids()? {
             all.push(paths::blob(&id.0));
         }
+        all.extend(
+            self.conn
+                .prepare("SELECT path FROM snapshot_objects")?
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        );
         all.retain(|path| path.starts_with(prefix));
         all.sort();
         Ok(all)
@@ -149,7 +159,7 @@ impl Vault {
                 .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                 .collect::<rusqlite::Result<_>>()?)
         };
-        for (_, seq, len) in rows("SELECT x'', seq, length(bytes) FROM own_segments")? {
+        for (_, seq, len) in rows("SELECT x'', seq, length(bytes) FROM own_segments WHERE length(bytes) > 0")? {
             sizes.insert(paths::segment(me, from_sql_u64(seq)?), from_sql_u64(len)?);
         }
         for (device, seq, len) in rows("SELECT device, seq, length(bytes) FROM imported_segments")? {

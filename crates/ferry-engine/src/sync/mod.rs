@@ -6,6 +6,8 @@
 //! - `outbox`: sealing own ops into hash-chained segments, once; objects waiting for a store.
 //! - `push`: publishing the outbox and own segments, then the HEAD.
 //! - `pull`: reading HEADs (1 + D requests when nothing changed), verifying and importing.
+//! - `snapshot`: the merged state at a cut, written, published, verified and loaded.
+//! - `prune`: deleting what a snapshot stands for, after a grace period.
 //! - `audit`: listing a store to put back what it lost (own and relayed objects).
 //! - `status`: per-store state, cursors, skipped objects with reasons.
 //!
@@ -23,10 +25,12 @@ mod outbox;
 mod pair;
 mod plan;
 mod pull;
+mod prune;
 mod push;
 pub(crate) mod registry;
 mod replace;
 mod schedule;
+pub(crate) mod snapshot;
 mod status;
 
 pub use audit::{AUDIT_EVERY, AuditReport};
@@ -35,7 +39,9 @@ pub use enroll::{JoinOptions, JoinWith, StoreVault};
 pub use epochs::Revoked;
 pub use pair::{Pairing, PairingConfirmation, PairingRequest, end_invite};
 pub use pull::PullReport;
+pub use prune::StorePruned;
 pub use push::PushReport;
+pub use snapshot::SnapshotWritten;
 pub use schedule::{Backoff, Due, DueBecause, SyncReason, WaitBecause, due};
 pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};
 

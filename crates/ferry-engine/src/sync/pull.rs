@@ -9,6 +9,7 @@ use super::StoreHandle;
 use super::import::import_ops;
 use super::plan::{HeadPlan, HeadSeen, Imported, plan_head};
 use super::registry::{Registry, Trusted, check_revocation_epoch, open_device_record, open_revocation};
+use super::snapshot::{last_counter_seen, without_compacted};
 use crate::database::{from_sql_u64, to_sql_u64};
 use crate::identity::VaultKeys;
 use crate::write::now_ms;
@@ -57,9 +58,22 @@ pub struct PullReport {
     /// Devices whose imported ops were dated more than a day ahead of this device's clock,
     /// with how far (ms): the ops were imported, but this device's clock did not follow.
     pub clocks_held_back: Vec<(String, u64)>,
+    /// The snapshot loaded (its manifest's store path): this device had nothing yet, or the
+    /// segments after its cursor were pruned from the store.
+    pub snapshot: Option<String>,
     /// Devices another handle of this process was pulling at the same time (a daemon following
     /// several peers): left to it, not fetched twice. Pull again to see them up to date.
     pub deferred: Vec<String>,
+}
+
+/// How reading a device's segments ended.
+enum Imports {
+    /// Up to the HEAD (or the revocation's limit).
+    Done,
+    /// At a refused segment (recorded as skipped).
+    Stopped,
+    /// At this missing segment: pruned (a snapshot covers it) or a gap.
+    Missing(u64),
 }
 
 /// Another device's HEAD as read from a store: opened, with its bytes and etag.
@@ -98,6 +112,10 @@ impl Vault {
         let registry = Registry::load(&self.conn)?;
         let mut devices: Vec<DeviceId> = registry.devices().filter(|d| *d != self.device_id()).collect();
         devices.sort();
+        if !devices.is_empty() && !self.conn.prepare("SELECT 1 FROM cursors LIMIT 1")?.exists([])? {
+            // Nothing imported yet: start from the newest snapshot, if the store has one.
+            self.load_snapshot_from(handle, None, &mut report)?;
+        }
         for device in devices {
             let Some(_pulling) = super::inflight::claim(self.home.root(), device) else {
                 report.deferred.push(device.to_string());
@@ -224,6 +242,23 @@ impl Vault {
         report: &mut PullReport,
     ) -> Result<()> {
         let Some(fetched) = self.read_head(handle, keys, registry, device, report)? else { return Ok(()) };
+        self.pull_device_log(handle, keys, registry, device, &fetched, report, true)
+    }
+
+    /// [`Self::pull_device`] once its HEAD is read. A segment missing from the store that a
+    /// snapshot covers (pruned) is not a gap: the snapshot is loaded, and the log read on from
+    /// its cut (`may_load`: once).
+    #[allow(clippy::too_many_arguments)]
+    fn pull_device_log(
+        &mut self,
+        handle: StoreHandle<'_>,
+        keys: &VaultKeys,
+        registry: &Registry,
+        device: DeviceId,
+        fetched: &FetchedHead,
+        report: &mut PullReport,
+        may_load: bool,
+    ) -> Result<()> {
         let head = &fetched.head;
         let seen = HeadSeen {
             seq: head.seq,
@@ -248,8 +283,18 @@ impl Vault {
             HeadPlan::Fetch { after, to, rewriting } => (after, to, rewriting),
         };
         let segments = Segments { device, head: &seen, after, to, rewriting };
-        if !self.import_segments(handle, keys, registry, &segments, report)? {
-            return Ok(());
+        match self.import_segments(handle, keys, registry, &segments, report)? {
+            Imports::Done => {}
+            Imports::Stopped => return Ok(()),
+            Imports::Missing(next) => {
+                if may_load && self.load_snapshot_from(handle, Some((device, next)), report)? {
+                    let registry = Registry::load(&self.conn)?;
+                    return self.pull_device_log(handle, keys, &registry, device, fetched, report, false);
+                }
+                let reason =
+                    format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
+                return self.record_skip(handle.id, &paths::segment(device, next), &reason, report);
+            }
         }
         if to < head.seq {
             let reason = format!(
@@ -257,7 +302,7 @@ impl Vault {
             );
             return self.record_skip(handle.id, &paths::segment(device, to + 1), &reason, report);
         }
-        self.note_head(handle, device, &fetched, rewriting)
+        self.note_head(handle, device, fetched, rewriting)
     }
 
     /// The HEAD of `device` in the store, opened, if it changed since the last pull; a HEAD that
@@ -296,8 +341,8 @@ impl Vault {
         }
     }
 
-    /// Verifies and imports `segments`, in batches; `false` when one was missing or refused
-    /// (recorded as skipped; what came before it is imported).
+    /// Verifies and imports `segments`, in batches; what came before a missing or refused one
+    /// is imported.
     fn import_segments(
         &mut self,
         handle: StoreHandle<'_>,
@@ -305,7 +350,7 @@ impl Vault {
         registry: &Registry,
         segments: &Segments<'_>,
         report: &mut PullReport,
-    ) -> Result<bool> {
+    ) -> Result<Imports> {
         let Segments { device, head, after: (mut seq, mut hash), to, rewriting } = *segments;
         // A rewrite (purging forgotten ops) may only remove ops: every op it re-delivers up to
         // the last counter already imported must be one this device has (or forgot).
@@ -323,10 +368,7 @@ impl Vault {
             }
             let Some(bytes) = fetched.pop_front().flatten() else {
                 self.import_batch(handle.id, device, &mut batch, report)?;
-                let reason =
-                    format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
-                self.record_skip(handle.id, &path, &reason, report)?;
-                return Ok(false);
+                return Ok(Imports::Missing(next));
             };
             let segment_hash = *blake3::hash(&bytes).as_bytes();
             let segment = Sealed::<SegmentPayload>::new(&bytes)
@@ -351,7 +393,7 @@ impl Vault {
                 Err(reason) => {
                     self.import_batch(handle.id, device, &mut batch, report)?;
                     self.record_skip(handle.id, &path, &reason.to_string(), report)?;
-                    return Ok(false);
+                    return Ok(Imports::Stopped);
                 }
             };
             batch.ops.extend(ops);
@@ -365,7 +407,7 @@ impl Vault {
             hash = Some(segment_hash);
         }
         self.import_batch(handle.id, device, &mut batch, report)?;
-        Ok(true)
+        Ok(Imports::Done)
     }
 
     /// Remembers a HEAD whose segments are all imported: its bytes (served to peers, relayed to
@@ -413,7 +455,8 @@ impl Vault {
     ) -> Result<()> {
         let Some((last_seq, last_hash)) = batch.last.take() else { return Ok(()) };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let imported = import_ops(&tx, &batch.ops)?;
+        let ops = without_compacted(&tx, std::mem::take(&mut batch.ops))?;
+        let imported = import_ops(&tx, &ops)?;
         report.forgot |= imported.forgot;
         if let Some(ahead) = imported.clock_held_back_ms {
             report.clocks_held_back.push((device.to_string(), ahead));
@@ -426,7 +469,7 @@ impl Vault {
         for path in &batch.paths {
             tx.execute("DELETE FROM skipped WHERE store = ?1 AND path = ?2", params![store, path])?;
         }
-        let last_write = batch.ops.iter().map(|op| op.hlc.wall_ms()).max().unwrap_or(0);
+        let last_write = ops.iter().map(|op| op.hlc.wall_ms()).max().unwrap_or(0);
         tx.execute(
             "UPDATE devices SET last_write_ms = max(coalesce(last_write_ms, 0), ?2) WHERE device_id = ?1",
             params![&device.as_bytes()[..], to_sql_u64(last_write)?],
@@ -448,15 +491,9 @@ impl Vault {
         Ok(())
     }
 
-    /// The highest op counter of `device` this device has imported or forgotten (0: none).
+    /// The highest op counter of `device` this device has imported, forgotten or compacted.
     fn last_counter_seen(&self, device: DeviceId) -> Result<u64> {
-        let last: i64 = self.conn.query_row(
-            "SELECT max(coalesce((SELECT max(counter) FROM ops WHERE device = ?1), 0),
-                        coalesce((SELECT max(counter) FROM forgotten_ops WHERE device = ?1), 0))",
-            [&device.as_bytes()[..]],
-            |row| row.get(0),
-        )?;
-        from_sql_u64(last)
+        last_counter_seen(&self.conn, device)
     }
 
     /// Why a rewritten segment must be refused, if it adds an op: one numbered at or below
@@ -465,7 +502,8 @@ impl Vault {
     fn added_by_rewrite(&self, ops: &[Op], up_to: u64) -> Result<Option<OpenError>> {
         let mut known = self.conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM ops WHERE device = ?1 AND counter = ?2)
-                 OR EXISTS (SELECT 1 FROM forgotten_ops WHERE device = ?1 AND counter = ?2)",
+                 OR EXISTS (SELECT 1 FROM forgotten_ops WHERE device = ?1 AND counter = ?2)
+                 OR EXISTS (SELECT 1 FROM compacted WHERE device = ?1 AND counter >= ?2)",
         )?;
         for op in ops.iter().filter(|op| op.id.counter <= up_to) {
             let held: bool =

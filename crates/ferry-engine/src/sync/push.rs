@@ -30,6 +30,8 @@ pub struct PushReport {
     pub head_seq: u64,
     /// Other devices' objects carried to this store (device records, segments, HEADs).
     pub relayed_objects: u64,
+    /// Snapshot objects written (the newest snapshot this device holds, if the store lacked it).
+    pub uploaded_snapshot_objects: u64,
     /// Own segments overwritten after a purge (forget).
     pub rewritten_segments: u64,
     /// The store had lost or rolled back this device's HEAD, and it was published again.
@@ -97,6 +99,9 @@ impl Vault {
         }
         // Blobs before the segments whose records may name them.
         report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
+        // Before segments: a store gets the snapshot that stands for segments whose copies this
+        // device dropped.
+        report.uploaded_snapshot_objects = self.push_snapshot(handle)?;
         if let Some(from) = self.pending_rewrite(handle.id)? {
             // A purge re-sealed segments this store has: overwrite them, then the HEAD says so.
             report.rewritten_segments = self.overwrite_own_segments(handle, from, uploaded)?;
@@ -140,6 +145,11 @@ impl Vault {
                 [to_sql_u64(seq)?],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
+            if bytes.is_empty() {
+                // Dropped: the snapshot just pushed covers it.
+                uploaded = seq;
+                continue;
+            }
             let path = paths::segment(device, seq);
             if self.put_immutable(handle, &path, &bytes)? {
                 report.replaced_strays.push(path);
@@ -164,7 +174,7 @@ impl Vault {
                 .conn
                 .query_row("SELECT bytes FROM own_segments WHERE seq = ?1", [to_sql_u64(seq)?], |row| row.get(0))
                 .optional()?;
-            if let Some(bytes) = bytes {
+            if let Some(bytes) = bytes.filter(|bytes| !bytes.is_empty()) {
                 handle.store.put(&paths::segment(device, seq), &bytes)?;
                 written += 1;
             }
@@ -215,9 +225,12 @@ impl Vault {
             .collect::<rusqlite::Result<_>>()?
         };
         let mut relayed = 0;
+        let snapshot = self.snapshot_in_store(handle.id)?;
         for (device_bytes, held, in_store, etag) in behind {
             let Some(device) = ferry_format::DeviceId::from_slice(&device_bytes) else { continue };
             let (held, in_store) = (from_sql_u64(held)?, from_sql_u64(in_store)?);
+            // What a snapshot the store holds covers need not be carried there.
+            let in_store = in_store.max(snapshot.as_ref().map_or(0, |snapshot| snapshot.covers(device)));
             let record: Option<Vec<u8>> = self
                 .conn
                 .query_row("SELECT record FROM devices WHERE device_id = ?1", [&device_bytes], |row| row.get(0))
