@@ -268,6 +268,11 @@ CREATE TABLE store_snapshots (
     n      INTEGER NOT NULL,
     PRIMARY KEY (store, writer, n)
 ) WITHOUT ROWID;
+CREATE TABLE store_deletions (      -- own objects to delete from a store (a snapshot a forget outdated)
+    store INTEGER NOT NULL,
+    path  TEXT NOT NULL,
+    PRIMARY KEY (store, path)
+) WITHOUT ROWID;
 CREATE TABLE compacted (
     device  BLOB PRIMARY KEY NOT NULL,
     counter INTEGER NOT NULL

@@ -289,6 +289,8 @@ impl Vault {
         // FTS5 secure-delete removes the words from the index as the rows go.
         crate::search::catch_up(&tx)?;
         tx.commit()?;
+        // Snapshots may hold what was forgotten: replaced.
+        self.replace_snapshots_after_forget()?;
         // Old page images must not linger in the write-ahead log.
         self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(purged)

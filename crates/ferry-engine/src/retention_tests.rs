@@ -57,6 +57,9 @@ fn after_a_prune_every_device_converges_a_new_one_joins_from_the_snapshot_and_an
         assert!(store.get(&paths::head(device.device_id())).unwrap().is_some(), "HEADs are never pruned");
     }
     assert_eq!(a.repair().unwrap().corrected, 0, "what compaction left folds to the same state");
+    // b still holds copies of the pruned segments: its store check must not put them back.
+    let audit = b.repair_store(handle(&store)).unwrap();
+    assert!(audit.missing.is_empty() && audit.restored == 0, "{audit:?}");
 
     // b keeps syncing through the pruned store.
     b.put("notes", "n3", &json!("after the prune")).unwrap();
@@ -86,4 +89,66 @@ fn after_a_prune_every_device_converges_a_new_one_joins_from_the_snapshot_and_an
         let skipped = vault.sync_status().unwrap().skipped;
         assert!(skipped.is_empty(), "nothing skipped: {skipped:?}");
     }
+}
+
+#[test]
+fn a_forget_replaces_the_snapshots_that_held_what_it_erased() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b"]);
+    let mut b = joined.into_iter().next().unwrap();
+    sync(&mut b, &store);
+    a.put("secrets", "s1", &json!("the secret")).unwrap();
+    a.put("notes", "n1", &json!("kept")).unwrap();
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    let first = prune_now(&mut a, &store).snapshot.unwrap();
+
+    // b forgets the secret; a learns of it and replaces its snapshot.
+    b.forget("secrets", &ForgetTarget::Record("s1".into()), None).unwrap();
+    sync(&mut b, &store);
+    let report = sync(&mut a, &store);
+    assert!(report.pull.unwrap().forgot);
+    sync(&mut a, &store); // the next push publishes the purge
+    assert!(store.get(&first.path).unwrap().is_none(), "the snapshot that held the secret is gone from the store");
+    assert!(
+        store.list("snapshots/").unwrap().iter().any(|path| path.ends_with(".snap")),
+        "a new snapshot stands for the pruned segments"
+    );
+
+    // A device joining now never sees the secret, and gets the rest.
+    let mut c = join(dir.path(), "c", &store);
+    let report = sync(&mut c, &store);
+    assert!(report.pull.unwrap().snapshot.is_some());
+    assert!(c.get("secrets", "s1").unwrap().is_none());
+    assert_eq!(c.get("notes", "n1").unwrap().unwrap().value.as_str(), r#""kept""#);
+    assert_eq!(values(&c), values(&a));
+}
+
+#[test]
+fn snapshots_of_a_revoked_device_are_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let mut joined = joined.into_iter();
+    let (mut b, mut c) = (joined.next().unwrap(), joined.next().unwrap());
+    sync(&mut b, &store);
+    a.put("notes", "n1", &json!("from a")).unwrap();
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+    // b writes a snapshot (a device's own right), then is revoked.
+    let written = b.write_snapshot().unwrap().unwrap();
+    sync(&mut b, &store);
+    assert!(store.get(&written.path).unwrap().is_some());
+    a.revoke_device(&b.device_id().to_string()).unwrap();
+    sync(&mut a, &store);
+
+    let report = sync(&mut c, &store);
+    assert!(report.pull.unwrap().snapshot.is_none(), "the revoked device's snapshot is not trusted");
+    assert_eq!(c.get("notes", "n1").unwrap().unwrap().value.as_str(), r#""from a""#, "read from the segments");
+    // Nor is it a base for pruning: nothing it covers is deleted.
+    let before = segments_in(&store);
+    let pruned = a.prune_store(handle(&store), 0, false).unwrap();
+    assert_eq!(pruned.snapshot, None);
+    assert_eq!(segments_in(&store), before);
 }

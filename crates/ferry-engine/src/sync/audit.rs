@@ -113,10 +113,26 @@ impl Vault {
             paths::key_slot(&keys.current(), "recovery"),
         ];
         report.keys_missing = required.iter().any(|path| !listed.contains(path));
+        // What a snapshot in the store stands for was pruned, not lost.
+        let manifests: Vec<String> =
+            listed.iter().filter(|p| matches!(paths::parse(p), Some(StorePath::Snapshot(..)))).cloned().collect();
+        let in_store = self.snapshots_in(handle, &manifests, &mut super::PullReport::default())?;
+        let pruned = |path: &str| match paths::parse(path) {
+            Some(StorePath::Segment(device, seq)) => in_store.iter().any(|s| s.covers(device) >= seq),
+            Some(StorePath::Snapshot(writer, n) | StorePath::SnapshotPart(writer, n, _)) => {
+                self.known_snapshots().is_ok_and(|known| {
+                    known.iter().any(|held| {
+                        (held.writer, held.n) == (writer, n)
+                            && in_store.iter().any(|s| (s.writer, s.n) != (writer, n) && s.dominates(held))
+                    })
+                })
+            }
+            _ => false,
+        };
         report.missing = self
             .sealed_paths("")?
             .into_iter()
-            .filter(|path| path != paths::VAULT_FILE && !listed.contains(path))
+            .filter(|path| path != paths::VAULT_FILE && !listed.contains(path) && !pruned(path))
             // Own segments beyond what this store was given are the next push's, not lost.
             .filter(|path| !matches!(paths::parse(path), Some(StorePath::Segment(d, seq)) if d == me && seq > uploaded))
             .filter(|path| !(uploaded == 0 && *path == paths::head(me)))

@@ -102,6 +102,8 @@ impl Vault {
         // Before segments: a store gets the snapshot that stands for segments whose copies this
         // device dropped.
         report.uploaded_snapshot_objects = self.push_snapshot(handle)?;
+        // Then the snapshots a forget outdated go.
+        self.delete_queued(handle)?;
         if let Some(from) = self.pending_rewrite(handle.id)? {
             // A purge re-sealed segments this store has: overwrite them, then the HEAD says so.
             report.rewritten_segments = self.overwrite_own_segments(handle, from, uploaded)?;

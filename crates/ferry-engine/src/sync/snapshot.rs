@@ -223,7 +223,7 @@ impl Vault {
     /// [`paths::SNAPSHOTS`]: manifests not seen before are read and checked (and remembered);
     /// refused ones are recorded as skipped.
     pub(crate) fn snapshots_in(
-        &mut self,
+        &self,
         handle: StoreHandle<'_>,
         listed: &[String],
         report: &mut PullReport,
@@ -241,6 +241,8 @@ impl Vault {
                 }
                 continue;
             }
+            // (A manifest refused once, e.g. by a device that did not know its writer yet, is
+            // read again: the refusal stays recorded only while it holds.)
             let Some(bytes) = handle.store.get(path)? else { continue };
             match open_manifest(&bytes, writer, n, &keys, &registry) {
                 Ok(manifest) => {
@@ -256,6 +258,7 @@ impl Vault {
                         held: false,
                     };
                     remember(&self.conn, &snapshot)?;
+                    self.forget_skip(handle.id, path)?;
                     found.push(snapshot);
                 }
                 Err(reason) => self.record_skip(handle.id, path, &format!("snapshot refused: {reason}"), report)?,
@@ -434,6 +437,60 @@ impl Vault {
             params![handle.id, writer, n],
         )?;
         Ok(written)
+    }
+
+    /// After a forget: every snapshot this device holds may carry what was forgotten. They are
+    /// dropped here, this device's own are queued for deletion from the stores that have them,
+    /// and a new one (which cannot hold forgotten ops: they are gone from the log) stands for
+    /// the segment copies they stood for.
+    pub(crate) fn replace_snapshots_after_forget(&mut self) -> Result<()> {
+        let held: Vec<KnownSnapshot> = self.known_snapshots()?.into_iter().filter(|s| s.held).collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let me = self.device_id();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for snapshot in &held {
+            let (writer, n) = (&snapshot.writer.as_bytes()[..], to_sql_u64(snapshot.n)?);
+            if snapshot.writer == me {
+                tx.execute(
+                    "INSERT INTO store_deletions (store, path)
+                     SELECT s.store, o.path FROM store_snapshots s JOIN snapshot_objects o ON o.writer = s.writer AND o.n = s.n
+                     WHERE s.writer = ?1 AND s.n = ?2
+                     ON CONFLICT DO NOTHING",
+                    params![writer, n],
+                )?;
+            }
+            tx.execute("DELETE FROM snapshot_objects WHERE writer = ?1 AND n = ?2", params![writer, n])?;
+            tx.execute("DELETE FROM store_snapshots WHERE writer = ?1 AND n = ?2", params![writer, n])?;
+            tx.execute("UPDATE snapshots SET held = 0 WHERE writer = ?1 AND n = ?2", params![writer, n])?;
+        }
+        tx.commit()?;
+        self.write_snapshot()?;
+        Ok(())
+    }
+
+    /// Deletes the own objects queued for deletion from this store (manifests first). Returns
+    /// how many went.
+    pub(crate) fn delete_queued(&mut self, handle: StoreHandle<'_>) -> Result<u64> {
+        let mut queued: Vec<String> = self
+            .conn
+            .prepare("SELECT path FROM store_deletions WHERE store = ?1")?
+            .query_map([handle.id], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        queued.sort_by_key(|path| !path.ends_with(".snap"));
+        let mut deleted = 0;
+        for path in queued {
+            match handle.store.delete(&path) {
+                Ok(()) => deleted += 1,
+                // A hub deletes nothing of a log but pairing objects: prune cannot either.
+                Err(err) if err.kind == ferry_store::StoreErrorKind::Denied => {}
+                Err(err) => return Err(err.into()),
+            }
+            self.conn
+                .execute("DELETE FROM store_deletions WHERE store = ?1 AND path = ?2", params![handle.id, path])?;
+        }
+        Ok(deleted)
     }
 
     /// The newest held snapshot a store was given or loaded from, for relaying: segments it
