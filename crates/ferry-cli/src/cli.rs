@@ -112,6 +112,9 @@ pub enum Command {
     Index(IndexArgs),
     /// Sync with every store: push local changes, then pull others' (or: push | pull | status)
     Sync(SyncArgs),
+    /// Drop superseded history older than the retention, here and in every store (a snapshot
+    /// stands for what stores delete): ferry prune [--keep 30d] [--dry-run]
+    Prune(PruneArgs),
     /// The stores this device syncs with: add, ls, check, rm
     #[command(subcommand)]
     Store(StoreAction),
@@ -246,6 +249,29 @@ pub enum PolicyAction {
     },
     /// List the collections whose policy was set
     Ls(JsonArg),
+    /// Show or set how long superseded history is kept (default 30d; syncs as a setting):
+    /// ferry policy retention 30d | forever
+    Retention {
+        /// A duration (90d, 12h, 2w) or `forever`; without it, show the retention
+        keep: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// History to keep this time (a duration like 30d, or `forever`); default: the vault's
+    /// retention (`ferry policy retention`)
+    #[arg(long)]
+    pub keep: Option<String>,
+    /// How long a new snapshot stands before stores delete what it replaces, so devices reading
+    /// them meanwhile finish (default 1h; 0 only when no other device is syncing)
+    #[arg(long, default_value = "1h")]
+    pub grace: String,
+    /// Only say what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub json: JsonArg,
 }
 
 #[derive(Debug, Args)]

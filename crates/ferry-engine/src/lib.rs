@@ -46,8 +46,8 @@
 //! - **The engine speaks no network protocol** and the database never leaves the device.
 
 mod backup;
-mod compact;
 mod blob;
+mod compact;
 mod conflicts;
 mod database;
 mod error;
@@ -77,6 +77,7 @@ mod write;
 
 pub use backup::{BackupSecret, ExportReport, ExportTo, ImportReport};
 pub use blob::{BlobId, BlobInfo, CHUNK_SIZE};
+pub use compact::Compacted;
 pub use conflicts::{CollectionConflicts, Conflict, ConflictReport, Head, Resolution};
 pub use error::{Error, ErrorClass, Result};
 pub use feed::{ChangeBatch, ChangeCursor, FeedItem, Subscription};
@@ -86,7 +87,6 @@ pub use home::Home;
 pub use hub_home::HubHome;
 pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Page, PageRequest, Record};
-pub use compact::Compacted;
 pub use repair::RepairReport;
 pub use retention::{DEFAULT_GRACE_MS, DEFAULT_RETENTION_MS, PruneOptions, PruneReport, Retention};
 pub use search::Found;
@@ -94,8 +94,7 @@ pub use sync::{
     AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions,
     JoinWith, Pairing, PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject,
     SnapshotWritten, StoreHandle, StoreId, StoreKeyCheck, StorePruned, StoreState, StoreStatus, StoreVault, SyncReason,
-    SyncReport, SyncStatus,
-    WaitBecause, due, end_invite,
+    SyncReport, SyncStatus, WaitBecause, due, end_invite,
 };
 pub use time::{format_duration_ms, parse_duration, parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};

@@ -11,6 +11,7 @@ use crate::policy::SETTINGS_COLLECTION;
 use crate::sync::{StoreHandle, StorePruned};
 use crate::{Compacted, Direction, Error, Result, SnapshotWritten, Vault};
 use ferry_format::{Collection, JsonValue, OpKind, RecordKey};
+use rusqlite::OptionalExtension;
 
 /// The key of the retention setting in `_ferry`.
 const RETENTION_KEY: &str = "retention";
@@ -94,8 +95,17 @@ impl Vault {
     /// # Errors
     /// Local failures.
     pub fn retention(&self) -> Result<Retention> {
-        let value = self.get(SETTINGS_COLLECTION, RETENTION_KEY)?;
-        Ok(value.and_then(|record| serde_json::from_str(record.value.as_str()).ok()).unwrap_or_default())
+        // A setting this build cannot read counts as the default, the rule every device knows.
+        let value: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT o.value FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter
+                 WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted",
+                [SETTINGS_COLLECTION, RETENTION_KEY],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(value.flatten().and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
     }
 
     /// Sets the vault's retention (it syncs to every device).

@@ -58,7 +58,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 /// Writes a duration in the largest unit that divides it (`30d`, `36h`, `90s`, `1500ms`).
 pub fn format_duration_ms(ms: u64) -> String {
     for (unit, size) in [("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms > 0 && ms % size == 0 {
+        if ms > 0 && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }

@@ -680,7 +680,7 @@ mod tests {
             format!("devices/{hex}.txt"),
             "keys/x/epoch".to_owned(),
             format!("blobs/00/{}", "09".repeat(32)), // wrong fan-out folder
-            format!("snapshots/{hex}/3.snap"),      // not zero-padded
+            format!("snapshots/{hex}/3.snap"),       // not zero-padded
             format!("snapshots/{hex}/0000000000000003.12.part"),
             "ferry-vault.json.bak".to_owned(),
             String::new(),
@@ -741,6 +741,34 @@ mod tests {
         check("device record payload", hex::encode(encode(&device)));
         let manifest = BlobManifest { size: 5, chunks: vec![ByteArray32([0x66; 32])] };
         check("blob manifest payload", hex::encode(encode(&manifest)));
+    }
+
+    #[test]
+    fn format_document_states_the_snapshot_vectors() {
+        use crate::format_document::check;
+        let writer = DeviceId::from_bytes([0x22; 16]);
+        let snapshot = SnapshotPayload {
+            n: 2,
+            created_ms: 1_763_776_800_123,
+            cut: vec![CutEntry { d: [0x22; 16], seq: 7, hash: [0x44; 32], g: 0, c: 12 }],
+            parts: vec![ByteArray32([0x66; 32])],
+            ops: 1,
+        };
+        check("snapshot payload", hex::encode(encode(&snapshot)));
+        let op = Op {
+            id: OpId { device: writer, counter: 12 },
+            hlc: Hlc::from_u64(0x019a_a94a_257b_0000),
+            collection: Collection::new("notes").unwrap(),
+            key: RecordKey::new("n1").unwrap(),
+            kind: OpKind::put_json(r#"{"title":"hi"}"#).unwrap(),
+            parents: vec![],
+        };
+        let part = SnapshotPartPayload { n: 2, part: 0, ops: vec![SnapshotOp::from_op(&op)] };
+        check("snapshot part payload", hex::encode(encode(&part)));
+        check("snapshot path", paths::snapshot(writer, 2));
+        check("snapshot part path", paths::snapshot_part(writer, 2, 0));
+        let decoded: SnapshotPartPayload = decode(&encode(&part)).unwrap();
+        assert_eq!(decoded.ops[0].clone().into_op().unwrap(), op);
     }
 
     #[test]

@@ -126,6 +126,14 @@ pub fn check_write(
                 if header.kind == ObjectKind::BlobManifest { ObjectKind::BlobManifest } else { ObjectKind::BlobChunk };
             (expected(kind, None, Some(ObjectId(id))), Accepted::Sealed { owner: None })
         }
+        StorePath::Snapshot(writer, n) => (
+            expected(ObjectKind::Snapshot, Some(writer), Some(ObjectId::snapshot(n))),
+            Accepted::Sealed { owner: Some(writer) },
+        ),
+        StorePath::SnapshotPart(writer, n, part) => (
+            expected(ObjectKind::SnapshotPart, Some(writer), Some(ObjectId::snapshot_part(n, part))),
+            Accepted::Sealed { owner: Some(writer) },
+        ),
         StorePath::VaultFile | StorePath::KeySlot(..) | StorePath::Pair(..) => return Ok(Accepted::Unsealed),
     };
     check_identity(&header, &expected)

@@ -5,7 +5,9 @@
 //! GET    /v1/objects/<path>        as on a peer (pinned devices; `pair/…` and `ferry-vault.json`: anyone)
 //! GET    /v1/list?prefix=…, /v1/wait?seen=…&timeout_ms=…   as on a peer (pinned devices)
 //! PUT    /v1/objects/<path>        201 written, 204 replaced; with `If-None-Match: *` 412 if it exists
-//! DELETE /v1/objects/pair/…        the end of a pairing exchange (nothing else is ever deleted)
+//! DELETE /v1/objects/pair/…        the end of a pairing exchange
+//! DELETE /v1/objects/log/<d>/<n>.seg, snapshots/<d>/…   device d pruning its own log (nothing else
+//!                                  is ever deleted: never a HEAD, never another device's objects)
 //! POST   /v1/hub/claim             {"secret", "vault", "devices": [[id, key]]}: the first device
 //! ```
 //! A write is checked without decrypting (`hub_check`): a sealed object must be signed by a
@@ -280,6 +282,16 @@ impl HubApp {
     }
 }
 
+/// Whether `device` may delete `path` from the hub: a segment or snapshot object of its own
+/// (never a HEAD, never another device's objects).
+fn prunable_by(path: &str, device: DeviceId) -> bool {
+    matches!(
+        paths::parse(path),
+        Some(StorePath::Segment(owner, _) | StorePath::Snapshot(owner, _) | StorePath::SnapshotPart(owner, ..))
+            if owner == device
+    )
+}
+
 fn is_pairing(path: &str) -> bool {
     matches!(paths::parse(path), Some(StorePath::Pair(..)))
 }
@@ -461,8 +473,21 @@ async fn delete_object(
     Path(path): Path<String>,
 ) -> Response {
     let device = app.pinned_quietly(&client);
+    if device.is_some_and(|device| prunable_by(&path, device)) {
+        // A device prunes its own log: segments a snapshot stands for, its old snapshots.
+        return match app.blocking(move |objects| objects.delete(&path)).await {
+            Ok(()) => {
+                app.changes.bump();
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(not_done) => not_done.into_response(),
+        };
+    }
     if !is_pairing(&path) {
-        let why = format!("`{path}`: a hub deletes nothing but finished pairing exchanges");
+        let why = format!(
+            "`{path}`: a hub deletes only finished pairing exchanges, and a device's own segments and snapshots \
+             when that device prunes them"
+        );
         return forbidden(&app, &client, device, why).into_response();
     }
     let writer = app.pairing.lock().ok().and_then(|book| book.waiting.get(&path).and_then(|(writer, _)| *writer));

@@ -156,6 +156,33 @@ impl Replicator {
         Ok(vault.stores()?.iter().map(|store| self.sync_store(vault, store, direction)).collect())
     }
 
+    /// Applies the vault's retention (or `options.keep`) on this device and in every configured
+    /// store it can open (see [`Vault::prune`]); a store that cannot be opened is reported with
+    /// the others' results.
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn prune(
+        &self,
+        vault: &mut Vault,
+        options: &ferry_engine::PruneOptions,
+    ) -> Result<ferry_engine::PruneReport, Error> {
+        let configured = vault.stores()?;
+        let mut opened = Vec::new();
+        let mut unopened = Vec::new();
+        for store in &configured {
+            match self.open(&store.url) {
+                Ok(store_handle) => opened.push((store.id, store_handle)),
+                Err(err) => unopened.push((store.url.clone(), Err(err.to_string()))),
+            }
+        }
+        let handles: Vec<StoreHandle<'_>> =
+            opened.iter().map(|(id, store)| StoreHandle { id: *id, store: store.as_ref() }).collect();
+        let mut report = ferry_store::outside_async(|| vault.prune(&handles, options))?;
+        report.stores.extend(unopened);
+        Ok(report)
+    }
+
     /// Syncs both ways with the stores due for `reason` (see [`ferry_engine::due`]): the
     /// daemon's round, and an app's own timer.
     ///

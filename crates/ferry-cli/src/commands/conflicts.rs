@@ -40,6 +40,7 @@ pub fn policy(vault: &mut Vault, action: &PolicyAction) -> Result<()> {
                 policies.iter().map(|(c, p)| Ok(vec![c.clone(), describe(vault, p)?])).collect::<Result<_>>()?;
             output::table(&mut out, &["COLLECTION", "POLICY"], &rows)?;
         }
+        PolicyAction::Retention { keep } => return super::retention::retention(vault, keep.as_deref()),
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod keys;
 mod pair;
 mod peers;
 mod records;
+mod retention;
 mod service;
 mod stores;
 mod sync;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Forget(args) => records::forget(&mut open(global)?, &args),
         Command::Index(args) => records::index(&mut open(global)?, &args),
         Command::Sync(args) => sync::sync(global, &mut open(global)?, &args),
+        Command::Prune(args) => retention::prune(global, &mut open(global)?, &args),
         Command::Store(action) => stores::store(global, &mut open(global)?, &action),
         Command::Blob(action) => blob::blob(global, &mut open(global)?, &action),
         Command::Put(args) => records::put(&mut open(global)?, &args),

@@ -145,11 +145,11 @@ pub fn print_outcomes(out: &mut impl Write, outcomes: &[StoreOutcome]) -> Result
             ));
         }
         if let Some(pull) = &report.pull {
-            parts.push(format!(
-                "pulled {} in {}",
-                count(pull.imported_ops, "op"),
-                count(pull.imported_segments, "segment")
-            ));
+            let from = match &pull.snapshot {
+                Some(snapshot) => format!("a snapshot ({snapshot}) and {}", count(pull.imported_segments, "segment")),
+                None => count(pull.imported_segments, "segment"),
+            };
+            parts.push(format!("pulled {} in {from}", count(pull.imported_ops, "op")));
             if pull.new_devices > 0 {
                 parts.push(format!("learned {}", count(pull.new_devices, "device")));
             }

@@ -39,8 +39,10 @@ pub struct StorePruned {
     pub waiting_until_ms: Option<u64>,
     /// The snapshot the deletions rest on (its manifest's path).
     pub snapshot: Option<String>,
-    /// Why deleting stopped, when the store refused (a hub deletes nothing but pairing
-    /// objects).
+    /// Objects the store refused to delete (a hub lets a device delete only its own log's
+    /// segments and snapshots: their owners prune the others), and the first reason.
+    pub refused_objects: u64,
+    /// The first refusal's reason.
     pub refused: Option<String>,
 }
 
@@ -53,7 +55,8 @@ impl Vault {
     /// [`StorePruned::refused`].
     pub fn prune_store(&mut self, handle: StoreHandle<'_>, grace_ms: u64, dry_run: bool) -> Result<StorePruned> {
         let listed = handle.store.list_sized("")?;
-        let sizes: HashMap<&str, u64> = listed.iter().map(|l: &Listed| (l.path.as_str(), l.size.unwrap_or(0))).collect();
+        let sizes: HashMap<&str, u64> =
+            listed.iter().map(|l: &Listed| (l.path.as_str(), l.size.unwrap_or(0))).collect();
         let mut report = StorePruned {
             objects: listed.len() as u64,
             bytes: listed.iter().map(|l| l.size.unwrap_or(0)).sum(),
@@ -103,8 +106,9 @@ impl Vault {
                 match handle.store.delete(path) {
                     Ok(()) => {}
                     Err(err) if err.kind == StoreErrorKind::Denied => {
-                        report.refused = Some(err.to_string());
-                        break;
+                        report.refused_objects += 1;
+                        report.refused.get_or_insert_with(|| err.to_string());
+                        continue;
                     }
                     Err(err) => return Err(err.into()),
                 }
@@ -138,7 +142,8 @@ impl Vault {
 /// Whether every part of a snapshot is listed.
 fn complete(snapshot: &KnownSnapshot, sizes: &HashMap<&str, u64>) -> bool {
     (0..snapshot.parts).all(|part| {
-        u32::try_from(part).is_ok_and(|part| sizes.contains_key(paths::snapshot_part(snapshot.writer, snapshot.n, part).as_str()))
+        u32::try_from(part)
+            .is_ok_and(|part| sizes.contains_key(paths::snapshot_part(snapshot.writer, snapshot.n, part).as_str()))
     })
 }
 

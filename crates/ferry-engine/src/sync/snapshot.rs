@@ -164,16 +164,12 @@ impl Vault {
             )?;
         }
         let parts = (objects.len() - 1) as u64;
-        let known = KnownSnapshot { writer: me, n, created_ms, seen_ms: created_ms, ops: total, parts, cut, held: true };
+        let known =
+            KnownSnapshot { writer: me, n, created_ms, seen_ms: created_ms, ops: total, parts, cut, held: true };
         remember(&tx, &known)?;
         meta_set(&tx, "snapshot_counter", to_sql_u64(n)?)?;
         tx.commit()?;
-        Ok(Some(SnapshotWritten {
-            path: known.path(),
-            ops: total,
-            parts,
-            bytes,
-        }))
+        Ok(Some(SnapshotWritten { path: known.path(), ops: total, parts, bytes }))
     }
 
     /// The snapshots this device knows of, newest first.
@@ -503,8 +499,7 @@ impl Vault {
             .collect::<rusqlite::Result<_>>()?;
         Ok(self.known_snapshots()?.into_iter().find(|snapshot| {
             snapshot.held
-                && i64::try_from(snapshot.n)
-                    .is_ok_and(|n| in_store.contains(&(snapshot.writer.as_bytes().to_vec(), n)))
+                && i64::try_from(snapshot.n).is_ok_and(|n| in_store.contains(&(snapshot.writer.as_bytes().to_vec(), n)))
         }))
     }
 }
@@ -546,7 +541,7 @@ fn current_cut(conn: &Connection, me: DeviceId) -> Result<Vec<CutEntry>> {
             c: from_sql_u64(last_counter)?,
         });
     }
-    cut.sort_by(|a, b| a.d.cmp(&b.d));
+    cut.sort_by_key(|entry| entry.d);
     Ok(cut)
 }
 
@@ -768,9 +763,8 @@ impl BulkLoad {
         let now = now_ms();
         let clock = ferry_format::Hlc::from_u64(self.clock);
         if clock.wall_ms().saturating_sub(now) <= super::import::MAX_CLOCK_AHEAD_MS {
-            let mut local = ferry_format::HlcClock::resume(ferry_format::Hlc::from_u64(from_sql_u64(meta_get(
-                conn, "hlc",
-            )?)?));
+            let mut local =
+                ferry_format::HlcClock::resume(ferry_format::Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
             local.observe(clock);
             meta_set(conn, "hlc", to_sql_u64(local.last().to_u64())?)?;
         }
