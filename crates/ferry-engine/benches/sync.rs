@@ -15,41 +15,17 @@
 
 mod common;
 
+use common::workload::{BATCH, key, raw_insert, unlock, value, walk};
+
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ferry_engine::{
-    CreateOptions, Direction, Home, JoinOptions, JoinWith, KdfCost, Passphrase, StoreHandle, Unlock, Vault,
-};
+use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, JoinWith, StoreHandle, Vault};
 use ferry_format::objects::{SegmentPayload, WireOp, encode};
 use ferry_format::seal::{Expected, ObjectId, ObjectKind, SealKeys, open, seal};
 use ferry_format::{Collection, DeviceId, Hlc, MasterKey, Op, OpId, OpKind, RecordKey, VaultId};
 use ferry_store::FolderStore;
 use std::path::Path;
 use std::time::Instant;
-
-const BATCH: usize = 10_000;
-
-fn unlock() -> Unlock {
-    Unlock { passphrase: Passphrase::new("bench"), kdf_cost: KdfCost::WorkFactor(10) }
-}
-
-/// Pseudo-random keys (UUIDv4-like), or time-ordered ones (ULID-like) with `--time-ordered-keys`.
-fn key(i: usize) -> String {
-    static ORDERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ORDERED.get_or_init(|| std::env::args().any(|a| a == "--time-ordered-keys")) {
-        return format!("{i:016x}");
-    }
-    let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x ^= x >> 29;
-    format!("{x:016x}")
-}
-
-fn value(i: usize) -> String {
-    format!(
-        r#"{{"body":"{}","n":{i},"tags":["bench","ferry"],"title":"note {i}"}}"#,
-        "lorem ipsum dolor sit amet ".repeat(5)
-    )
-}
 
 /// Median of `runs` timings of `f`, in seconds.
 fn median(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -163,29 +139,6 @@ fn bench_seal() {
     }
 }
 
-fn raw_insert(dir: &Path, count: usize) -> f64 {
-    let mut conn = rusqlite::Connection::open(dir.join("raw.db")).unwrap();
-    conn.execute_batch(&format!("PRAGMA key = \"x'{}'\";", "ab".repeat(32))).unwrap();
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768;
-         CREATE TABLE kv (collection TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL);",
-    )
-    .unwrap();
-    let start = Instant::now();
-    for batch in (0..count).collect::<Vec<_>>().chunks(BATCH) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO kv (collection, key, value) VALUES ('notes', ?1, ?2)").unwrap();
-            for &i in batch {
-                stmt.execute([key(i), value(i)]).unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-    start.elapsed().as_secs_f64()
-}
-
 /// The pulling side, in its own process: joins and pulls, then prints its time and peak RSS.
 fn pull_child(home: &Path, store: &Path) {
     let store = FolderStore::new(store);
@@ -291,17 +244,6 @@ fn bench_pull(count: usize) {
         goal: common::report::Goal::AtMost(200.0),
         how: format!("VmHWM of the pulling child process; {how}"),
     });
-}
-
-fn walk(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn main() {

@@ -278,7 +278,16 @@ CREATE TABLE compacted (
     counter INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT INTO meta (name, value) VALUES ('snapshot_counter', 0) ON CONFLICT DO NOTHING;
+DROP INDEX ops_by_record;
+CREATE INDEX ops_by_record ON ops (collection, key, hlc, kind);
 ";
+
+/// The index of the log by record (as version 12 made it), covering what folding a record
+/// with one op needs: a bulk load drops it and builds it again once, sorted.
+pub(crate) const OPS_BY_RECORD: &str = "CREATE INDEX ops_by_record ON ops (collection, key, hlc, kind)";
+
+/// The page cache of a connection, in SQLite's units (negative: KiB).
+pub(crate) const CACHE_SIZE: i64 = -32_768;
 
 /// Opens (or creates) the database at `path` with the local key, and checks that the key fits.
 pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connection> {
@@ -292,15 +301,15 @@ pub(crate) fn open(path: &Path, key: &LocalKey, create: bool) -> Result<Connecti
     // The first read decrypts page 1: a wrong key or a foreign file fails here.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .map_err(|_| Error::DatabaseKeyMismatch { path: path.to_owned() })?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA auto_vacuum = INCREMENTAL;
          PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA busy_timeout = 10000;
          PRAGMA temp_store = MEMORY;
          PRAGMA secure_delete = ON;
-         PRAGMA cache_size = -32768;",
-    )?;
+         PRAGMA cache_size = {CACHE_SIZE};",
+    ))?;
     Ok(conn)
 }
 

@@ -108,6 +108,32 @@ pub(crate) fn write_record_state(
     state: &RecordState,
     merged: Option<&str>,
 ) -> Result<()> {
+    upsert_record_state(conn, table, collection, key, state, merged)?;
+    if table == "records" {
+        crate::search::mark_dirty(conn, collection, key)?;
+    }
+    Ok(())
+}
+
+/// [`write_record_state`] into `records` without marking the record for the search index: a
+/// bulk load marks every record at the end in one statement.
+pub(crate) fn write_record_state_unindexed(
+    conn: &Connection,
+    collection: &str,
+    key: &str,
+    state: &RecordState,
+) -> Result<()> {
+    upsert_record_state(conn, "records", collection, key, state, None)
+}
+
+fn upsert_record_state(
+    conn: &Connection,
+    table: &str,
+    collection: &str,
+    key: &str,
+    state: &RecordState,
+    merged: Option<&str>,
+) -> Result<()> {
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {table} (collection, key, winner_device, winner_counter, winner_hlc, deleted, heads, merged)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
@@ -122,9 +148,6 @@ pub(crate) fn write_record_state(
         OpId::encode_list(&state.heads),
         merged,
     ])?;
-    if table == "records" {
-        crate::search::mark_dirty(conn, collection, key)?;
-    }
     Ok(())
 }
 

@@ -238,7 +238,7 @@ pub struct SnapshotPartPayload {
     pub n: u64,
     /// This part's index (0, 1, …), equal to the number in its name.
     pub part: u32,
-    /// The ops, sorted by collection, key, device id and counter.
+    /// The ops, sorted by writer and counter.
     pub ops: Vec<SnapshotOp>,
 }
 

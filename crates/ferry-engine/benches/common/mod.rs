@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each bench uses a part
 
 pub mod report;
+pub mod workload;
 
 /// `--records N` (default 1,000,000), or 20,000 with `--quick` (the CI smoke run).
 pub fn record_count() -> usize {

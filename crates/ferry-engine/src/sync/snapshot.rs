@@ -23,9 +23,9 @@ use super::pull::PullReport;
 use super::registry::{Registry, Trusted};
 use crate::database::{from_sql_u64, meta_get, meta_set, to_sql_u64};
 use crate::identity::{DeviceKeys, VaultKeys};
-use crate::merge::{self, OpMeta};
-use crate::oplog::{OP_COLUMNS, insert_op, op_from_row, op_meta, record_ops};
-use crate::policy::{Policies, refold_collection, store_state};
+use crate::merge;
+use crate::oplog::{OP_COLUMNS, insert_op, op_from_row, write_record_state_unindexed};
+use crate::policy::refold_collection;
 use crate::write::now_ms;
 use crate::{Error, Result, Vault, random};
 use ferry_format::objects::{
@@ -117,8 +117,7 @@ impl Vault {
         let mut hashes = Vec::new();
         let mut total = 0u64;
         {
-            let mut select =
-                tx.prepare(&format!("SELECT {OP_COLUMNS} FROM ops ORDER BY collection, key, device, counter"))?;
+            let mut select = tx.prepare(&format!("SELECT {OP_COLUMNS} FROM ops ORDER BY device, counter"))?;
             let mut rows = select.query([])?;
             let mut batch: Vec<SnapshotOp> = Vec::new();
             let mut batch_bytes = 0usize;
@@ -317,87 +316,87 @@ impl Vault {
     ) -> Result<std::result::Result<(), String>> {
         let keys = VaultKeys::load(&self.conn)?;
         let registry = Registry::load(&self.conn)?;
-        let (writer, n) = (snapshot.writer, snapshot.n);
         let Some(manifest_bytes) = handle.store.get(&snapshot.path())? else {
             return Ok(Err("its manifest is gone from the store".into()));
         };
-        let manifest = match open_manifest(&manifest_bytes, writer, n, &keys, &registry) {
+        let manifest = match open_manifest(&manifest_bytes, snapshot.writer, snapshot.n, &keys, &registry) {
             Ok(manifest) => manifest,
             Err(reason) => return Ok(Err(reason.to_string())),
         };
-        let bounds: HashMap<[u8; 16], u64> = manifest.cut.iter().map(|entry| (entry.d, entry.c)).collect();
-        let bulk = !self.conn.prepare("SELECT 1 FROM ops LIMIT 1")?.exists([])?;
-        let mut bulk_state = BulkLoad::default();
-        let mut part = 0usize;
-        while part < manifest.parts.len() {
-            let last = manifest.parts.len().min(part + FETCH_AHEAD);
-            let run: Vec<String> = (part..last)
-                .map(|i| u32::try_from(i).map(|i| paths::snapshot_part(writer, n, i)))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| Error::Corrupt("snapshot part number".into()))?;
-            let fetched = handle.store.get_many(&run)?;
-            for (offset, bytes) in fetched.into_iter().enumerate() {
-                let index = part + offset;
-                let Some(bytes) = bytes else {
-                    return Ok(Err(format!("part {index} is missing from the store")));
-                };
-                let expected = &manifest.parts[index].0;
-                let ops = match open_part(&bytes, writer, n, index, expected, &bounds, &keys, &registry) {
-                    Ok(ops) => ops,
-                    Err(reason) => return Ok(Err(format!("part {index}: {reason}"))),
-                };
-                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut changes = Vec::new();
-                if bulk {
-                    report.imported_ops += bulk_state.import(&tx, &ops)?;
-                } else {
-                    let ops = without_compacted(&tx, ops)?;
-                    let imported = import_ops(&tx, &ops)?;
-                    report.forgot |= imported.forgot;
-                    report.imported_ops += imported.new_ops;
-                    changes = imported.changes;
-                }
-                tx.execute(
-                    "INSERT INTO snapshot_objects (path, writer, n, bytes) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes",
-                    params![&run[offset], &writer.as_bytes()[..], to_sql_u64(n)?, bytes],
-                )?;
-                tx.commit()?;
-                self.notify(&changes);
+        let load = Load { handle, snapshot, manifest: &manifest, manifest_bytes: &manifest_bytes, keys, registry };
+        let loaded = if self.conn.prepare("SELECT 1 FROM ops LIMIT 1")?.exists([])? {
+            self.load_parts(&load, report)?
+        } else {
+            // A first load: one transaction and a large page cache, so each page of the log
+            // is written once, at the end, however the parts' ops fall in it.
+            // Where no other connection has the database open (a device joining), a rollback
+            // journal instead of the write-ahead log: new pages are then written once, not to
+            // the log and again to the database.
+            let journal: String = self.conn.query_row("PRAGMA journal_mode = TRUNCATE", [], |row| row.get(0))?;
+            self.conn.execute_batch(&format!(
+                "PRAGMA cache_size = {BULK_CACHE}; BEGIN IMMEDIATE; DROP INDEX ops_by_record;"
+            ))?;
+            let loaded = self.bulk_load(&load, report);
+            let end = if matches!(loaded, Ok(Ok(()))) { "COMMIT" } else { "ROLLBACK" };
+            if !self.conn.is_autocommit() {
+                self.conn.execute_batch(end)?;
             }
-            part = last;
+            if journal != "wal" {
+                self.conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+            }
+            self.conn.execute_batch(&format!("PRAGMA cache_size = {}", crate::database::CACHE_SIZE))?;
+            loaded?
+        };
+        if let Err(reason) = loaded {
+            return Ok(Err(reason));
         }
-        let me = self.device_id();
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if bulk {
-            bulk_state.finish(&tx)?;
-        }
-        for entry in manifest.cut.iter().filter(|entry| entry.d != *me.as_bytes()) {
-            // Only forward: a cursor already past the cut stays where it is.
-            tx.execute(
-                "INSERT INTO cursors (device, seq, hash, ops, generation) VALUES (?1, ?2, ?3, 0, ?4)
-                 ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
-                     generation = excluded.generation
-                 WHERE excluded.seq > cursors.seq",
-                params![&entry.d[..], to_sql_u64(entry.seq)?, &entry.hash[..], entry.g],
-            )?;
-            raise_compacted(&tx, DeviceId::from_bytes(entry.d), entry.c)?;
-        }
-        tx.execute(
-            "INSERT INTO snapshot_objects (path, writer, n, bytes) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes",
-            params![snapshot.path(), &writer.as_bytes()[..], to_sql_u64(n)?, manifest_bytes],
-        )?;
-        remember(&tx, &KnownSnapshot { held: true, ..snapshot.clone() })?;
-        tx.execute(
-            "INSERT INTO store_snapshots (store, writer, n) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            params![handle.id, &writer.as_bytes()[..], to_sql_u64(n)?],
-        )?;
-        tx.commit()?;
         report.snapshot = Some(snapshot.path());
         if report.forgot {
             self.purge_forgotten()?;
         }
+        Ok(Ok(()))
+    }
+
+    /// Imports the parts of a snapshot into a log that already holds ops: one transaction per
+    /// part, through the usual import; then [`finish_load`].
+    fn load_parts(&mut self, load: &Load<'_>, report: &mut PullReport) -> Result<std::result::Result<(), String>> {
+        let mut parts = load.parts();
+        while let Some(next) = parts.next_part()? {
+            let (path, bytes, ops) = match next {
+                Ok(part) => part,
+                Err(reason) => return Ok(Err(reason)),
+            };
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ops = without_compacted(&tx, ops)?;
+            let imported = import_ops(&tx, &ops)?;
+            report.forgot |= imported.forgot;
+            report.imported_ops += imported.new_ops;
+            keep_object(&tx, load.snapshot, &path, &bytes)?;
+            tx.commit()?;
+            self.notify(&imported.changes);
+        }
+        let me = self.device_id();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        finish_load(&tx, load, me)?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    /// Imports the parts of a snapshot into an empty log, inside the caller's transaction,
+    /// through [`BulkLoad`]; then [`finish_load`].
+    fn bulk_load(&mut self, load: &Load<'_>, report: &mut PullReport) -> Result<std::result::Result<(), String>> {
+        let mut bulk = BulkLoad::default();
+        let mut parts = load.parts();
+        while let Some(next) = parts.next_part()? {
+            let (path, bytes, ops) = match next {
+                Ok(part) => part,
+                Err(reason) => return Ok(Err(reason)),
+            };
+            report.imported_ops += bulk.import(&self.conn, &ops)?;
+            keep_object(&self.conn, load.snapshot, &path, &bytes)?;
+        }
+        bulk.finish(&self.conn)?;
+        finish_load(&self.conn, load, self.device_id())?;
         Ok(Ok(()))
     }
 
@@ -502,6 +501,104 @@ impl Vault {
                 && i64::try_from(snapshot.n).is_ok_and(|n| in_store.contains(&(snapshot.writer.as_bytes().to_vec(), n)))
         }))
     }
+}
+
+/// A page cache of 128 MiB for a first load (the usual one is 32 MiB).
+const BULK_CACHE: i64 = -131_072;
+
+/// One snapshot being loaded: what was read and checked of it, and where it comes from.
+struct Load<'a> {
+    handle: StoreHandle<'a>,
+    snapshot: &'a KnownSnapshot,
+    manifest: &'a SnapshotPayload,
+    manifest_bytes: &'a [u8],
+    keys: VaultKeys,
+    registry: Registry,
+}
+
+impl<'a> Load<'a> {
+    fn parts(&'a self) -> Parts<'a> {
+        Parts {
+            load: self,
+            bounds: self.manifest.cut.iter().map(|entry| (entry.d, entry.c)).collect(),
+            next: 0,
+            fetched: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+/// The parts of a snapshot, fetched a few at a time and checked one by one.
+struct Parts<'a> {
+    load: &'a Load<'a>,
+    bounds: HashMap<[u8; 16], u64>,
+    next: usize,
+    fetched: std::collections::VecDeque<(String, Option<Vec<u8>>)>,
+}
+
+/// A part: its path, its sealed bytes and its ops; or why it was refused.
+type Part = std::result::Result<(String, Vec<u8>, Vec<Op>), String>;
+
+impl Parts<'_> {
+    /// The next part, checked; `None` after the last.
+    fn next_part(&mut self) -> Result<Option<Part>> {
+        let (load, total) = (self.load, self.load.manifest.parts.len());
+        if self.next >= total {
+            return Ok(None);
+        }
+        let (writer, n) = (load.snapshot.writer, load.snapshot.n);
+        if self.fetched.is_empty() {
+            let run: Vec<String> = (self.next..total.min(self.next + FETCH_AHEAD))
+                .map(|i| u32::try_from(i).map(|i| paths::snapshot_part(writer, n, i)))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|_| Error::Corrupt("snapshot part number".into()))?;
+            let bytes = load.handle.store.get_many(&run)?;
+            self.fetched.extend(run.into_iter().zip(bytes));
+        }
+        let index = self.next;
+        self.next += 1;
+        let Some((path, Some(bytes))) = self.fetched.pop_front() else {
+            return Ok(Some(Err(format!("part {index} is missing from the store"))));
+        };
+        let expected = &load.manifest.parts[index].0;
+        Ok(Some(match open_part(&bytes, writer, n, index, expected, &self.bounds, &load.keys, &load.registry) {
+            Ok(ops) => Ok((path, bytes, ops)),
+            Err(reason) => Err(format!("part {index}: {reason}")),
+        }))
+    }
+}
+
+/// Keeps a snapshot object (served to peers, carried to stores).
+fn keep_object(conn: &Connection, snapshot: &KnownSnapshot, path: &str, bytes: &[u8]) -> Result<()> {
+    conn.execute(
+        "INSERT INTO snapshot_objects (path, writer, n, bytes) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (path) DO UPDATE SET bytes = excluded.bytes",
+        params![path, &snapshot.writer.as_bytes()[..], to_sql_u64(snapshot.n)?, bytes],
+    )?;
+    Ok(())
+}
+
+/// After the parts: every device of the cut but this one (`me`) has its cursor moved to the
+/// cut where it was behind, and its compacted counter raised to the cut's; the snapshot is
+/// kept, and known to be in the store it came from.
+fn finish_load(conn: &Connection, load: &Load<'_>, me: DeviceId) -> Result<()> {
+    for entry in load.manifest.cut.iter().filter(|entry| entry.d != *me.as_bytes()) {
+        // Only forward: a cursor already past the cut stays where it is.
+        conn.execute(
+            "INSERT INTO cursors (device, seq, hash, ops, generation) VALUES (?1, ?2, ?3, 0, ?4)
+             ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                 generation = excluded.generation
+             WHERE excluded.seq > cursors.seq",
+            params![&entry.d[..], to_sql_u64(entry.seq)?, &entry.hash[..], entry.g],
+        )?;
+        raise_compacted(conn, DeviceId::from_bytes(entry.d), entry.c)?;
+    }
+    keep_object(conn, load.snapshot, &load.snapshot.path(), load.manifest_bytes)?;
+    remember(conn, &KnownSnapshot { held: true, ..load.snapshot.clone() })?;
+    conn.execute(
+        "INSERT INTO store_snapshots (store, writer, n) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+        params![load.handle.id, &load.snapshot.writer.as_bytes()[..], to_sql_u64(load.snapshot.n)?],
+    )?;
+    Ok(())
 }
 
 /// The cut of this device's log now: per other device, its cursor; its own, the last sealed
@@ -709,19 +806,17 @@ pub(crate) fn open_part(
         .collect()
 }
 
-/// The bulk path of a first load: ops go into the log and each record's state is written once,
-/// in record order, without the per-op lookups of an incremental import.
+/// The bulk path of a first load: the parts' ops go into the log in the order they come (by
+/// writer and counter: each writer's ops are appended to the log's B-tree); then one pass over
+/// the log in record order writes each record's state once, policies and the search index are
+/// brought up to date in one statement each, and the clock absorbs the newest op.
 #[derive(Default)]
 struct BulkLoad {
-    /// The last record folded (a record's ops may continue in the next part).
-    last: Option<(String, String)>,
-    policies: Policies,
-    changed_policies: BTreeSet<String>,
     clock: u64,
 }
 
 impl BulkLoad {
-    /// Imports one part's ops (sorted by record); returns how many were new.
+    /// Imports one part's ops; returns how many were new.
     fn import(&mut self, conn: &Connection, ops: &[Op]) -> Result<u64> {
         let mut new = 0;
         for op in ops {
@@ -730,46 +825,85 @@ impl BulkLoad {
             }
             self.clock = self.clock.max(op.hlc.to_u64());
         }
-        let mut start = 0;
-        while start < ops.len() {
-            let (collection, key) = (ops[start].collection.as_str(), ops[start].key.as_str());
-            let end = ops[start..]
-                .iter()
-                .position(|op| op.collection.as_str() != collection || op.key.as_str() != key)
-                .map_or(ops.len(), |len| start + len);
-            let record = (collection.to_owned(), key.to_owned());
-            let continues = self.last.as_ref() == Some(&record);
-            let group: Vec<OpMeta> = if continues {
-                record_ops(conn, collection, key)? // the record began in the part before
-            } else {
-                ops[start..end].iter().filter(|op| !matches!(op.kind, OpKind::Forget(_))).map(op_meta).collect()
-            };
-            if let Some(state) = merge::fold(group.iter()) {
-                let (_, changed) = store_state(conn, &mut self.policies, collection, key, state)?;
-                self.changed_policies.extend(changed);
-            }
-            self.last = Some(record);
-            start = end;
-        }
         Ok(new)
     }
 
-    /// Applies policies the load itself brought (their records may sort after the records they
-    /// govern), and the clock.
     fn finish(&mut self, conn: &Connection) -> Result<()> {
-        for collection in std::mem::take(&mut self.changed_policies) {
+        // Built once, sorted, rather than entry by entry in random order.
+        conn.execute_batch(crate::database::OPS_BY_RECORD)?;
+        fold_every_record(conn)?;
+        // Collections whose policy is not the last writer's pick are folded again under it.
+        let policies: Vec<String> = conn
+            .prepare("SELECT substr(key, 8) FROM records WHERE collection = ?1 AND key LIKE 'policy/%'")?
+            .query_map([crate::policy::SETTINGS_COLLECTION], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for collection in policies {
             refold_collection(conn, &collection)?;
         }
+        conn.execute("INSERT INTO search_dirty (collection, key) SELECT collection, key FROM records", [])?;
         let now = now_ms();
         let clock = ferry_format::Hlc::from_u64(self.clock);
         if clock.wall_ms().saturating_sub(now) <= super::import::MAX_CLOCK_AHEAD_MS {
-            let mut local =
-                ferry_format::HlcClock::resume(ferry_format::Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?));
+            let last = ferry_format::Hlc::from_u64(from_sql_u64(meta_get(conn, "hlc")?)?);
+            let mut local = ferry_format::HlcClock::resume(last);
             local.observe(clock);
             meta_set(conn, "hlc", to_sql_u64(local.last().to_u64())?)?;
         }
         Ok(())
     }
+}
+
+/// Writes every record's state from the log, in one pass in record order over the covering
+/// index `ops_by_record` (no lookups into the log): a record with one op is that op; one with
+/// several (few, after compaction) is folded from its ops. The last writer's pick; see
+/// [`BulkLoad::finish`] for policies.
+fn fold_every_record(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT collection, key, device, counter, hlc, kind FROM ops INDEXED BY ops_by_record
+         WHERE kind != {} ORDER BY collection, key",
+        crate::oplog::KIND_FORGET
+    ))?;
+    let mut rows = stmt.query([])?;
+    // The record being read: its name, its first op as a state, and whether it has more.
+    let mut current: Option<((String, String), merge::RecordState, bool)> = None;
+    let flush = |(record, state, several): ((String, String), merge::RecordState, bool)| -> Result<()> {
+        let state = if several {
+            merge::fold(crate::oplog::record_ops(conn, &record.0, &record.1)?.iter()).unwrap_or(state)
+        } else {
+            state
+        };
+        write_record_state_unindexed(conn, &record.0, &record.1, &state)
+    };
+    while let Some(row) = rows.next()? {
+        let same = current.as_ref().is_some_and(|((c, k), ..)| {
+            row.get_ref(0).ok().and_then(|v| v.as_str().ok()) == Some(c.as_str())
+                && row.get_ref(1).ok().and_then(|v| v.as_str().ok()) == Some(k.as_str())
+        });
+        if same {
+            if let Some((_, _, several)) = current.as_mut() {
+                *several = true;
+            }
+            continue;
+        }
+        let device: Vec<u8> = row.get(2)?;
+        let id = ferry_format::OpId {
+            device: DeviceId::from_slice(&device).ok_or_else(|| Error::Corrupt("an op of the log".into()))?,
+            counter: from_sql_u64(row.get(3)?)?,
+        };
+        let winner = merge::Winner {
+            id,
+            hlc: ferry_format::Hlc::from_u64(from_sql_u64(row.get(4)?)?),
+            deleted: row.get::<_, i64>(5)? == crate::oplog::KIND_DELETE,
+        };
+        let state = merge::RecordState { winner, heads: vec![id] };
+        if let Some(done) = current.replace(((row.get(0)?, row.get(1)?), state, false)) {
+            flush(done)?;
+        }
+    }
+    if let Some(done) = current {
+        flush(done)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
