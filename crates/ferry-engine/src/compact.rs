@@ -5,7 +5,9 @@
 //! imported), and *superseded*: not a head of its record, not the op whose value the record
 //! shows, not a parent of a head while the record has several (the `fields` merge compares a
 //! head with its parents), and not a forget. Records whose shown op is not a head (a device
-//! whose clock went backwards) are left whole. What is left folds to the same state, so
+//! whose clock went backwards), and records with an op naming a parent this device has not
+//! received yet (that op is what keeps the parent from becoming a head when it arrives), are
+//! left whole. What is left folds to the same state, so
 //! `ferry repair` and every merge give the same answers after compaction as before.
 //!
 //! Per device, the highest dropped counter is remembered (`compacted`): an old copy of a
@@ -13,7 +15,7 @@
 
 use crate::database::{from_sql_u64, meta_get, to_sql_u64};
 use crate::oplog::{KIND_FORGET, record_ops, record_state};
-use crate::sync::snapshot::raise_compacted;
+use crate::sync::snapshot::{last_counter_seen, raise_compacted};
 use crate::write::now_ms;
 use crate::{Result, Vault};
 use ferry_format::{DeviceId, Hlc, OpId};
@@ -49,10 +51,15 @@ impl Vault {
         let droppable = superseded_ops(&tx, horizon, me, sealed)?;
         let mut report = Compacted { ops: droppable.len() as u64, ..Compacted::default() };
         if !dry_run {
+            let mut highest: std::collections::HashMap<DeviceId, u64> = std::collections::HashMap::new();
             let mut delete = tx.prepare_cached("DELETE FROM ops WHERE device = ?1 AND counter = ?2")?;
             for id in &droppable {
                 delete.execute(params![&id.device.as_bytes()[..], to_sql_u64(id.counter)?])?;
-                raise_compacted(&tx, id.device, id.counter)?;
+                let top = highest.entry(id.device).or_default();
+                *top = (*top).max(id.counter);
+            }
+            for (device, counter) in highest {
+                raise_compacted(&tx, device, counter)?;
             }
         }
         if let Some(snapshot) = snapshot {
@@ -116,12 +123,27 @@ fn superseded_ops(conn: &Connection, horizon: Hlc, me: DeviceId, sealed: u64) ->
         .query_map([horizon], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut droppable = Vec::new();
+    let mut seen_up_to: std::collections::HashMap<DeviceId, u64> = std::collections::HashMap::new();
     for (collection, key) in records {
         let Some(state) = record_state(conn, &collection, &key)? else { continue };
         if !state.heads.contains(&state.winner.id) {
             continue; // the shown op is not a head: leave the record whole
         }
         let ops = record_ops(conn, &collection, &key)?;
+        // An op that names a parent this device has not seen yet (its writer's segment has not
+        // arrived) is what keeps that parent from becoming a head when it does: such a record
+        // is left whole until then.
+        let mut waiting = false;
+        for parent in ops.iter().flat_map(|op| op.parents.iter()) {
+            let seen = match seen_up_to.get(&parent.device) {
+                Some(seen) => *seen,
+                None => *seen_up_to.entry(parent.device).or_insert(last_counter_seen(conn, parent.device)?),
+            };
+            waiting |= parent.counter > seen;
+        }
+        if waiting {
+            continue;
+        }
         let mut needed: HashSet<OpId> = state.heads.iter().copied().collect();
         if state.heads.len() > 1 {
             for op in ops.iter().filter(|op| state.heads.contains(&op.id)) {
@@ -144,7 +166,8 @@ fn superseded_ops(conn: &Connection, horizon: Hlc, me: DeviceId, sealed: u64) ->
 fn give_back_pages(conn: &Connection) -> Result<()> {
     let auto_vacuum: i64 = conn.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
     if auto_vacuum == 2 {
-        conn.query_row("PRAGMA incremental_vacuum", [], |_| Ok(())).or_else(ignore_no_rows)?;
+        // (Stepped to the end: each step frees one page.)
+        conn.execute_batch("PRAGMA incremental_vacuum")?;
     } else {
         let free: i64 = conn.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
         let pages: i64 = conn.query_row("PRAGMA page_count", [], |row| row.get(0))?;
@@ -154,12 +177,4 @@ fn give_back_pages(conn: &Connection) -> Result<()> {
     }
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
-}
-
-/// `PRAGMA incremental_vacuum` returns no row.
-fn ignore_no_rows(err: rusqlite::Error) -> rusqlite::Result<()> {
-    match err {
-        rusqlite::Error::QueryReturnedNoRows => Ok(()),
-        other => Err(other),
-    }
 }

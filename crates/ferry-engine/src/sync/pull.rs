@@ -125,6 +125,10 @@ impl Vault {
         }
         if report.forgot {
             self.purge_forgotten()?;
+        } else if report.revocations > 0 && self.newest_held_snapshot()?.is_some() {
+            // A revoked device's snapshots are no longer trusted, and what it pruned may be
+            // covered by nothing else: this device stands for it with a snapshot of its own.
+            self.write_snapshot()?;
         }
         Ok(report)
     }

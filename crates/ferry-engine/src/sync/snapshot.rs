@@ -231,7 +231,8 @@ impl Vault {
         for path in listed {
             let Some(paths::StorePath::Snapshot(writer, n)) = paths::parse(path) else { continue };
             if let Some(snapshot) = known.get(&(writer, n)) {
-                if registry.is_active(writer) {
+                // Checked again: a revocation learned since may rule it out.
+                if registry.is_active(writer) && beyond_revocation(&snapshot.cut, &registry).is_none() {
                     found.push(snapshot.clone());
                 }
                 continue;
@@ -360,6 +361,13 @@ impl Vault {
     /// Imports the parts of a snapshot into a log that already holds ops: one transaction per
     /// part, through the usual import; then [`finish_load`].
     fn load_parts(&mut self, load: &Load<'_>, report: &mut PullReport) -> Result<std::result::Result<(), String>> {
+        // The ids the snapshot holds, to tell afterwards which ops this device holds within the
+        // cut that the writer had compacted away.
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS snapshot_ids (device BLOB, counter INTEGER, PRIMARY KEY (device, counter))
+                 WITHOUT ROWID;
+             DELETE FROM temp.snapshot_ids;",
+        )?;
         let mut parts = load.parts();
         while let Some(next) = parts.next_part()? {
             let (path, bytes, ops) = match next {
@@ -367,6 +375,12 @@ impl Vault {
                 Err(reason) => return Ok(Err(reason)),
             };
             let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut note = tx.prepare_cached("INSERT OR IGNORE INTO temp.snapshot_ids VALUES (?1, ?2)")?;
+                for op in &ops {
+                    note.execute(params![&op.id.device.as_bytes()[..], to_sql_u64(op.id.counter)?])?;
+                }
+            }
             let ops = without_compacted(&tx, ops)?;
             let imported = import_ops(&tx, &ops)?;
             report.forgot |= imported.forgot;
@@ -377,8 +391,11 @@ impl Vault {
         }
         let me = self.device_id();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = drop_compacted_by_writer(&tx, load.manifest)?;
         finish_load(&tx, load, me)?;
         tx.commit()?;
+        self.conn.execute_batch("DELETE FROM temp.snapshot_ids")?;
+        self.notify(&changes);
         Ok(Ok(()))
     }
 
@@ -567,6 +584,44 @@ impl Parts<'_> {
     }
 }
 
+/// After the parts of a snapshot were imported into a log that held ops already: the ops this
+/// device holds within the cut (numbered at or below the cut's counter of their writer) that
+/// the snapshot lacks were compacted away by its writer (or forgotten, and the forget came with
+/// it): they are superseded everywhere, so they go here too, and their records are folded
+/// again from what is left (an old op of this device must not stay a head because the ops that
+/// superseded it were compacted before they reached it).
+fn drop_compacted_by_writer(conn: &Connection, manifest: &SnapshotPayload) -> Result<Vec<crate::Change>> {
+    let mut records: BTreeSet<(String, String)> = BTreeSet::new();
+    for entry in &manifest.cut {
+        let gone: Vec<(i64, String, String)> = conn
+            .prepare_cached(&format!(
+                "SELECT o.counter, o.collection, o.key FROM ops o
+                 WHERE o.device = ?1 AND o.counter <= ?2 AND o.kind != {}
+                   AND NOT EXISTS (SELECT 1 FROM temp.snapshot_ids s WHERE s.device = o.device AND s.counter = o.counter)",
+                crate::oplog::KIND_FORGET
+            ))?
+            .query_map(params![&entry.d[..], to_sql_u64(entry.c)?], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (counter, collection, key) in gone {
+            conn.prepare_cached("DELETE FROM ops WHERE device = ?1 AND counter = ?2")?
+                .execute(params![&entry.d[..], counter])?;
+            records.insert((collection, key));
+        }
+    }
+    let mut policies = crate::policy::Policies::default();
+    let mut changes = Vec::new();
+    for (collection, key) in records {
+        let ops = crate::oplog::record_ops(conn, &collection, &key)?;
+        let Some(state) = merge::fold(ops.iter()) else {
+            conn.execute("DELETE FROM records WHERE collection = ?1 AND key = ?2", params![collection, key])?;
+            continue;
+        };
+        let (state, _) = crate::policy::store_state(conn, &mut policies, &collection, &key, state)?;
+        changes.push(crate::Change { collection, key, op: state.winner.id, deleted: state.winner.deleted });
+    }
+    Ok(changes)
+}
+
 /// Keeps a snapshot object (served to peers, carried to stores).
 fn keep_object(conn: &Connection, snapshot: &KnownSnapshot, path: &str, bytes: &[u8]) -> Result<()> {
     conn.execute(
@@ -591,6 +646,18 @@ fn finish_load(conn: &Connection, load: &Load<'_>, me: DeviceId) -> Result<()> {
             params![&entry.d[..], to_sql_u64(entry.seq)?, &entry.hash[..], entry.g],
         )?;
         raise_compacted(conn, DeviceId::from_bytes(entry.d), entry.c)?;
+    }
+    // Segments it covers that were missing are no longer gaps, in any store.
+    let skipped: Vec<String> = conn
+        .prepare("SELECT DISTINCT path FROM skipped")?
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for path in skipped {
+        if let Some(paths::StorePath::Segment(device, seq)) = paths::parse(&path)
+            && seq <= load.snapshot.covers(device)
+        {
+            conn.execute("DELETE FROM skipped WHERE path = ?1", [&path])?;
+        }
     }
     keep_object(conn, load.snapshot, &load.snapshot.path(), load.manifest_bytes)?;
     remember(conn, &KnownSnapshot { held: true, ..load.snapshot.clone() })?;
@@ -754,16 +821,23 @@ pub(crate) fn open_manifest(
         if !registry.contains(device) {
             return malformed(format!("its cut names device {device}, which this device does not know"));
         }
-        if let Some(last) = registry.revoked_after(device)
-            && entry.seq > last
-        {
-            return malformed(format!(
-                "it covers segment {} of device {device}, which was revoked after segment {last}",
-                entry.seq
-            ));
-        }
+    }
+    if let Some(why) = beyond_revocation(&manifest.cut, registry) {
+        return malformed(why);
     }
     Ok(manifest)
+}
+
+/// Why a cut goes beyond what a revocation allows (a revoked device's segment after its last
+/// accepted one), if it does.
+fn beyond_revocation(cut: &[CutEntry], registry: &Registry) -> Option<String> {
+    cut.iter().find_map(|entry| {
+        let device = DeviceId::from_bytes(entry.d);
+        let last = registry.revoked_after(device)?;
+        (entry.seq > last).then(|| {
+            format!("it covers segment {} of device {device}, which was revoked after segment {last}", entry.seq)
+        })
+    })
 }
 
 /// Opens and checks part `index` of snapshot `n` of `writer` against its manifest: its hash,
