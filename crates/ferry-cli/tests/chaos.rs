@@ -300,7 +300,14 @@ fn chaos(backend: &Backend) {
                     (vec!["put".into(), "notes".into(), key.clone(), "-".into()], rng.below(80))
                 }
                 3 => (vec!["sync".into()], rng.below(80)),
-                4 => (vec!["blob".into(), "put".into(), blob_file.display().to_string()], rng.below(60)),
+                4 if rng.below(2) == 0 => {
+                    (vec!["blob".into(), "put".into(), blob_file.display().to_string()], rng.below(60))
+                }
+                // A prune that keeps no history and deletes at once: compaction, a snapshot,
+                // then deletes in the store, any of them cut short.
+                4 => {
+                    (["prune", "--keep", "0", "--grace", "0"].iter().map(|a| (*a).to_owned()).collect(), rng.below(120))
+                }
                 _ => {
                     if rng.below(2) == 0 {
                         (vec!["forget".into(), "scratch".into(), "--all".into()], rng.below(50))
@@ -311,6 +318,7 @@ fn chaos(backend: &Backend) {
             };
             if args[0] == "forget" {
                 device.ok(&["put", "scratch", &key, "1"]);
+                input = Some("forget\n".into()); // the confirmation it asks for
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let (code, stderr) = run_killed(device, &args, input, Duration::from_millis(after), &mut tally);
@@ -352,9 +360,9 @@ fn chaos(backend: &Backend) {
     }
     let report = format!("seed {seed}; {tally:?}\n{}", log.join("\n"));
     assert!(panics.is_empty(), "panics: {panics:?}\n{report}");
-    for device in devices {
-        let status = device.ok(&["sync", "status"]);
-        assert!(status.contains("skipped objects: none"), "{status}\n{report}");
+    let statuses: Vec<String> = devices.iter().map(|d| d.ok(&["sync", "status"])).collect();
+    for status in &statuses {
+        assert!(status.contains("skipped objects: none"), "{}\n{report}", statuses.join("\n"));
     }
     assert!(quiet, "the devices did not converge\n{report}");
     for device in devices {

@@ -140,11 +140,13 @@ impl Vault {
             write(paths::device_record(device), record)?;
         }
         let own = self.device_id();
-        let mut last_own = 0;
         for (seq, bytes) in self.own_segments()? {
             write(paths::segment(own, seq), bytes)?;
-            last_own = seq;
         }
+        // (The last segment, even where a snapshot stands for its copy.)
+        let last_own: i64 =
+            self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
+        let last_own = crate::database::from_sql_u64(last_own)?;
         if last_own > 0 {
             write(paths::head(own), self.seal_own_head(last_own)?)?;
         }
@@ -158,6 +160,10 @@ impl Vault {
             let file = self.blob_file(&id);
             let bytes = std::fs::read(&file).map_err(Error::io("cannot read", &file))?;
             write(paths::blob(&id.0), bytes)?;
+        }
+        // Snapshots stand for the segments whose copies were dropped after a prune.
+        for (path, bytes) in self.snapshot_objects()? {
+            write(path, bytes)?;
         }
         out.write_all(&encode(&ExportItem::End { objects })).map_err(Error::io("cannot write", &tmp))?;
         let mut file = out.finish().map_err(Error::io("cannot write", &tmp))?;
@@ -284,8 +290,15 @@ impl Vault {
         Ok(out)
     }
 
+    /// Every snapshot object this device holds, by store path.
+    fn snapshot_objects(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut stmt = self.conn.prepare("SELECT path, bytes FROM snapshot_objects ORDER BY path")?;
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn own_segments(&self) -> Result<Vec<(u64, Vec<u8>)>> {
-        let mut stmt = self.conn.prepare("SELECT seq, bytes FROM own_segments ORDER BY seq")?;
+        let mut stmt = self.conn.prepare("SELECT seq, bytes FROM own_segments WHERE length(bytes) > 0 ORDER BY seq")?;
         let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
         rows.map(|row| {
             let (seq, bytes) = row?;
@@ -295,7 +308,9 @@ impl Vault {
     }
 
     fn imported_segments(&self) -> Result<Vec<(ferry_format::DeviceId, u64, Vec<u8>)>> {
-        let mut stmt = self.conn.prepare("SELECT device, seq, bytes FROM imported_segments ORDER BY device, seq")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT device, seq, bytes FROM imported_segments WHERE length(bytes) > 0 ORDER BY device, seq")?;
         let rows = stmt
             .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?)))?;
         rows.map(|row| {

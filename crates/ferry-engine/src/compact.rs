@@ -74,7 +74,7 @@ impl Vault {
                     )?
                 } else {
                     tx.query_row(
-                        "SELECT count(*) FROM imported_segments WHERE device = ?1 AND seq <= ?2",
+                        "SELECT count(*) FROM imported_segments WHERE device = ?1 AND seq <= ?2 AND length(bytes) > 0",
                         params![&entry.d[..], seq],
                         |row| row.get(0),
                     )?
@@ -87,10 +87,19 @@ impl Vault {
                     // The row stays (its hash chains the next segment); the bytes go.
                     tx.execute("UPDATE own_segments SET bytes = x'' WHERE seq <= ?1", [seq])?;
                 } else {
-                    tx.execute(
-                        "DELETE FROM imported_segments WHERE device = ?1 AND seq <= ?2",
-                        params![&entry.d[..], seq],
-                    )?;
+                    // The hash stays: a rewritten log is verified again from a kept hash.
+                    let copies: Vec<(i64, Vec<u8>)> = tx
+                        .prepare(
+                            "SELECT seq, bytes FROM imported_segments WHERE device = ?1 AND seq <= ?2 AND length(bytes) > 0",
+                        )?
+                        .query_map(params![&entry.d[..], seq], |row| Ok((row.get(0)?, row.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for (seq, bytes) in copies {
+                        tx.execute(
+                            "UPDATE imported_segments SET hash = ?3, bytes = x'' WHERE device = ?1 AND seq = ?2",
+                            params![&entry.d[..], seq, &blake3::hash(&bytes).as_bytes()[..]],
+                        )?;
+                    }
                 }
             }
         }

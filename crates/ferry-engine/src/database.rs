@@ -273,6 +273,7 @@ CREATE TABLE store_deletions (      -- own objects to delete from a store (a sna
     path  TEXT NOT NULL,
     PRIMARY KEY (store, path)
 ) WITHOUT ROWID;
+ALTER TABLE imported_segments ADD COLUMN hash BLOB;  -- kept when the copy is dropped (bytes empty)
 CREATE TABLE compacted (
     device  BLOB PRIMARY KEY NOT NULL,
     counter INTEGER NOT NULL

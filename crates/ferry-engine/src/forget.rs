@@ -394,7 +394,7 @@ impl Vault {
         let registry = Registry::load(&self.conn)?;
         let kept: Vec<(i64, Vec<u8>)> = self
             .conn
-            .prepare("SELECT seq, bytes FROM imported_segments WHERE device = ?1")?
+            .prepare("SELECT seq, bytes FROM imported_segments WHERE device = ?1 AND length(bytes) > 0")?
             .query_map([&device.as_bytes()[..]], |row| Ok((row.get(0)?, row.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
         let mut dropped = 0;

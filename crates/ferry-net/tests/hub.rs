@@ -70,7 +70,7 @@ fn devices_never_up_together_sync_through_a_hub_that_holds_only_sealed_bytes() {
     forged[last] ^= 1;
     refusal(from_b.put(&paths::head(a.device_id()), &forged), "not signed by the device it names");
     refusal(from_b.put(paths::VAULT_FILE, b"{}"), "written once");
-    refusal(from_b.delete(&paths::segment(a.device_id(), 1)), "deletes nothing");
+    refusal(from_b.delete(&paths::segment(a.device_id(), 1)), "own segments and snapshots");
     refusal(from_b.put_if_absent("previous/x", b"junk"), "not a ferry store path");
     assert!(hub.attempts().latest(50).iter().any(|a| !a.ok && a.detail.contains("not signed")));
 
@@ -127,4 +127,50 @@ fn a_new_device_pairs_through_the_hub_and_then_syncs_as_itself() {
         .unwrap();
     assert_eq!(value(&phone, "before"), Some(json!("written before the new device came").to_string()));
     assert!(as_itself.list("pair/").unwrap().is_empty(), "the exchange is cleaned up");
+}
+
+#[test]
+fn a_prune_through_a_hub_deletes_only_the_pruning_devices_own_log_and_another_device_reads_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, mut b, mut c, _folder) = three_devices(dir.path());
+    let hub = start_hub(dir.path());
+    let claim_line = location(&hub);
+    let plain = HubLocation { claim_secret: None, ..claim_line.clone() };
+    let from_a = attach_hub(&mut a, &claim_line);
+    let from_b = attach_hub(&mut b, &plain);
+    for round in 0..5 {
+        a.put("notes", "n1", &json!({ "round": round })).unwrap();
+        sync_hub(&mut a, from_a.as_ref());
+        b.put("notes", "n2", &json!({ "round": round })).unwrap();
+        sync_hub(&mut b, from_b.as_ref());
+    }
+    sync_hub(&mut a, from_a.as_ref());
+    let segments = |device: ferry_format::DeviceId| {
+        from_a.list(&format!("log/{device}/")).unwrap().iter().filter(|p| p.ends_with(".seg")).count()
+    };
+    let (a_before, b_before) = (segments(a.device_id()), segments(b.device_id()));
+
+    let id = a.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).unwrap().id;
+    let options =
+        ferry_engine::PruneOptions { keep: Some(ferry_engine::Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false };
+    let report = a.prune(&[StoreHandle { id, store: from_a.as_ref() }], &options).unwrap();
+    let pruned = report.stores[0].1.as_ref().unwrap();
+    // The hub lets a delete its own segments only; b's stay until b prunes.
+    assert!(
+        pruned.refused_objects > 0 && pruned.refused.as_deref().unwrap_or("").contains("own segments"),
+        "{pruned:?}"
+    );
+    assert!(segments(a.device_id()) < a_before, "a's own segments went");
+    assert_eq!(segments(b.device_id()), b_before, "b's segments stay");
+
+    // c, which saw none of this history, reads it through the hub from the snapshot (a's
+    // first segments are gone), and holds what everyone holds.
+    let from_c = attach_hub(&mut c, &plain);
+    let id = c.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).unwrap().id;
+    let pulled = c.sync(StoreHandle { id, store: from_c.as_ref() }, ferry_engine::Direction::Both).unwrap();
+    assert!(pulled.pull.unwrap().snapshot.is_some(), "loaded the snapshot");
+    for key in ["n1", "n2"] {
+        assert_eq!(value(&c, key), value(&a, key), "{key}");
+    }
+    assert!(c.sync_status().unwrap().skipped.is_empty());
 }

@@ -254,8 +254,8 @@ fn restore_rank(path: &str) -> u8 {
     match paths::parse(path) {
         Some(StorePath::KeyEpoch(_) | StorePath::Revocation(..) | StorePath::DeviceRecord(_)) => 0,
         Some(StorePath::Blob(_)) => 1,
-        Some(StorePath::Segment(..)) => 2,
-        Some(StorePath::Head(_)) => 3,
+        Some(StorePath::Segment(..) | StorePath::SnapshotPart(..)) => 2,
+        Some(StorePath::Head(_) | StorePath::Snapshot(..)) => 3,
         _ => 4,
     }
 }

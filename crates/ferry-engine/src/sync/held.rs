@@ -76,7 +76,7 @@ impl Vault {
                 one("SELECT bytes FROM own_segments WHERE seq = ?1 AND length(bytes) > 0", &[&to_sql_u64(seq)?])
             }
             HeldPath::Segment(device, seq) => one(
-                "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2 AND length(bytes) > 0",
                 &[&&device.as_bytes()[..], &to_sql_u64(seq)?],
             ),
             HeldPath::Head(device) if device == me => self.own_head_bytes(),
@@ -116,7 +116,7 @@ impl Vault {
             let Some(device) = DeviceId::from_slice(&device) else { continue };
             all.push(paths::device_record(device));
         }
-        for (device, seq) in strings("SELECT device, seq FROM imported_segments")? {
+        for (device, seq) in strings("SELECT device, seq FROM imported_segments WHERE length(bytes) > 0")? {
             let Some(device) = DeviceId::from_slice(&device) else { continue };
             all.push(paths::segment(device, from_sql_u64(seq)?));
         }
@@ -147,7 +147,7 @@ impl Vault {
     }
 
     /// The sizes of the sealed objects this device holds that never change in place (segments,
-    /// device records, blobs, key epochs, revocations), by store path. Read without loading
+    /// device records, blobs, key epochs, revocations, snapshots), by store path. Read without loading
     /// the objects: a store check compares them with a listing's sizes.
     pub(crate) fn sealed_sizes(&self) -> Result<std::collections::HashMap<String, u64>> {
         let mut sizes = std::collections::HashMap::new();
@@ -162,7 +162,9 @@ impl Vault {
         for (_, seq, len) in rows("SELECT x'', seq, length(bytes) FROM own_segments WHERE length(bytes) > 0")? {
             sizes.insert(paths::segment(me, from_sql_u64(seq)?), from_sql_u64(len)?);
         }
-        for (device, seq, len) in rows("SELECT device, seq, length(bytes) FROM imported_segments")? {
+        for (device, seq, len) in
+            rows("SELECT device, seq, length(bytes) FROM imported_segments WHERE length(bytes) > 0")?
+        {
             let Some(device) = DeviceId::from_slice(&device) else { continue };
             sizes.insert(paths::segment(device, from_sql_u64(seq)?), from_sql_u64(len)?);
         }
@@ -172,6 +174,14 @@ impl Vault {
         }
         for (path, bytes) in self.registry_objects()? {
             sizes.insert(path, bytes.len() as u64);
+        }
+        let snapshots: Vec<(String, i64)> = self
+            .conn
+            .prepare("SELECT path, length(bytes) FROM snapshot_objects")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (path, len) in snapshots {
+            sizes.insert(path, from_sql_u64(len)?);
         }
         for id in self.blob_ids()? {
             if let Ok(metadata) = std::fs::metadata(self.blob_file(&id)) {

@@ -68,19 +68,17 @@ impl Vault {
             .map(|l| l.path.clone())
             .collect();
         let mut skipped = PullReport::default();
-        let snapshots: Vec<KnownSnapshot> = self
-            .snapshots_in(handle, &manifests, &mut skipped)?
-            .into_iter()
-            .filter(|snapshot| complete(snapshot, &sizes))
-            .collect();
+        // Every accepted snapshot counts for what it makes unnecessary (an incomplete older one
+        // goes too); only a complete one can be the base.
+        let snapshots: Vec<KnownSnapshot> = self.snapshots_in(handle, &manifests, &mut skipped)?;
         let now = now_ms();
         let past_grace = |s: &KnownSnapshot| {
             s.created_ms.saturating_add(grace_ms) <= now && s.seen_ms.saturating_add(grace_ms) <= now
         };
         // Newest first: the first past its grace period is the base; the newest of all says
         // what will go once its grace period is over.
-        let base = snapshots.iter().find(|s| past_grace(s));
-        if let Some(newest) = snapshots.first() {
+        let base = snapshots.iter().find(|s| complete(s, &sizes) && past_grace(s));
+        if let Some(newest) = snapshots.iter().find(|s| complete(s, &sizes)) {
             let waiting: Vec<&str> = unnecessary(&listed, newest, &snapshots)
                 .into_iter()
                 .filter(|path| base.is_none_or(|base| !unnecessary(&listed, base, &snapshots).contains(path)))

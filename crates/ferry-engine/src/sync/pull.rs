@@ -123,6 +123,19 @@ impl Vault {
             };
             self.pull_device(handle, &keys, &registry, device, &mut report)?;
         }
+        // A snapshot refused before is no concern of this device while it reads every log it
+        // follows without one (the snapshot's holders repair it: `ferry store check`).
+        let refused_now: Vec<&str> = report.skipped.iter().map(|(path, _)| path.as_str()).collect();
+        if !refused_now.iter().any(|path| path.starts_with("log/")) {
+            let refused: Vec<String> = self
+                .conn
+                .prepare("SELECT path FROM skipped WHERE store = ?1 AND path LIKE 'snapshots/%'")?
+                .query_map([handle.id], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for path in refused.iter().filter(|path| !refused_now.contains(&path.as_str())) {
+                self.forget_skip(handle.id, path)?;
+            }
+        }
         if report.forgot {
             self.purge_forgotten()?;
         } else if report.revocations > 0 && self.newest_held_snapshot()?.is_some() {
@@ -291,7 +304,7 @@ impl Vault {
             Imports::Done => {}
             Imports::Stopped => return Ok(()),
             Imports::Missing(next) => {
-                if may_load && self.load_snapshot_from(handle, Some((device, next)), report)? {
+                if may_load && self.load_snapshot_from(handle, Some((device, next, head.generation)), report)? {
                     let registry = Registry::load(&self.conn)?;
                     return self.pull_device_log(handle, keys, &registry, device, fetched, report, false);
                 }
@@ -522,17 +535,22 @@ impl Vault {
         Ok(None)
     }
 
-    /// The hash of a kept copy of another device's segment, if this device still has it.
+    /// The hash of another device's segment this device imported, if it kept the copy or its
+    /// hash (a copy a snapshot stands for is dropped, its hash kept).
     fn kept_segment_hash(&self, device: DeviceId, seq: u64) -> Result<Option<[u8; 32]>> {
-        let bytes: Option<Vec<u8>> = self
+        let kept: Option<(Vec<u8>, Option<Vec<u8>>)> = self
             .conn
             .query_row(
-                "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                "SELECT bytes, hash FROM imported_segments WHERE device = ?1 AND seq = ?2",
                 params![&device.as_bytes()[..], to_sql_u64(seq)?],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        Ok(bytes.map(|bytes| *blake3::hash(&bytes).as_bytes()))
+        Ok(match kept {
+            Some((bytes, _)) if !bytes.is_empty() => Some(*blake3::hash(&bytes).as_bytes()),
+            Some((_, Some(hash))) => hash.as_slice().try_into().ok(),
+            _ => None,
+        })
     }
 
     /// The last segment imported from `device`: its seq (0 for none) and hash.

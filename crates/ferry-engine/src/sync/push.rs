@@ -8,7 +8,8 @@ use super::StoreHandle;
 use crate::database::{from_sql_u64, meta_get, to_sql_u64};
 use crate::identity::{DeviceKeys, OwnKeys, VaultKeys};
 use crate::{Error, Result, Vault, random};
-use ferry_format::objects::{HeadPayload, paths};
+use ferry_format::objects::HeadPayload;
+use ferry_format::objects::paths::{self, StorePath};
 use ferry_format::seal::ObjectId;
 use ferry_format::typed::Sealed;
 use ferry_store::{Created, Fetched};
@@ -101,6 +102,7 @@ impl Vault {
         report.uploaded_objects = self.flush_outbox(handle)? + self.push_blobs(handle)?;
         // Before segments: a store gets the snapshot that stands for segments whose copies this
         // device dropped.
+        self.snapshot_after_rewrite()?;
         report.uploaded_snapshot_objects = self.push_snapshot(handle)?;
         // Then the snapshots a forget outdated go.
         self.delete_queued(handle)?;
@@ -247,7 +249,7 @@ impl Vault {
                 let bytes: Option<Vec<u8>> = self
                     .conn
                     .query_row(
-                        "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2",
+                        "SELECT bytes FROM imported_segments WHERE device = ?1 AND seq = ?2 AND length(bytes) > 0",
                         params![&device_bytes, to_sql_u64(seq)?],
                         |row| row.get(0),
                     )
@@ -394,11 +396,23 @@ impl Vault {
         let ours = ferry_format::seal::Header::parse(&existing)
             .is_ok_and(|header| header.device_id == self.device_id())
             && ferry_format::seal::verify_signature(&existing, &own_key).is_ok();
-        if ours {
+        if ours && !self.rewrote(path)? {
             return Err(Error::ForeignOwnObject { location: handle.store.location(), path: path.to_owned() });
         }
         handle.store.put(path, bytes)?;
         Ok(true)
+    }
+}
+
+impl Vault {
+    /// Whether `path` is one of this device's segments that it re-sealed after a forget: an
+    /// earlier version signed with its own key is then its own (put back by a device that
+    /// kept a copy from before the rewrite), not another copy of this device.
+    fn rewrote(&self, path: &str) -> Result<bool> {
+        let Some(StorePath::Segment(device, seq)) = paths::parse(path) else { return Ok(false) };
+        let generation: u32 = meta_get(&self.conn, "log_generation")?;
+        let from = from_sql_u64(meta_get(&self.conn, "rewritten_from")?)?;
+        Ok(device == self.device_id() && generation > 0 && seq >= from.max(1))
     }
 }
 

@@ -66,6 +66,11 @@ impl KnownSnapshot {
         self.cut.iter().find(|entry| entry.d == *device.as_bytes()).map_or(0, |entry| entry.seq)
     }
 
+    /// The log generation of `device` it covers (0: none).
+    pub(crate) fn generation_of(&self, device: DeviceId) -> u32 {
+        self.cut.iter().find(|entry| entry.d == *device.as_bytes()).map_or(0, |entry| entry.g)
+    }
+
     /// Whether it covers at least what `other` covers, for every device.
     pub(crate) fn dominates(&self, other: &KnownSnapshot) -> bool {
         other.cut.iter().all(|entry| self.covers(DeviceId::from_bytes(entry.d)) >= entry.seq)
@@ -260,6 +265,15 @@ impl Vault {
                 Err(reason) => self.record_skip(handle.id, path, &format!("snapshot refused: {reason}"), report)?,
             }
         }
+        // A snapshot refused earlier that the store no longer holds is no longer a problem.
+        let refused: Vec<String> = self
+            .conn
+            .prepare("SELECT path FROM skipped WHERE store = ?1 AND path LIKE 'snapshots/%'")?
+            .query_map([handle.id], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for path in refused.iter().filter(|path| !listed.contains(path)) {
+            self.forget_skip(handle.id, path)?;
+        }
         found.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.n.cmp(&a.n)));
         Ok(found)
     }
@@ -270,7 +284,7 @@ impl Vault {
     pub(crate) fn load_snapshot_from(
         &mut self,
         handle: StoreHandle<'_>,
-        need: Option<(DeviceId, u64)>,
+        need: Option<(DeviceId, u64, u32)>,
         report: &mut PullReport,
     ) -> Result<bool> {
         let listed = handle.store.list(paths::SNAPSHOTS)?;
@@ -280,7 +294,10 @@ impl Vault {
         let me = self.device_id();
         for snapshot in self.snapshots_in(handle, &listed, report)? {
             let useful = match need {
-                Some((device, seq)) => snapshot.covers(device) >= seq,
+                // (Of the log's generation being read: a rewritten log chains anew.)
+                Some((device, seq, generation)) => {
+                    snapshot.covers(device) >= seq && snapshot.generation_of(device) >= generation
+                }
                 None => self.snapshot_is_ahead(&snapshot, me)?,
             };
             if !useful {
@@ -456,19 +473,22 @@ impl Vault {
     /// and a new one (which cannot hold forgotten ops: they are gone from the log) stands for
     /// the segment copies they stood for.
     pub(crate) fn replace_snapshots_after_forget(&mut self) -> Result<()> {
-        let held: Vec<KnownSnapshot> = self.known_snapshots()?.into_iter().filter(|s| s.held).collect();
-        if held.is_empty() {
-            return Ok(());
+        let known = self.known_snapshots()?;
+        if known.is_empty() {
+            return Ok(()); // no store was ever pruned with a snapshot this device knows of
         }
+        let held: Vec<KnownSnapshot> = known.into_iter().filter(|s| s.held).collect();
         let me = self.device_id();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for snapshot in &held {
             let (writer, n) = (&snapshot.writer.as_bytes()[..], to_sql_u64(snapshot.n)?);
             if snapshot.writer == me {
+                // From every store, not only those known to have it: a push cut short may
+                // have written it without noting so.
                 tx.execute(
                     "INSERT INTO store_deletions (store, path)
-                     SELECT s.store, o.path FROM store_snapshots s JOIN snapshot_objects o ON o.writer = s.writer AND o.n = s.n
-                     WHERE s.writer = ?1 AND s.n = ?2
+                     SELECT s.id, o.path FROM stores s, snapshot_objects o
+                     WHERE NOT s.peer AND o.writer = ?1 AND o.n = ?2
                      ON CONFLICT DO NOTHING",
                     params![writer, n],
                 )?;
@@ -479,6 +499,19 @@ impl Vault {
         }
         tx.commit()?;
         self.write_snapshot()?;
+        Ok(())
+    }
+
+    /// After this device rewrote its log (a forget), a snapshot of the new generation must stand
+    /// for the segments that snapshots covered: readers verify a rewritten log again, and the
+    /// store may have pruned its first segments. Written here if the newest one this device
+    /// holds is of an older generation (a purge cut short before it wrote one).
+    pub(crate) fn snapshot_after_rewrite(&mut self) -> Result<()> {
+        let Some(newest) = self.newest_held_snapshot()? else { return Ok(()) };
+        let generation: u32 = meta_get(&self.conn, "log_generation")?;
+        if newest.generation_of(self.device_id()) < generation && newest.covers(self.device_id()) > 0 {
+            self.write_snapshot()?;
+        }
         Ok(())
     }
 
@@ -637,12 +670,14 @@ fn keep_object(conn: &Connection, snapshot: &KnownSnapshot, path: &str, bytes: &
 /// kept, and known to be in the store it came from.
 fn finish_load(conn: &Connection, load: &Load<'_>, me: DeviceId) -> Result<()> {
     for entry in load.manifest.cut.iter().filter(|entry| entry.d != *me.as_bytes()) {
-        // Only forward: a cursor already past the cut stays where it is.
+        // Only forward: a cursor already past the cut stays where it is, unless the cut is of
+        // a newer generation of that log (rewritten after a forget: it chains anew from there).
         conn.execute(
             "INSERT INTO cursors (device, seq, hash, ops, generation) VALUES (?1, ?2, ?3, 0, ?4)
              ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
                  generation = excluded.generation
-             WHERE excluded.seq > cursors.seq",
+             WHERE excluded.generation > cursors.generation
+                OR (excluded.generation = cursors.generation AND excluded.seq > cursors.seq)",
             params![&entry.d[..], to_sql_u64(entry.seq)?, &entry.hash[..], entry.g],
         )?;
         raise_compacted(conn, DeviceId::from_bytes(entry.d), entry.c)?;
