@@ -63,4 +63,13 @@ fn prune_drops_superseded_history_here_and_in_the_store_and_a_new_device_joins_f
     }
     let check = tablet.ok(&["store", "check"]);
     assert!(check.contains("holds everything"), "{check}");
+    // `sync status` says how much history is kept and how big the store was when listed.
+    let status = laptop.ok(&["sync", "status"]);
+    assert!(
+        status.contains("history: ")
+            && status.contains("retention 90d")
+            && status.contains("newest snapshot: snapshots/"),
+        "{status}"
+    );
+    assert!(status.contains("holds ") && status.contains(" objects, "), "{status}");
 }

@@ -273,7 +273,10 @@ CREATE TABLE store_deletions (      -- own objects to delete from a store (a sna
     path  TEXT NOT NULL,
     PRIMARY KEY (store, path)
 ) WITHOUT ROWID;
-ALTER TABLE imported_segments ADD COLUMN hash BLOB;  -- kept when the copy is dropped (bytes empty)
+ALTER TABLE imported_segments ADD COLUMN hash BLOB;
+ALTER TABLE stores ADD COLUMN listed_objects INTEGER;  -- the store's size when last listed
+ALTER TABLE stores ADD COLUMN listed_bytes INTEGER;
+ALTER TABLE stores ADD COLUMN listed_ms INTEGER;  -- kept when the copy is dropped (bytes empty)
 CREATE TABLE compacted (
     device  BLOB PRIMARY KEY NOT NULL,
     counter INTEGER NOT NULL

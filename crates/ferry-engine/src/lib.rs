@@ -91,10 +91,10 @@ pub use repair::RepairReport;
 pub use retention::{DEFAULT_GRACE_MS, DEFAULT_RETENTION_MS, PruneOptions, PruneReport, Retention};
 pub use search::Found;
 pub use sync::{
-    AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, JoinOptions,
-    JoinWith, Pairing, PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked, SkippedObject,
-    SnapshotWritten, StoreHandle, StoreId, StoreKeyCheck, StorePruned, StoreState, StoreStatus, StoreVault, SyncReason,
-    SyncReport, SyncStatus, WaitBecause, due, end_invite,
+    AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, HistoryStatus,
+    JoinOptions, JoinWith, Pairing, PairingConfirmation, PairingRequest, PullReport, PushReport, Revoked,
+    SkippedObject, SnapshotWritten, StoreHandle, StoreId, StoreKeyCheck, StorePruned, StoreSize, StoreState,
+    StoreStatus, StoreVault, SyncReason, SyncReport, SyncStatus, WaitBecause, due, end_invite,
 };
 pub use time::{format_duration_ms, parse_duration, parse_time, rfc3339};
 pub use unlock::{KdfCost, Passphrase, Unlock};

@@ -313,3 +313,36 @@ fn wrong_credentials_are_one_clear_error_without_retries() {
 fn first_store(vault: &ferry_engine::Vault) -> ferry_engine::StoreId {
     vault.stores().unwrap()[0].id
 }
+
+/// Prune against both servers: the bucket keeps the snapshot, the HEADs and what no snapshot
+/// covers; a device joining afterwards reads everything from the snapshot.
+#[test]
+fn a_prune_deletes_what_the_snapshot_stands_for_in_a_bucket_and_a_new_device_joins_from_it() {
+    for server in servers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = server.store("prune");
+        let mut a = create(dir.path(), "a", &store);
+        let handle = |vault: &Vault| StoreHandle { id: first_store(vault), store: &store };
+        for round in 0..6 {
+            a.put("notes", "n1", &json!({ "round": round })).unwrap();
+            a.sync(handle(&a), Direction::Both).unwrap();
+        }
+        let segments = || store.list("log/").unwrap().iter().filter(|p| p.ends_with(".seg")).count();
+        let before = segments();
+        let options = ferry_engine::PruneOptions {
+            keep: Some(ferry_engine::Retention::Keep { ms: 0 }),
+            grace_ms: 0,
+            dry_run: false,
+        };
+        let report = a.prune(&[handle(&a)], &options).unwrap();
+        let pruned = report.stores[0].1.as_ref().unwrap();
+        assert!(pruned.deleted_objects >= 6, "{:?}: {pruned:?}", server.kind);
+        assert!(segments() < before, "{:?}", server.kind);
+
+        let mut b = join(dir.path(), "b", &store);
+        let pulled = b.sync(handle(&b), Direction::Both).unwrap().pull.unwrap();
+        assert!(pulled.snapshot.is_some(), "{:?}", server.kind);
+        assert_eq!(records(&b), records(&a), "{:?}", server.kind);
+        assert!(b.sync_status().unwrap().skipped.is_empty(), "{:?}", server.kind);
+    }
+}

@@ -203,6 +203,15 @@ fn status(vault: &Vault, json: bool) -> Result<()> {
             "  this device's published segments: {} ({} waiting, {} other objects queued)",
             store.uploaded_seq, store.pending_segments, store.queued_objects
         )?;
+        if let Some(size) = store.size {
+            writeln!(
+                out,
+                "  holds {} objects, {} (listed {})",
+                size.objects,
+                output::bytes(size.bytes),
+                output::timestamp(size.listed_ms)
+            )?;
+        }
         if let Some(from) = store.pending_purge {
             writeln!(
                 out,
@@ -242,6 +251,20 @@ fn status(vault: &Vault, json: bool) -> Result<()> {
         "conflicts: {} concurrent writes resolved automatically; {} records have concurrent heads now",
         status.auto_resolved_conflicts, status.records_with_concurrent_heads
     )?;
+    let history = &status.history;
+    writeln!(
+        out,
+        "history: {} ops for {} records, database {}; `ferry prune` would drop up to {} superseded ops (retention {})",
+        history.ops,
+        history.records,
+        output::bytes(history.database_bytes),
+        history.prunable_ops,
+        history.retention
+    )?;
+    match &history.snapshot {
+        Some((path, at)) => writeln!(out, "  newest snapshot: {path} ({})", output::timestamp(*at))?,
+        None => writeln!(out, "  no snapshot yet (`ferry prune` writes one)")?,
+    }
     if status.skipped.is_empty() {
         writeln!(out, "skipped objects: none")?;
     } else {

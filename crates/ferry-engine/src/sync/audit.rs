@@ -99,6 +99,7 @@ impl Vault {
     /// The report, and the good copies of damaged objects.
     fn audit(&self, handle: StoreHandle<'_>) -> Result<(AuditReport, Vec<GoodCopy>)> {
         let listing = handle.store.list_sized("")?;
+        self.note_store_size(handle.id, listing.len() as u64, listing.iter().filter_map(|l| l.size).sum())?;
         let listed: HashSet<String> = listing.iter().map(|l| l.path.clone()).collect();
         let mut report = AuditReport { listed: listed.len() as u64, ..AuditReport::default() };
         let uploaded = self.uploaded_seq(handle.id)?;

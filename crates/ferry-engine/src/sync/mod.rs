@@ -43,7 +43,9 @@ pub use pull::PullReport;
 pub use push::PushReport;
 pub use schedule::{Backoff, Due, DueBecause, SyncReason, WaitBecause, due};
 pub use snapshot::SnapshotWritten;
-pub use status::{DeviceCursor, Direction, SkippedObject, StoreState, StoreStatus, SyncReport, SyncStatus};
+pub use status::{
+    DeviceCursor, Direction, HistoryStatus, SkippedObject, StoreSize, StoreState, StoreStatus, SyncReport, SyncStatus,
+};
 
 use crate::{Error, Result, Vault};
 use ferry_store::{Store, StoreError};

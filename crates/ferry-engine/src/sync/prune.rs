@@ -62,6 +62,7 @@ impl Vault {
             bytes: listed.iter().map(|l| l.size.unwrap_or(0)).sum(),
             ..StorePruned::default()
         };
+        self.note_store_size(handle.id, report.objects, report.bytes)?;
         let manifests: Vec<String> = listed
             .iter()
             .filter(|l| matches!(paths::parse(&l.path), Some(StorePath::Snapshot(..))))
@@ -116,6 +117,8 @@ impl Vault {
         }
         if !dry_run {
             self.forget_pruned_snapshots(handle.id, base, &snapshots)?;
+            let left = report.objects.saturating_sub(report.deleted_objects);
+            self.note_store_size(handle.id, left, report.bytes.saturating_sub(report.deleted_bytes))?;
         }
         Ok(report)
     }

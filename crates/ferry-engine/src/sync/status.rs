@@ -76,6 +76,38 @@ pub struct StoreStatus {
     /// After a forget: the first own segment the next push overwrites here without the
     /// forgotten ops (`None`: no purge pending).
     pub pending_purge: Option<u64>,
+    /// What the store held when it was last listed (a store check, every hour; a prune).
+    pub size: Option<StoreSize>,
+}
+
+/// A store's size as listed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StoreSize {
+    /// Objects of this vault (and anything else under its location).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// When it was listed (ms since the Unix epoch).
+    pub listed_ms: u64,
+}
+
+/// How much history this device keeps, and what a prune would drop.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct HistoryStatus {
+    /// Ops in the log.
+    pub ops: u64,
+    /// Records (live or deleted) they make.
+    pub records: u64,
+    /// Ops older than the retention that are not a record's current one: at most this many go
+    /// with the next `ferry prune` (heads of concurrent writes and what merges need stay).
+    pub prunable_ops: u64,
+    /// The vault's retention.
+    pub retention: crate::Retention,
+    /// The newest snapshot this device holds (its manifest's path) and when it was written.
+    pub snapshot: Option<(String, u64)>,
+    /// The database file and its write-ahead log, in bytes.
+    pub database_bytes: u64,
 }
 
 /// Import progress from one other device.
@@ -122,6 +154,8 @@ pub struct SyncStatus {
     pub auto_resolved_conflicts: u64,
     /// Records that now have more than one head (concurrent writes not yet superseded).
     pub records_with_concurrent_heads: u64,
+    /// History kept here and what a prune would drop.
+    pub history: HistoryStatus,
 }
 
 impl Vault {
@@ -209,7 +243,42 @@ impl Vault {
             skipped: self.skipped_objects()?,
             auto_resolved_conflicts: from_sql_u64(meta_get(&self.conn, "auto_resolved")?)?,
             records_with_concurrent_heads: from_sql_u64(concurrent)?,
+            history: self.history_status()?,
         })
+    }
+
+    /// History kept here and what a prune would drop (an upper bound, read from the log's
+    /// record index without folding anything).
+    fn history_status(&self) -> Result<HistoryStatus> {
+        let retention = self.retention()?;
+        let horizon = crate::write::now_ms().saturating_sub(retention.keep_ms()).min(ferry_format::Hlc::MAX_WALL_MS);
+        let horizon = i64::try_from(horizon << 16).unwrap_or(i64::MAX);
+        let (ops, records, prunable): (i64, i64, i64) = self.conn.query_row(
+            "SELECT (SELECT count(*) FROM ops), (SELECT count(*) FROM records),
+                    (SELECT count(*) FROM ops o WHERE o.kind != 3 AND o.hlc < ?1 AND NOT EXISTS
+                        (SELECT 1 FROM records r WHERE r.collection = o.collection AND r.key = o.key
+                            AND r.winner_device = o.device AND r.winner_counter = o.counter))",
+            [horizon],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        let snapshot = self.newest_held_snapshot()?.map(|s| (s.path(), s.created_ms));
+        Ok(HistoryStatus {
+            ops: from_sql_u64(ops)?,
+            records: from_sql_u64(records)?,
+            prunable_ops: from_sql_u64(prunable)?,
+            retention,
+            snapshot,
+            database_bytes: self.database_bytes(),
+        })
+    }
+
+    /// Remembers what a listing of the store showed (for `sync status`).
+    pub(crate) fn note_store_size(&self, store: StoreId, objects: u64, bytes: u64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE stores SET listed_objects = ?1, listed_bytes = ?2, listed_ms = ?3 WHERE id = ?4",
+            params![to_sql_u64(objects)?, to_sql_u64(bytes)?, to_sql_u64(crate::write::now_ms())?, store],
+        )?;
+        Ok(())
     }
 
     /// Each store's (and peer's) status, as of its last attempt.
@@ -218,7 +287,8 @@ impl Vault {
             self.conn.query_row("SELECT coalesce(max(seq), 0) FROM own_segments", [], |row| row.get(0))?;
         let mut stmt = self.conn.prepare(
             "SELECT id, url, last_attempt_ms, last_success_ms, last_error, error_transient, failures, next_retry_ms,
-                    uploaded_seq, (SELECT count(*) FROM store_outbox o WHERE o.store = s.id), peer
+                    uploaded_seq, (SELECT count(*) FROM store_outbox o WHERE o.store = s.id), peer,
+                    listed_objects, listed_bytes, listed_ms
              FROM stores s ORDER BY peer, id",
         )?;
         let rows = stmt.query_map([], |row| {
@@ -234,12 +304,21 @@ impl Vault {
                 row.get::<_, i64>(8)?,
                 row.get::<_, i64>(9)?,
                 row.get::<_, bool>(10)?,
+                (row.get::<_, Option<i64>>(11)?, row.get::<_, Option<i64>>(12)?, row.get::<_, Option<i64>>(13)?),
             ))
         })?;
         let optional = |value: Option<i64>| value.map(from_sql_u64).transpose();
         let mut stores = Vec::new();
         for row in rows {
-            let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued, peer) = row?;
+            let (id, url, attempt, success, error, transient, failures, retry, uploaded, queued, peer, listed) = row?;
+            let size = match listed {
+                (Some(objects), Some(bytes), Some(at)) => Some(StoreSize {
+                    objects: from_sql_u64(objects)?,
+                    bytes: from_sql_u64(bytes)?,
+                    listed_ms: from_sql_u64(at)?,
+                }),
+                _ => None,
+            };
             let pending_segments = from_sql_u64(last_seq.saturating_sub(uploaded))?;
             let pending_purge = self.pending_rewrite(id)?;
             let waiting = pending_segments > 0 || queued > 0 || unpublished_ops > 0 || pending_purge.is_some();
@@ -263,6 +342,7 @@ impl Vault {
                 pending_segments,
                 queued_objects: from_sql_u64(queued)?,
                 pending_purge,
+                size,
             });
         }
         Ok(stores)
