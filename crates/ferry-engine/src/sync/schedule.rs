@@ -155,6 +155,7 @@ mod tests {
             pending_segments: 0,
             queued_objects: 0,
             pending_purge: None,
+            size: None,
         }
     }
 
