@@ -24,7 +24,8 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Prune now: no superseded history kept, no grace period (one process writes).
-const NOW: PruneOptions = PruneOptions { keep: Some(Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false };
+const NOW: PruneOptions =
+    PruneOptions { keep: Some(Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false, scheduled: false };
 
 fn bench_dir() -> tempfile::TempDir {
     tempfile::tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap()

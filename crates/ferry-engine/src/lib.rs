@@ -88,7 +88,7 @@ pub use hub_home::HubHome;
 pub use policy::Policy;
 pub use read::{CollectionInfo, HistoryFilter, ListOptions, Page, PageRequest, Record};
 pub use repair::RepairReport;
-pub use retention::{DEFAULT_GRACE_MS, DEFAULT_RETENTION_MS, PruneOptions, PruneReport, Retention};
+pub use retention::{DEFAULT_GRACE_MS, DEFAULT_RETENTION_MS, PRUNE_EVERY, PruneOptions, PruneReport, Retention};
 pub use search::Found;
 pub use sync::{
     AUDIT_EVERY, AuditReport, Backoff, ConfiguredStore, DeviceCursor, Direction, Due, DueBecause, HistoryStatus,

@@ -19,6 +19,8 @@ const RETENTION_KEY: &str = "retention";
 pub const DEFAULT_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 /// How long a snapshot stands before the objects it replaces are deleted.
 pub const DEFAULT_GRACE_MS: u64 = 60 * 60 * 1000;
+/// How often a daemon prunes on its own (see [`Vault::prune_due`]).
+pub const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// How much superseded history the vault keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -67,11 +69,14 @@ pub struct PruneOptions {
     pub grace_ms: u64,
     /// Only say what would be removed.
     pub dry_run: bool,
+    /// A daemon's own prune: a new snapshot only once the log grew by a tenth of the newest
+    /// one (at least 1,000 ops), so a large vault is not sealed again every day for little.
+    pub scheduled: bool,
 }
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        Self { keep: None, grace_ms: DEFAULT_GRACE_MS, dry_run: false }
+        Self { keep: None, grace_ms: DEFAULT_GRACE_MS, dry_run: false, scheduled: false }
     }
 }
 
@@ -138,7 +143,7 @@ impl Vault {
             }
         }
         report.local = self.compact(keep.keep_ms(), options.dry_run)?;
-        if !options.dry_run && self.log_moved_since_snapshot()? {
+        if !options.dry_run && self.snapshot_worth_writing(options.scheduled)? {
             report.snapshot = self.write_snapshot()?;
             // Now the snapshot stands for the copies compaction kept for it.
             let copies = self.compact(keep.keep_ms(), false)?;
@@ -156,7 +161,48 @@ impl Vault {
             };
             report.stores.push((handle.store.location(), pruned.map_err(|err| err.to_string())));
         }
+        if !options.dry_run {
+            crate::database::meta_set(&self.conn, "pruned_ms", crate::database::to_sql_u64(crate::write::now_ms())?)?;
+        }
         Ok(report)
+    }
+
+    /// Whether a daemon should prune now: never pruned here, or not for [`PRUNE_EVERY`].
+    ///
+    /// # Errors
+    /// Local failures.
+    pub fn prune_due(&self) -> Result<bool> {
+        let last: Option<i64> =
+            self.conn.query_row("SELECT value FROM meta WHERE name = 'pruned_ms'", [], |row| row.get(0)).optional()?;
+        let every = u64::try_from(PRUNE_EVERY.as_millis()).unwrap_or(u64::MAX);
+        Ok(last
+            .and_then(|ms| u64::try_from(ms).ok())
+            .is_none_or(|ms| crate::write::now_ms() >= ms.saturating_add(every)))
+    }
+
+    /// Whether to write a snapshot now: the log moved since the newest one this device holds
+    /// (for a scheduled prune: by a tenth of it, at least 1,000 ops).
+    fn snapshot_worth_writing(&mut self, scheduled: bool) -> Result<bool> {
+        if !self.log_moved_since_snapshot()? {
+            return Ok(false);
+        }
+        let Some(snapshot) = self.newest_held_snapshot()?.filter(|_| scheduled) else { return Ok(true) };
+        let mut new_ops = 0u64;
+        let devices: Vec<Vec<u8>> = self
+            .conn
+            .prepare("SELECT DISTINCT device FROM ops")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for device in devices {
+            let covered = snapshot.cut.iter().find(|entry| entry.d[..] == device[..]).map_or(0, |entry| entry.c);
+            let count: i64 = self.conn.query_row(
+                "SELECT count(*) FROM ops WHERE device = ?1 AND counter > ?2",
+                rusqlite::params![device, crate::database::to_sql_u64(covered)?],
+                |row| row.get(0),
+            )?;
+            new_ops += crate::database::from_sql_u64(count)?;
+        }
+        Ok(new_ops >= (snapshot.ops / 10).max(1_000))
     }
 
     /// Whether this device published or imported anything its newest snapshot does not cover.

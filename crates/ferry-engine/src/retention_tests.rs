@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// Prune now: keep no superseded history, no grace period.
 fn prune_now(vault: &mut Vault, store: &dyn Store) -> PruneReport {
-    let options = PruneOptions { keep: Some(Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false };
+    let options = PruneOptions { keep: Some(Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false, scheduled: false };
     vault.prune(&[handle(store)], &options).unwrap()
 }
 
@@ -243,7 +243,12 @@ fn random_histories_converge_to_the_same_state_with_and_without_prune() {
                     plain.sync(device);
                 }
                 9 if !offline(device) && !revoked => {
-                    let options = PruneOptions { keep: Some(Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false };
+                    let options = PruneOptions {
+                        keep: Some(Retention::Keep { ms: 0 }),
+                        grace_ms: 0,
+                        dry_run: false,
+                        scheduled: false,
+                    };
                     pruned.devices[device].prune(&[handle(&pruned.store)], &options).unwrap();
                     plain.sync(device); // a prune syncs first and after
                     plain.sync(device);
@@ -278,4 +283,20 @@ fn random_histories_converge_to_the_same_state_with_and_without_prune() {
         }
         assert!(segments_in(&pruned.store) < segments_in(&plain.store), "seed {seed}: prunes removed segments");
     }
+}
+
+#[test]
+fn a_daemon_prunes_once_a_day_and_seals_a_new_snapshot_only_when_the_log_grew_enough() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, _) = devices(dir.path(), &store, &[]);
+    a.put("notes", "n1", &json!(1)).unwrap();
+    assert!(a.prune_due().unwrap(), "never pruned here");
+    let scheduled = PruneOptions { scheduled: true, ..PruneOptions::default() };
+    assert!(a.prune(&[handle(&store)], &scheduled).unwrap().snapshot.is_some(), "the first snapshot");
+    assert!(!a.prune_due().unwrap(), "not again today");
+    a.put("notes", "n2", &json!(2)).unwrap();
+    assert!(a.prune(&[handle(&store)], &scheduled).unwrap().snapshot.is_none(), "one op is not worth a snapshot");
+    let asked = PruneOptions { grace_ms: 0, ..PruneOptions::default() };
+    assert!(a.prune(&[handle(&store)], &asked).unwrap().snapshot.is_some(), "`ferry prune` seals what moved");
 }

@@ -332,7 +332,7 @@ fn a_prune_deletes_what_the_snapshot_stands_for_in_a_bucket_and_a_new_device_joi
         let options = ferry_engine::PruneOptions {
             keep: Some(ferry_engine::Retention::Keep { ms: 0 }),
             grace_ms: 0,
-            dry_run: false,
+            ..ferry_engine::PruneOptions::default()
         };
         let report = a.prune(&[handle(&a)], &options).unwrap();
         let pruned = report.stores[0].1.as_ref().unwrap();

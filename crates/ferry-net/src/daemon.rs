@@ -385,6 +385,23 @@ fn log_store(failing: &mut HashMap<String, String>, outcome: &crate::StoreOutcom
 }
 
 impl StoreRounds {
+    /// Once a day ([`ferry_engine::PRUNE_EVERY`]): the vault's retention here and in the stores,
+    /// with the default grace period.
+    fn prune_if_due(&mut self) {
+        if !self.vault.prune_due().unwrap_or(false) || self.vault.stores().map_or(true, |s| s.is_empty()) {
+            return;
+        }
+        let options = ferry_engine::PruneOptions { scheduled: true, ..ferry_engine::PruneOptions::default() };
+        match self.replicator.prune(&mut self.vault, &options) {
+            Ok(report) => {
+                let deleted: u64 =
+                    report.stores.iter().filter_map(|(_, r)| r.as_ref().ok()).map(|p| p.deleted_objects).sum();
+                tracing::info!(dropped_ops = report.local.ops, deleted_objects = deleted, "pruned");
+            }
+            Err(err) => tracing::warn!(error = %err, "prune failed"),
+        }
+    }
+
     fn run(mut self, trigger: &StoreTrigger, attempts: &Attempts, stop: &AtomicBool) {
         // A first round at start: whatever happened while the daemon was down.
         let mut reason = Some(SyncReason::SyncNow);
@@ -396,6 +413,7 @@ impl StoreRounds {
                     log_store(&mut self.failing, &outcome);
                     attempts.record(Direction::Outbound, &outcome.url, None, outcome.result.is_ok(), outcome.summary());
                 }
+                self.prune_if_due();
             }
             trigger.wake.sleep(STORE_TICK);
             if stop.load(Ordering::Relaxed) {

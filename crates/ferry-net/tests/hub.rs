@@ -151,8 +151,12 @@ fn a_prune_through_a_hub_deletes_only_the_pruning_devices_own_log_and_another_de
     let (a_before, b_before) = (segments(a.device_id()), segments(b.device_id()));
 
     let id = a.stores().unwrap().into_iter().find(|s| s.url.starts_with("hub://")).unwrap().id;
-    let options =
-        ferry_engine::PruneOptions { keep: Some(ferry_engine::Retention::Keep { ms: 0 }), grace_ms: 0, dry_run: false };
+    let options = ferry_engine::PruneOptions {
+        keep: Some(ferry_engine::Retention::Keep { ms: 0 }),
+        grace_ms: 0,
+        dry_run: false,
+        scheduled: false,
+    };
     let report = a.prune(&[StoreHandle { id, store: from_a.as_ref() }], &options).unwrap();
     let pruned = report.stores[0].1.as_ref().unwrap();
     // The hub lets a delete its own segments only; b's stay until b prunes.

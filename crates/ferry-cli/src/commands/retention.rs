@@ -47,7 +47,7 @@ fn meaning(retention: Retention) -> String {
 pub fn prune(global: &GlobalArgs, vault: &mut Vault, args: &PruneArgs) -> Result<()> {
     let keep = args.keep.as_deref().map(parse_retention).transpose()?;
     let grace_ms = parse_duration(&args.grace).map_err(|e| bad_input(format!("--grace: {e}")))?;
-    let options = PruneOptions { keep, grace_ms, dry_run: args.dry_run };
+    let options = PruneOptions { keep, grace_ms, dry_run: args.dry_run, scheduled: false };
     let report = super::replicator(global, vault)?.prune(vault, &options)?;
     let mut out = std::io::stdout().lock();
     if args.json.json {
