@@ -300,3 +300,69 @@ fn a_daemon_prunes_once_a_day_and_seals_a_new_snapshot_only_when_the_log_grew_en
     let asked = PruneOptions { grace_ms: 0, ..PruneOptions::default() };
     assert!(a.prune(&[handle(&store)], &asked).unwrap().snapshot.is_some(), "`ferry prune` seals what moved");
 }
+
+/// A member device that turns hostile seals a snapshot claiming another device's ops beyond its
+/// cut (ops that device never wrote); a store writer swaps a part for another snapshot's. A
+/// new device refuses both, says why, and reads the vault from the segments.
+#[test]
+fn a_snapshot_with_ops_beyond_its_cut_or_a_swapped_part_is_refused() {
+    use crate::identity::{DeviceKeys, VaultKeys};
+    use ferry_format::objects::{ByteArray32, CutEntry, SnapshotOp, SnapshotPartPayload, SnapshotPayload};
+    use ferry_format::seal::ObjectId;
+    use ferry_format::{Collection, Hlc, Op, OpId, OpKind, RecordKey};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = MemoryStore::default();
+    let (mut a, joined) = devices(dir.path(), &store, &["b", "c"]);
+    let mut joined = joined.into_iter();
+    let (mut b, mut c) = (joined.next().unwrap(), joined.next().unwrap());
+    a.put("notes", "n1", &json!("the real value")).unwrap();
+    sync(&mut a, &store);
+    sync(&mut b, &store);
+
+    // b seals snapshot 1: a's op 1, and a forged op 999 of a, with a's cut at counter 1.
+    let keys = VaultKeys::load(&b.conn).unwrap();
+    let device_keys = DeviceKeys::load(&b.conn).unwrap();
+    let sealer = keys.sealer(b.device_id(), &device_keys);
+    let forged = Op {
+        id: OpId { device: a.device_id(), counter: 999 },
+        hlc: Hlc::from_u64(u64::MAX >> 1),
+        collection: Collection::new("notes").unwrap(),
+        key: RecordKey::new("n1").unwrap(),
+        kind: OpKind::put_json(r#""forged""#).unwrap(),
+        parents: vec![],
+    };
+    let part = SnapshotPartPayload { n: 1, part: 0, ops: vec![SnapshotOp::from_op(&forged)] };
+    let part_bytes = sealer.seal(ObjectId::snapshot_part(1, 0), [1; 24], &part).unwrap();
+    let (a_seq, a_hash) = b.cursor(a.device_id()).unwrap();
+    let a_hash = a_hash.unwrap();
+    let manifest = SnapshotPayload {
+        n: 1,
+        created_ms: 1,
+        cut: vec![CutEntry { d: *a.device_id().as_bytes(), seq: a_seq, hash: a_hash, g: 0, c: 1 }],
+        parts: vec![ByteArray32(*blake3::hash(&part_bytes).as_bytes())],
+        ops: 1,
+    };
+    let manifest_bytes = sealer.seal(ObjectId::snapshot(1), [2; 24], &manifest).unwrap();
+    store.put(&paths::snapshot_part(b.device_id(), 1, 0), &part_bytes).unwrap();
+    store.put(&paths::snapshot(b.device_id(), 1), &manifest_bytes).unwrap();
+
+    let pulled = sync(&mut c, &store).pull.unwrap();
+    assert!(pulled.snapshot.is_none());
+    let refused = pulled.skipped.iter().find(|(path, _)| path.ends_with(".snap")).expect("the snapshot is refused");
+    assert!(refused.1.contains("outside the snapshot's cut"), "{refused:?}");
+    assert_eq!(c.get("notes", "n1").unwrap().unwrap().value.as_str(), r#""the real value""#);
+
+    // A store writer puts another snapshot's part under this one's name: the hash differs.
+    let honest = a.write_snapshot().unwrap().unwrap();
+    sync(&mut a, &store);
+    let honest_part = paths::snapshot_part(a.device_id(), 1, 0);
+    assert!(honest.path.ends_with("0000000000000001.snap") && store.get(&honest_part).unwrap().is_some());
+    store.put(&honest_part, &part_bytes).unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut d = crate::sync_tests::join(dir2.path(), "d", &store);
+    let pulled = sync(&mut d, &store).pull.unwrap();
+    assert!(pulled.snapshot.is_none(), "no snapshot is loaded");
+    assert!(pulled.skipped.iter().any(|(_, why)| why.contains("hash differs")), "{:?}", pulled.skipped);
+    assert_eq!(d.get("notes", "n1").unwrap().unwrap().value.as_str(), r#""the real value""#);
+}

@@ -554,7 +554,7 @@ impl Vault {
     }
 
     /// The last segment imported from `device`: its seq (0 for none) and hash.
-    pub(super) fn cursor(&self, device: DeviceId) -> Result<(u64, Option<[u8; 32]>)> {
+    pub(crate) fn cursor(&self, device: DeviceId) -> Result<(u64, Option<[u8; 32]>)> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn
             .query_row("SELECT seq, hash FROM cursors WHERE device = ?1", [&device.as_bytes()[..]], |row| {
