@@ -15,10 +15,8 @@
 mod common;
 
 use common::report::{Goal, Row, record};
-use common::workload::{BATCH, key, raw_insert, unlock, value, walk};
-use ferry_engine::{
-    CreateOptions, Direction, Home, JoinOptions, JoinWith, PruneOptions, Retention, StoreHandle, Vault,
-};
+use common::workload::{BATCH, Joined, child_args, join_child, join_in_child, key, raw_insert, unlock, value, walk};
+use ferry_engine::{CreateOptions, Direction, Home, PruneOptions, Retention, StoreHandle, Vault};
 use ferry_store::FolderStore;
 use std::path::Path;
 use std::time::Instant;
@@ -98,29 +96,6 @@ fn bench_store_bytes(updates: usize, records: usize) {
     });
 }
 
-/// The joining side, in its own process: joins, pulls (from the snapshot), prints its time,
-/// peak RSS and the ops imported.
-fn join_child(home: &Path, store: &Path) {
-    let store = FolderStore::new(store);
-    let start = Instant::now();
-    let mut vault = Vault::join(
-        &Home::new(home),
-        JoinOptions { device_name: "joiner".into(), unlock: unlock(), with: JoinWith::Passphrase },
-        "bench",
-        &store,
-    )
-    .unwrap();
-    let joined = start.elapsed().as_secs_f64();
-    let report = vault.sync(handle(&vault, &store), Direction::Pull).unwrap().pull.unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    eprintln!("join {joined:.2} s, then pull {:.2} s", seconds - joined);
-    assert!(report.snapshot.is_some(), "joined from the snapshot");
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak_kib =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
-    println!("CHILD {seconds} {peak_kib} {}", report.imported_ops);
-}
-
 fn bench_join(count: usize) {
     let dir = bench_dir();
     let store_dir = dir.path().join("store");
@@ -140,19 +115,7 @@ fn bench_join(count: usize) {
     }
     vault.prune(&[handle(&vault, &store)], &NOW).unwrap();
     let raw = raw_insert(dir.path(), count);
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--join-child", dir.path().join("joiner").to_str().unwrap(), store_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("CHILD "))
-        .unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
-    print!("{}", String::from_utf8_lossy(&output.stderr));
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let (seconds, peak_kib, imported): (f64, u64, u64) =
-        (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    let Joined { seconds, peak_kib, imported } = join_in_child(&dir.path().join("joiner"), &store_dir);
     assert_eq!(imported, count as u64);
     println!("\njoin from a snapshot: {count} records of ~200 B JSON, segments pruned, folder store");
     println!("{:<32} {:>10} {:>14}", "", "seconds", "records/s");
@@ -191,9 +154,8 @@ fn bench_join(count: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--join-child") {
-        return join_child(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+    if let Some((home, store)) = child_args() {
+        return join_child(&home, &store, |pulled| assert!(pulled.snapshot.is_some(), "joined from the snapshot"));
     }
     let updates = common::size_arg("--updates", 1_000_000, 20_000);
     let records = common::size_arg("--records", 1_000, 200);

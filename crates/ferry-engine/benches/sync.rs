@@ -15,16 +15,15 @@
 
 mod common;
 
-use common::workload::{BATCH, key, raw_insert, unlock, value, walk};
+use common::workload::{BATCH, Joined, child_args, join_child, join_in_child, key, raw_insert, unlock, value, walk};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ferry_engine::{CreateOptions, Direction, Home, JoinOptions, JoinWith, StoreHandle, Vault};
+use ferry_engine::{CreateOptions, Direction, Home, StoreHandle, Vault};
 use ferry_format::objects::{SegmentPayload, WireOp, encode};
 use ferry_format::seal::{Expected, ObjectId, ObjectKind, SealKeys, open, seal};
 use ferry_format::{Collection, DeviceId, Hlc, MasterKey, Op, OpId, OpKind, RecordKey, VaultId};
 use ferry_store::FolderStore;
-use std::path::Path;
 use std::time::Instant;
 
 /// Median of `runs` timings of `f`, in seconds.
@@ -139,25 +138,6 @@ fn bench_seal() {
     }
 }
 
-/// The pulling side, in its own process: joins and pulls, then prints its time and peak RSS.
-fn pull_child(home: &Path, store: &Path) {
-    let store = FolderStore::new(store);
-    let start = Instant::now();
-    let mut vault = Vault::join(
-        &Home::new(home),
-        JoinOptions { device_name: "reader".into(), unlock: unlock(), with: JoinWith::Passphrase },
-        "bench",
-        &store,
-    )
-    .unwrap();
-    let report = vault.sync(StoreHandle { id: vault.stores().unwrap()[0].id, store: &store }, Direction::Pull).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let peak_kib =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
-    println!("CHILD {seconds} {peak_kib} {}", report.pull.unwrap().imported_ops);
-}
-
 fn bench_pull(count: usize) {
     let dir = tempfile::tempdir_in(std::env::var_os("FERRY_BENCH_DIR").unwrap_or_else(|| ".".into())).unwrap();
     let store_dir = dir.path().join("store");
@@ -193,18 +173,7 @@ fn bench_pull(count: usize) {
     let store_bytes: u64 = walk(&store_dir);
 
     let raw = raw_insert(dir.path(), count);
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--pull-child", dir.path().join("reader").to_str().unwrap(), store_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("CHILD "))
-        .unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let (pull_seconds, peak_kib, imported): (f64, u64, u64) =
-        (fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    let Joined { seconds: pull_seconds, peak_kib, imported } = join_in_child(&dir.path().join("reader"), &store_dir);
     assert_eq!(imported, count as u64);
 
     let order = if std::env::args().any(|a| a == "--time-ordered-keys") { "time-ordered" } else { "pseudo-random" };
@@ -247,9 +216,8 @@ fn bench_pull(count: usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--pull-child") {
-        return pull_child(Path::new(&args[i + 1]), Path::new(&args[i + 2]));
+    if let Some((home, store)) = child_args() {
+        return join_child(&home, &store, |_| {});
     }
     let count = common::record_count();
     bench_seal();

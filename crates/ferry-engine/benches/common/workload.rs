@@ -78,3 +78,67 @@ pub fn walk(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// What a joining child process measured.
+pub struct Joined {
+    /// Seconds from the start of the join to the end of the pull.
+    pub seconds: f64,
+    /// Its peak RSS (VmHWM), KiB.
+    pub peak_kib: u64,
+    /// Ops the pull imported.
+    pub imported: u64,
+}
+
+/// In the child process (`--join-child HOME STORE`): joins the vault in the folder store, pulls
+/// once, and prints what it measured on one line for [`join_in_child`]. `check` looks at the
+/// pull's report first.
+pub fn join_child(home: &Path, store: &Path, check: impl FnOnce(&ferry_engine::PullReport)) {
+    use ferry_engine::{Direction, Home, JoinOptions, JoinWith, StoreHandle, Vault};
+    let store = ferry_store::FolderStore::new(store);
+    let start = Instant::now();
+    let mut vault = Vault::join(
+        &Home::new(home),
+        JoinOptions { device_name: "joiner".into(), unlock: unlock(), with: JoinWith::Passphrase },
+        "bench",
+        &store,
+    )
+    .unwrap();
+    let joined = start.elapsed().as_secs_f64();
+    let handle = StoreHandle { id: vault.stores().unwrap()[0].id, store: &store };
+    let report = vault.sync(handle, Direction::Pull).unwrap().pull.unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    check(&report);
+    eprintln!("join {joined:.2} s, then pull {:.2} s", seconds - joined);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak_kib =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map_or("0", |v| v.trim().trim_end_matches(" kB"));
+    println!("CHILD {seconds} {peak_kib} {}", report.imported_ops);
+}
+
+/// Runs this benchmark again as a child process that joins from `store` into `home` (see
+/// [`join_child`]), so its peak RSS is its own; passes on what it printed to standard error.
+pub fn join_in_child(home: &Path, store: &Path) -> Joined {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--join-child", home.to_str().unwrap(), store.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("CHILD "))
+        .unwrap_or_else(|| panic!("child failed: {}", String::from_utf8_lossy(&output.stderr)));
+    print!("{}", String::from_utf8_lossy(&output.stderr));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    Joined {
+        seconds: fields[1].parse().unwrap(),
+        peak_kib: fields[2].parse().unwrap(),
+        imported: fields[3].parse().unwrap(),
+    }
+}
+
+/// `--join-child HOME STORE` on the command line, if this process is the child.
+pub fn child_args() -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == "--join-child")?;
+    Some((args[i + 1].clone().into(), args[i + 2].clone().into()))
+}
