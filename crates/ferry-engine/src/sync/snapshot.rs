@@ -43,6 +43,8 @@ pub(crate) const PART_MAX_OPS: usize = 20_000;
 const PART_MAX_VALUE_BYTES: usize = 8 * 1024 * 1024;
 /// Most parts a manifest may name: beyond the 64 MiB payload limit of any real vault's state.
 const MAX_PARTS: usize = 1_000_000;
+/// Manifests of one writer a reader considers, newest first.
+const MANIFESTS_PER_WRITER: usize = 8;
 /// Parts fetched in one round trip.
 const FETCH_AHEAD: usize = 4;
 
@@ -233,8 +235,23 @@ impl Vault {
         let keys = VaultKeys::load(&self.conn)?;
         let registry = Registry::load(&self.conn)?;
         let mut found = Vec::new();
-        for path in listed {
-            let Some(paths::StorePath::Snapshot(writer, n)) = paths::parse(path) else { continue };
+        // Each writer's newest few only: names anyone can write must not make every pull read
+        // thousands of objects (a writer has one or two at a time).
+        let mut manifests: Vec<(DeviceId, u64, &String)> = listed
+            .iter()
+            .filter_map(|path| match paths::parse(path) {
+                Some(paths::StorePath::Snapshot(writer, n)) => Some((writer, n, path)),
+                _ => None,
+            })
+            .collect();
+        manifests.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut per_writer: HashMap<DeviceId, usize> = HashMap::new();
+        manifests.retain(|(writer, ..)| {
+            let seen = per_writer.entry(*writer).or_default();
+            *seen += 1;
+            *seen <= MANIFESTS_PER_WRITER
+        });
+        for (writer, n, path) in manifests {
             if let Some(snapshot) = known.get(&(writer, n)) {
                 // Checked again: a revocation learned since may rule it out.
                 if registry.is_active(writer) && beyond_revocation(&snapshot.cut, &registry).is_none() {
