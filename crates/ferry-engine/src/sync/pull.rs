@@ -113,8 +113,17 @@ impl Vault {
         let mut devices: Vec<DeviceId> = registry.devices().filter(|d| *d != self.device_id()).collect();
         devices.sort();
         if !devices.is_empty() && !self.conn.prepare("SELECT 1 FROM cursors LIMIT 1")?.exists([])? {
-            // Nothing imported yet: start from the newest snapshot, if the store has one.
-            self.load_snapshot_from(handle, None, &mut report)?;
+            // Nothing imported yet: start from the newest snapshot, if the store has one. (A
+            // store without one is not listed again on every pull while the others have
+            // published nothing: a segment missing later leads to a snapshot all the same.)
+            let listed: bool = self
+                .conn
+                .prepare("SELECT 1 FROM meta WHERE name = 'first_snapshot_check' AND value = ?1")?
+                .exists([handle.id])?;
+            if !listed {
+                self.load_snapshot_from(handle, None, &mut report)?;
+                crate::database::meta_set(&self.conn, "first_snapshot_check", handle.id)?;
+            }
         }
         for device in devices {
             let Some(_pulling) = super::inflight::claim(self.home.root(), device) else {
