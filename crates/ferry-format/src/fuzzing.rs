@@ -5,7 +5,8 @@
 //! checks) and run every seed of it, so a decoder that panics on one fails `cargo test` too.
 
 use crate::objects::{
-    BlobManifest, DevicePayload, HeadPayload, KeyEpochPayload, RevocationPayload, SegmentPayload, paths,
+    BlobManifest, DevicePayload, HeadPayload, KeyEpochPayload, RevocationPayload, SegmentPayload, SnapshotPartPayload,
+    SnapshotPayload, paths,
 };
 use crate::pairing::Invite;
 use crate::seal::{ObjectId, ObjectKind, SealKeys};
@@ -62,6 +63,12 @@ pub fn sealed_object(bytes: &[u8]) {
     let _ = Sealed::<KeyEpochPayload>::new(bytes).open(anywhere, &keys);
     let _ = Sealed::<RevocationPayload>::new(bytes).open(anywhere, &keys);
     let _ = Sealed::<BlobManifest>::new(bytes).open(anywhere, &keys);
+    let _ = Sealed::<SnapshotPayload>::new(bytes).open(anywhere, &keys);
+    if let Ok(part) = Sealed::<SnapshotPartPayload>::new(bytes).open(anywhere, &keys) {
+        for op in part.payload.ops {
+            let _ = op.into_op();
+        }
+    }
     let expected =
         crate::seal::Expected { kind: ObjectKind::BlobChunk, vault_id: VAULT, device_id: None, object_id: None };
     let _ = crate::seal::open(bytes, &expected, |_| Some(keys.writer), |_| Some(&keys.master));
@@ -70,9 +77,15 @@ pub fn sealed_object(bytes: &[u8]) {
 /// Seals `payload` (any bytes) with the fixed keys as every payload kind and opens it again:
 /// the decoders of every payload, reached through the real open path.
 pub fn payload(payload: &[u8]) {
-    for kind in
-        [SegmentPayload::KIND, HeadPayload::KIND, DevicePayload::KIND, KeyEpochPayload::KIND, BlobManifest::KIND]
-    {
+    for kind in [
+        SegmentPayload::KIND,
+        HeadPayload::KIND,
+        DevicePayload::KIND,
+        KeyEpochPayload::KIND,
+        BlobManifest::KIND,
+        SnapshotPayload::KIND,
+        SnapshotPartPayload::KIND,
+    ] {
         let signing = signing_key();
         let master = MasterKey::new([4; 32]);
         let seal_keys = SealKeys { epoch: 0, master_key: &master, signing_key: &signing };
@@ -166,6 +179,19 @@ mod tests {
         ] {
             seeds.push(("text", text.as_bytes().to_vec()));
         }
+        let part =
+            crate::objects::SnapshotPartPayload { n: 1, part: 0, ops: vec![crate::objects::SnapshotOp::from_op(&op)] };
+        let manifest = crate::objects::SnapshotPayload {
+            n: 1,
+            created_ms: 1_800_000_000_000,
+            cut: vec![crate::objects::CutEntry { d: *WRITER.as_bytes(), seq: 1, hash: [8; 32], g: 0, c: 1 }],
+            parts: vec![crate::objects::ByteArray32([5; 32])],
+            ops: 1,
+        };
+        seeds.push(("sealed_object", sealer.seal(ObjectId::snapshot(1), [9; 24], &manifest).unwrap()));
+        seeds.push(("sealed_object", sealer.seal(ObjectId::snapshot_part(1, 0), [9; 24], &part).unwrap()));
+        seeds.push(("payload", crate::objects::encode(&part)));
+        seeds.push(("text", b"snapshots/02020202020202020202020202020202/0000000000000001.000000.part".to_vec()));
         seeds
     }
 
