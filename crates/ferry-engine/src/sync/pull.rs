@@ -70,8 +70,8 @@ pub struct PullReport {
 enum Imports {
     /// Up to the HEAD (or the revocation's limit).
     Done,
-    /// At a refused segment (recorded as skipped).
-    Stopped,
+    /// At a refused segment (damaged, forged, out of the chain), with the reason.
+    Refused(u64, String),
     /// At this missing segment: pruned (a snapshot covers it) or a gap.
     Missing(u64),
 }
@@ -309,18 +309,22 @@ impl Vault {
             HeadPlan::Fetch { after, to, rewriting } => (after, to, rewriting),
         };
         let segments = Segments { device, head: &seen, after, to, rewriting };
-        match self.import_segments(handle, keys, registry, &segments, report)? {
-            Imports::Done => {}
-            Imports::Stopped => return Ok(()),
-            Imports::Missing(next) => {
-                if may_load && self.load_snapshot_from(handle, Some((device, next, head.generation)), report)? {
-                    let registry = Registry::load(&self.conn)?;
-                    return self.pull_device_log(handle, keys, &registry, device, fetched, report, false);
-                }
-                let reason =
-                    format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)");
-                return self.record_skip(handle.id, &paths::segment(device, next), &reason, report);
+        let (next, reason) = match self.import_segments(handle, keys, registry, &segments, report)? {
+            Imports::Done => (0, None),
+            Imports::Refused(next, reason) => (next, Some(reason)),
+            Imports::Missing(next) => (
+                next,
+                Some(format!("gap in chain: segment {next} is missing (withheld, or not yet visible in the store)")),
+            ),
+        };
+        if let Some(reason) = reason {
+            // A snapshot that stands for it (the store pruned it, or lost or damaged a copy
+            // nobody holds any more) lets the log be read on past it.
+            if may_load && self.load_snapshot_from(handle, Some((device, next, head.generation)), report)? {
+                let registry = Registry::load(&self.conn)?;
+                return self.pull_device_log(handle, keys, &registry, device, fetched, report, false);
             }
+            return self.record_skip(handle.id, &paths::segment(device, next), &reason, report);
         }
         if to < head.seq {
             let reason = format!(
@@ -418,8 +422,7 @@ impl Vault {
                 Ok(ops) => ops,
                 Err(reason) => {
                     self.import_batch(handle.id, device, &mut batch, report)?;
-                    self.record_skip(handle.id, &path, &reason.to_string(), report)?;
-                    return Ok(Imports::Stopped);
+                    return Ok(Imports::Refused(next, reason.to_string()));
                 }
             };
             batch.ops.extend(ops);

@@ -349,12 +349,12 @@ impl Vault {
     }
 
     /// Whether the store holds an object of this vault signed by one of its devices (a
-    /// segment, a HEAD, a device record): proof that it is this vault's store whatever its
+    /// segment, a HEAD, a device record, a snapshot: after a prune few segments are left): proof that it is this vault's store whatever its
     /// vault file says. Reads at most 32 of each kind; stops at the first.
     pub(super) fn holds_own_objects(&self, handle: StoreHandle<'_>) -> Result<bool> {
         let registry = super::registry::Registry::load(&self.conn)?;
         let vault_id = VaultKeys::load(&self.conn)?.vault_id;
-        for prefix in ["log/", paths::DEVICES] {
+        for prefix in ["log/", paths::DEVICES, paths::SNAPSHOTS] {
             for path in handle.store.list(prefix)?.into_iter().filter(|p| paths::parse(p).is_some()).take(32) {
                 if handle.store.get(&path)?.is_some_and(|bytes| registry.signed_in_vault(&bytes, vault_id)) {
                     return Ok(true);
