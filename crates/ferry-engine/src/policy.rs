@@ -28,6 +28,19 @@ pub(crate) fn policy_key(collection: &str) -> String {
     format!("policy/{collection}")
 }
 
+/// The current JSON text of the setting `key` in [`SETTINGS_COLLECTION`] (`None`: never set,
+/// or deleted).
+pub(crate) fn setting(conn: &Connection, key: &str) -> Result<Option<String>> {
+    let value: Option<Option<String>> = conn
+        .prepare_cached(
+            "SELECT o.value FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter
+             WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted",
+        )?
+        .query_row(params![SETTINGS_COLLECTION, key], |row| row.get(0))
+        .optional()?;
+    Ok(value.flatten())
+}
+
 /// A collection's merge policy.
 #[derive(Clone, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "policy", rename_all = "lowercase")]

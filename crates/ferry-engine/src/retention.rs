@@ -101,16 +101,8 @@ impl Vault {
     /// Local failures.
     pub fn retention(&self) -> Result<Retention> {
         // A setting this build cannot read counts as the default, the rule every device knows.
-        let value: Option<Option<String>> = self
-            .conn
-            .query_row(
-                "SELECT o.value FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter
-                 WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted",
-                [SETTINGS_COLLECTION, RETENTION_KEY],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(value.flatten().and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
+        let value = crate::policy::setting(&self.conn, RETENTION_KEY)?;
+        Ok(value.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_default())
     }
 
     /// Sets the vault's retention (it syncs to every device).

@@ -42,14 +42,8 @@ fn fields_key(collection: &str) -> String {
 
 /// The fields of `collection` that are indexed (`None`: every string).
 fn search_fields(conn: &Connection, collection: &str) -> Result<Option<Vec<String>>> {
-    let value: Option<Option<String>> = conn
-        .prepare_cached(
-            "SELECT o.value FROM records r JOIN ops o ON o.device = r.winner_device AND o.counter = r.winner_counter
-             WHERE r.collection = ?1 AND r.key = ?2 AND NOT r.deleted",
-        )?
-        .query_row(params![SETTINGS_COLLECTION, fields_key(collection)], |row| row.get(0))
-        .optional()?;
-    Ok(value.flatten().and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok()))
+    let value = crate::policy::setting(conn, &fields_key(collection))?;
+    Ok(value.and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok()))
 }
 
 /// The text of a value: its strings, one per line (numbers and names are not indexed).
